@@ -1,0 +1,47 @@
+//! `mnv1 embed`: feature vectors per image, to .npy / .npz / JSON lines.
+
+use anyhow::Result;
+
+use super::{progress, report_failure, Status};
+use crate::cli::EmbedArgs;
+use crate::config::ModelConfig;
+use crate::engine::Head;
+use crate::error::UsageError;
+use crate::inputs;
+use crate::output::{EmbedFormat, EmbedWriter};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::registry::Module;
+
+pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
+    let format = match &args.out {
+        None => EmbedFormat::Jsonl,
+        Some(out) => EmbedFormat::from_path(out).ok_or_else(|| {
+            UsageError::new(format!("--out {}: name it .npy, .npz or .jsonl to choose the format", out.display()))
+        })?,
+    };
+    let config = ModelConfig::resolve(&args.model, Module::FeatureVector)?;
+    let engine = config.load_engine(Head::Features)?;
+    let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
+    let mut writer = EmbedWriter::new(format, args.out.as_deref(), engine.arch().feature_dim())?;
+    let bar = progress(items.len(), quiet);
+    let pipeline = Pipeline {
+        engine: &engine,
+        preprocess: &config.preprocess,
+        head: Head::Features,
+        batch_size: config.batch_size,
+        fail_fast: config.fail_fast,
+    };
+    let summary = pipeline.run(&items, |outcome| -> std::io::Result<()> {
+        bar.inc(1);
+        match outcome {
+            Outcome::Done { name, row } => writer.write(name, row),
+            Outcome::Failed { path, reason } => {
+                report_failure(&bar, path, reason);
+                Ok(())
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    writer.finish()?;
+    Ok(summary.into())
+}

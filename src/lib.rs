@@ -1,0 +1,17 @@
+//! mnv1: Google's MobileNet V1 image models on candle. The binary (`src/main.rs`) is a thin
+//! shell over these modules; data flows one way: inputs -> preprocess -> model -> output.
+
+pub mod cache;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod inputs;
+pub mod labels;
+pub mod model;
+pub mod output;
+pub mod pipeline;
+pub mod preprocess;
+pub mod registry;
+pub mod weights;

@@ -1,0 +1,30 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use mnv1::cli::{Cli, Command};
+use mnv1::commands::{self, Status};
+use mnv1::error::{exit_codes, is_broken_pipe, UsageError};
+
+fn run(cli: &Cli) -> anyhow::Result<Status> {
+    match &cli.command {
+        Command::Classify(a) => commands::classify::run(a, cli.quiet),
+        Command::Embed(a) => commands::embed::run(a, cli.quiet),
+        Command::List(a) => commands::list::run(a),
+        Command::Convert(a) => commands::convert::run(a, cli.quiet),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(Status::Ok) => exit_codes::SUCCESS,
+        Ok(Status::SomeFailed) => exit_codes::SOME_FAILED,
+        Err(e) if is_broken_pipe(&e) => exit_codes::SUCCESS,
+        Err(e) => {
+            eprintln!("mnv1: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() { exit_codes::USAGE } else { exit_codes::SOME_FAILED }
+        }
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,237 @@
+//! MobileNet V1 on candle for inference: every conv + BatchNorm pair folded into one filter and
+//! bias, ReLU6, TF SAME padding per layer, global mean pooling, optional 1001-way logits.
+//! Layout inside the network is NCHW (candle's conv layout); callers pass NHWC images in [0,1].
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::arch::{Arch, Layer, LayerKind, BN_EPSILON, LOGITS_SCOPE, NUM_CLASSES};
+use super::padding::same_padding;
+use crate::weights::RawTensor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("the weights have no tensor '{0}'")]
+    Missing(String),
+    #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error(
+        "the weights are for depth multiplier {found} (Conv2d_0 has {filters} filters), \
+         but the variant needs {wanted}: pick the matching --variant or other --weights"
+    )]
+    WrongMultiplier { found: String, filters: usize, wanted: f64 },
+    #[error(
+        "the weights have no logits layer ({LOGITS_SCOPE}); they can serve `mnv1 embed`, \
+         not `mnv1 classify`"
+    )]
+    NoLogits,
+    #[error("input of {height}x{width} is too small: the network needs at least 32x32")]
+    TooSmall { height: usize, width: usize },
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Smallest input side the network accepts: five stride-2 layers take 32 down to 1.
+pub const MIN_INPUT: usize = 32;
+
+/// One conv + BN + ReLU6 layer with the BN folded into `weight` and `bias`.
+struct FoldedLayer {
+    kind: LayerKind,
+    stride: usize,
+    /// Conv: OIHW. Depthwise: nine taps, each [1, C, 1, 1]. Pointwise: [Cout, Cin].
+    weight: Vec<Tensor>,
+    /// [1, C, 1, 1]
+    bias: Tensor,
+}
+
+/// The network with folded BatchNorm, ready for inference on one device.
+pub struct MobileNetV1 {
+    arch: Arch,
+    layers: Vec<FoldedLayer>,
+    /// Logits weights [C, 1001] and biases [1001]; None for a feature-vector-only model.
+    logits: Option<(Tensor, Tensor)>,
+}
+
+fn get<'a>(w: &'a BTreeMap<String, RawTensor>, name: &str, shape: &[usize]) -> Result<&'a RawTensor, ModelError> {
+    let t = w.get(name).ok_or_else(|| ModelError::Missing(name.to_string()))?;
+    if t.shape != shape {
+        return Err(ModelError::Shape { name: name.into(), expected: shape.to_vec(), found: t.shape.clone() });
+    }
+    Ok(t)
+}
+
+/// Per-channel (scale, bias) of a layer: from its BatchNorm, or scale 1 and the folded bias.
+fn scale_and_bias(w: &BTreeMap<String, RawTensor>, layer: &Layer) -> Result<(Vec<f64>, Vec<f32>), ModelError> {
+    let c = [layer.out_channels];
+    if w.contains_key(&layer.bias_name()) {
+        let bias = get(w, &layer.bias_name(), &c)?;
+        return Ok((vec![1.0; layer.out_channels], bias.data.clone()));
+    }
+    let bn = |leaf: &str| get(w, &layer.bn_name(leaf), &c);
+    let (gamma, beta, mean, var) = (bn("gamma")?, bn("beta")?, bn("moving_mean")?, bn("moving_variance")?);
+    let mut scale = Vec::with_capacity(layer.out_channels);
+    let mut bias = Vec::with_capacity(layer.out_channels);
+    for i in 0..layer.out_channels {
+        // Folded in f64 so the only rounding is the final one.
+        let s = gamma.data[i] as f64 / (var.data[i] as f64 + BN_EPSILON).sqrt();
+        scale.push(s);
+        bias.push((beta.data[i] as f64 - mean.data[i] as f64 * s) as f32);
+    }
+    Ok((scale, bias))
+}
+
+impl MobileNetV1 {
+    /// Builds the network from canonical tensors (see `crate::weights`), checking every shape
+    /// against `arch`. `with_logits` asks for the classifier head too.
+    pub fn from_tensors(
+        w: &BTreeMap<String, RawTensor>,
+        arch: Arch,
+        with_logits: bool,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let layer_table = arch.layers();
+        check_multiplier(w, &layer_table[0], arch)?;
+        let mut layers = Vec::with_capacity(layer_table.len());
+        for layer in &layer_table {
+            let filter = get(w, &layer.weight_name(), &layer.weight_shape())?;
+            let (scale, bias) = scale_and_bias(w, layer)?;
+            let c = layer.out_channels;
+            // TF layouts keep the output channel last (HWIO, [kh,kw,C,1]): scale along it.
+            let scaled: Vec<f32> = filter
+                .data
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v as f64 * scale[i % c]) as f32)
+                .collect();
+            let hwio = Tensor::from_vec(scaled, filter.shape.as_slice(), device)?;
+            let weight = match layer.kind {
+                LayerKind::Conv => vec![hwio.permute((3, 2, 0, 1))?.contiguous()?],
+                LayerKind::Depthwise => {
+                    let taps = hwio.reshape((9, c))?;
+                    (0..9)
+                        .map(|t| taps.get(t)?.reshape((1, c, 1, 1)))
+                        .collect::<candle_core::Result<_>>()?
+                }
+                LayerKind::Pointwise => {
+                    vec![hwio.reshape((layer.in_channels, c))?.t()?.contiguous()?]
+                }
+            };
+            let bias = Tensor::from_vec(bias, (1, c, 1, 1), device)?;
+            layers.push(FoldedLayer { kind: layer.kind, stride: layer.stride, weight, bias });
+        }
+        let logits = if with_logits {
+            let name = format!("{LOGITS_SCOPE}/weights");
+            if !w.contains_key(&name) {
+                return Err(ModelError::NoLogits);
+            }
+            let f = arch.feature_dim();
+            let lw = get(w, &name, &[1, 1, f, NUM_CLASSES])?;
+            let lb = get(w, &format!("{LOGITS_SCOPE}/biases"), &[NUM_CLASSES])?;
+            Some((
+                Tensor::from_slice(&lw.data, (f, NUM_CLASSES), device)?,
+                Tensor::from_slice(&lb.data, NUM_CLASSES, device)?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self { arch, layers, logits })
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn has_logits(&self) -> bool {
+        self.logits.is_some()
+    }
+
+    /// Pooled Conv2d_13_pointwise features [N, C] of NHWC images with values in [0,1].
+    pub fn features(&self, images: &Tensor) -> Result<Tensor, ModelError> {
+        let (_, h, w, _) = images.dims4()?;
+        if h < MIN_INPUT || w < MIN_INPUT {
+            return Err(ModelError::TooSmall { height: h, width: w });
+        }
+        // The hub signature takes [0,1]; the graph itself works on [-1,1].
+        let mut x = images.to_dtype(DType::F32)?.affine(2.0, -1.0)?.permute((0, 3, 1, 2))?.contiguous()?;
+        for layer in &self.layers {
+            x = layer.forward(&x)?;
+        }
+        Ok(x.mean((2, 3))?)
+    }
+
+    /// Logits [N, 1001] (index 0 = background) of NHWC images with values in [0,1].
+    pub fn logits(&self, images: &Tensor) -> Result<Tensor, ModelError> {
+        let (w, b) = self.logits.as_ref().ok_or(ModelError::NoLogits)?;
+        let features = self.features(images)?;
+        Ok(features.matmul(w)?.broadcast_add(b)?)
+    }
+}
+
+/// Turns "0.25 weights for a 0.5 variant" into one clear error instead of a shape mismatch.
+fn check_multiplier(w: &BTreeMap<String, RawTensor>, first: &Layer, arch: Arch) -> Result<(), ModelError> {
+    let Some(t) = w.get(&first.weight_name()) else {
+        return Err(ModelError::Missing(first.weight_name()));
+    };
+    let filters = t.shape.last().copied().unwrap_or(0);
+    if t.shape.len() == 4 && filters != first.out_channels {
+        let found = Arch::from_first_conv_filters(filters)
+            .map(|a| a.depth_multiplier.to_string())
+            .unwrap_or_else(|| String::from("unknown"));
+        return Err(ModelError::WrongMultiplier { found, filters, wanted: arch.depth_multiplier });
+    }
+    Ok(())
+}
+
+impl FoldedLayer {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = match self.kind {
+            LayerKind::Conv => {
+                let (_, _, h, w) = x.dims4()?;
+                let (_, (top, bottom)) = same_padding(h, 3, self.stride);
+                let (_, (left, right)) = same_padding(w, 3, self.stride);
+                let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+                padded.conv2d(&self.weight[0], 0, self.stride, 1, 1)?
+            }
+            LayerKind::Depthwise => depthwise_by_taps(x, &self.weight, self.stride)?,
+            LayerKind::Pointwise => {
+                let (n, c, h, w) = x.dims4()?;
+                let y = self.weight[0].broadcast_matmul(&x.reshape((n, c, h * w))?)?;
+                y.reshape((n, (), h, w))?
+            }
+        };
+        y.broadcast_add(&self.bias)?.clamp(0f32, 6f32)
+    }
+}
+
+/// 3x3 depthwise convolution as nine shifted (and for stride 2, subsampled) views times
+/// per-channel weights: O(9) tensor ops per layer on any device, where candle's grouped conv2d
+/// would run one convolution per channel.
+fn depthwise_by_taps(x: &Tensor, taps: &[Tensor], stride: usize) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, (top, bottom)) = same_padding(h, 3, stride);
+    let (ow, (left, right)) = same_padding(w, 3, stride);
+    // One more zero row/column for stride 2 lets every tap take a window of 2*out and keep its
+    // even elements; the extra zeros are never read.
+    let extra = stride - 1;
+    let padded = x.pad_with_zeros(2, top, bottom + extra)?.pad_with_zeros(3, left, right + extra)?;
+    let mut acc: Option<Tensor> = None;
+    for (t, tap) in taps.iter().enumerate() {
+        let (i, j) = (t / 3, t % 3);
+        let mut view = padded.narrow(2, i, oh * stride)?.narrow(3, j, ow * stride)?;
+        if stride > 1 {
+            view = view
+                .contiguous()?
+                .reshape((n, c, oh, stride, ow, stride))?
+                .narrow(3, 0, 1)?
+                .narrow(5, 0, 1)?
+                .reshape((n, c, oh, ow))?;
+        }
+        let term = view.broadcast_mul(tap)?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => (a + term)?,
+        });
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("depthwise layer without taps".into()))
+}

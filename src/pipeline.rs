@@ -1,0 +1,137 @@
+//! Inputs -> preprocessing -> batched inference -> one row per image, in input order.
+//! A failing input is reported and skipped; the others still get their results.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::engine::{Engine, Head};
+use crate::inputs::InputItem;
+use crate::model::mobilenet::MIN_INPUT;
+use crate::preprocess::{self, Preprocess, Rgb32};
+
+/// What happened to one image.
+pub enum Outcome<'a> {
+    /// `name` is the path, with `[i]` appended for the i-th image of a multi-image .npy.
+    Done { name: &'a str, row: &'a [f32] },
+    Failed { path: &'a Path, reason: &'a str },
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Summary {
+    pub done: usize,
+    pub failed: usize,
+}
+
+pub struct Pipeline<'a> {
+    pub engine: &'a Engine,
+    pub preprocess: &'a Preprocess,
+    pub head: Head,
+    pub batch_size: usize,
+    pub fail_fast: bool,
+}
+
+/// One decoded input file: its images, or why it has none.
+type Loaded = Result<Vec<(String, Rgb32)>, String>;
+
+fn load(path: &Path, pre: &Preprocess) -> Loaded {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let images = if preprocess::is_npy(&bytes) {
+        let images = preprocess::read_npy_images(&bytes).map_err(|e| e.to_string())?;
+        let name = path.display().to_string();
+        if images.len() == 1 {
+            images.into_iter().map(|i| (name.clone(), i)).collect()
+        } else {
+            images.into_iter().enumerate().map(|(k, i)| (format!("{name}[{k}]"), i)).collect()
+        }
+    } else {
+        let img = preprocess::preprocess_image(&bytes, pre).map_err(|e| e.to_string())?;
+        vec![(path.display().to_string(), img)]
+    };
+    for (_, img) in &images {
+        if img.height < MIN_INPUT || img.width < MIN_INPUT {
+            return Err(format!("{}x{} is smaller than the network's {MIN_INPUT}x{MIN_INPUT} minimum", img.height, img.width));
+        }
+    }
+    Ok(images)
+}
+
+impl Pipeline<'_> {
+    /// Runs every item, calling `sink` once per image or failure, in input order. Stops early
+    /// when `sink` fails (e.g. a closed stdout) or, with `fail_fast`, at the first failure.
+    pub fn run<E>(
+        &self,
+        items: &[InputItem],
+        mut sink: impl FnMut(Outcome<'_>) -> Result<(), E>,
+    ) -> Result<Summary, E> {
+        let mut summary = Summary::default();
+        let batch = self.batch_size.max(1);
+        for chunk in items.chunks(batch) {
+            // Decoding is the slow, independent part: in parallel, then back in input order.
+            let loaded: Vec<(PathBuf, Loaded)> = chunk
+                .par_iter()
+                .map(|item| match item {
+                    Ok(path) => (path.clone(), load(path, self.preprocess)),
+                    Err(f) => (f.path.clone(), Err(f.reason.clone())),
+                })
+                .collect();
+            // Same-sized images share forward passes; order is restored when emitting.
+            let mut rows: Vec<Vec<Result<Vec<f32>, String>>> =
+                loaded.iter().map(|(_, l)| l.as_ref().map(|v| v.len()).unwrap_or(0)).map(Vec::with_capacity).collect();
+            let images: Vec<(usize, &Rgb32)> = loaded
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, l))| l.as_ref().ok().map(|v| v.iter().map(move |(_, img)| (i, img))))
+                .flatten()
+                .collect();
+            let mut start = 0;
+            while start < images.len() {
+                let size = (images[start].1.height, images[start].1.width);
+                let mut end = start;
+                while end < images.len() && end - start < batch && (images[end].1.height, images[end].1.width) == size {
+                    end += 1;
+                }
+                let group: Vec<&Rgb32> = images[start..end].iter().map(|(_, img)| *img).collect();
+                match self.engine.run(&group, self.head) {
+                    Ok(out) => {
+                        for ((i, _), row) in images[start..end].iter().zip(out) {
+                            rows[*i].push(Ok(row));
+                        }
+                    }
+                    Err(e) => {
+                        for (i, _) in &images[start..end] {
+                            rows[*i].push(Err(e.to_string()));
+                        }
+                    }
+                }
+                start = end;
+            }
+            for ((path, l), file_rows) in loaded.iter().zip(rows) {
+                let result = match l {
+                    Err(reason) => Err(reason.clone()),
+                    Ok(images) => file_rows
+                        .iter()
+                        .find_map(|r| r.as_ref().err().cloned())
+                        .map_or(Ok(images), Err),
+                };
+                match result {
+                    Ok(images) => {
+                        for ((name, _), row) in images.iter().zip(&file_rows) {
+                            let row = row.as_ref().map(Vec::as_slice).unwrap_or_default();
+                            sink(Outcome::Done { name, row })?;
+                            summary.done += 1;
+                        }
+                    }
+                    Err(reason) => {
+                        summary.failed += 1;
+                        sink(Outcome::Failed { path, reason: &reason })?;
+                        if self.fail_fast {
+                            return Ok(summary);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(summary)
+    }
+}

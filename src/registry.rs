@@ -1,0 +1,216 @@
+//! The 32 MobileNet V1 modules listed in `models.toml` (embedded at build time), and the ways a
+//! user may name one: `050_160`, `mobilenet_v1_050_160`, `0.5_160`, or a TF-Hub handle URL.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+/// What a TF-Hub module returns: the classifier's 1001 logits, or the pooled features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Module {
+    Classification,
+    FeatureVector,
+}
+
+impl Module {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Module::Classification => "classification",
+            Module::FeatureVector => "feature_vector",
+        }
+    }
+}
+
+/// One row of models.toml.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Variant {
+    /// `MMM_RRR`, e.g. `050_160`; shared by a checkpoint's two modules.
+    pub id: String,
+    pub module: Module,
+    pub depth_multiplier: f64,
+    pub resolution: usize,
+    /// 1001 logits, or 256/512/768/1024 features.
+    pub outputs: usize,
+    pub hub_handle: String,
+    /// Release checkpoint name, e.g. `mobilenet_v1_0.5_160`.
+    pub checkpoint: String,
+    pub release_url: String,
+    #[serde(default)]
+    pub hf_repo: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub published_macs_m: f64,
+    pub published_params_m: f64,
+    pub published_top1: f64,
+    pub published_top5: f64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Registry {
+    #[serde(rename = "variant")]
+    variants: Vec<Variant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unknown variant '{spec}'{}", suggest(.suggestions))]
+    Unknown { spec: String, suggestions: Vec<String> },
+    #[error(
+        "'{spec}' names the {found} module, but this command needs the {wanted} module \
+         (the same checkpoint also serves it: try --variant {id})"
+    )]
+    WrongModule { spec: String, id: String, found: &'static str, wanted: &'static str },
+}
+
+fn suggest(ids: &[String]) -> String {
+    if ids.is_empty() {
+        String::from("; `mnv1 list` shows all 32")
+    } else {
+        format!("; did you mean {}? (`mnv1 list` shows all 32)", ids.join(", "))
+    }
+}
+
+/// Variant ids of the four multipliers and four resolutions, also in their long spellings.
+const MULTIPLIERS: [(&str, &str); 4] = [("025", "0.25"), ("050", "0.5"), ("075", "0.75"), ("100", "1.0")];
+
+impl Registry {
+    /// The registry compiled into the binary from models.toml.
+    pub fn builtin() -> &'static Registry {
+        static REGISTRY: OnceLock<Registry> = OnceLock::new();
+        REGISTRY.get_or_init(|| {
+            toml::from_str(include_str!("../models.toml")).expect("models.toml is checked by tests")
+        })
+    }
+
+    pub fn variants(&self) -> &[Variant] {
+        &self.variants
+    }
+
+    /// Resolves a user's spelling to the variant of `module`. A TF-Hub handle pins its module; a
+    /// handle of the other module is an error, except that features may come from either module
+    /// (the feature vector is the classifier's pooled layer).
+    pub fn resolve(&self, spec: &str, module: Module) -> Result<&Variant, RegistryError> {
+        let (id, pinned) = parse_spec(spec).ok_or_else(|| self.unknown(spec))?;
+        if let Some(found) = pinned {
+            if found != module && module == Module::Classification {
+                return Err(RegistryError::WrongModule {
+                    spec: spec.to_string(),
+                    id,
+                    found: found.as_str(),
+                    wanted: module.as_str(),
+                });
+            }
+        }
+        self.variants
+            .iter()
+            .find(|v| v.id == id && v.module == module)
+            .ok_or_else(|| self.unknown(spec))
+    }
+
+    /// The classification row of each checkpoint (16), in models.toml order.
+    pub fn checkpoints(&self) -> impl Iterator<Item = &Variant> {
+        self.variants.iter().filter(|v| v.module == Module::Classification)
+    }
+
+    fn unknown(&self, spec: &str) -> RegistryError {
+        let wanted = spec.to_ascii_lowercase();
+        let mut scored: Vec<(f64, &str)> = self
+            .checkpoints()
+            .map(|v| (strsim::normalized_damerau_levenshtein(&wanted, &v.id), v.id.as_str()))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let suggestions = scored
+            .iter()
+            .take(3)
+            .filter(|(score, _)| *score >= 0.4)
+            .map(|(_, id)| id.to_string())
+            .collect();
+        RegistryError::Unknown { spec: spec.to_string(), suggestions }
+    }
+}
+
+/// `MMM_RRR` plus the module a handle pins, or None when `spec` is no spelling of a variant.
+fn parse_spec(spec: &str) -> Option<(String, Option<Module>)> {
+    let s = spec.trim();
+    if let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .map(|r| r.split(['?', '#']).next().unwrap_or(r))
+    {
+        // tfhub.dev/google/imagenet/mobilenet_v1_050_160/classification/3
+        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        let at = parts.iter().position(|p| p.starts_with("mobilenet_v1_"))?;
+        let id = parse_id(parts[at])?;
+        let module = match parts.get(at + 1).copied() {
+            Some("classification") => Some(Module::Classification),
+            Some("feature_vector") => Some(Module::FeatureVector),
+            _ => return None,
+        };
+        return Some((id, module));
+    }
+    Some((parse_id(s)?, None))
+}
+
+/// `050_160`, `mobilenet_v1_050_160`, `0.5_160`, `mobilenet_v1_0.5_160` -> `050_160`.
+fn parse_id(s: &str) -> Option<String> {
+    let s = s.strip_prefix("mobilenet_v1_").unwrap_or(s);
+    let (mult, res) = s.split_once('_')?;
+    let code = MULTIPLIERS.iter().find(|(code, long)| mult == *code || mult == *long)?.0;
+    let res: usize = res.parse().ok()?;
+    [128, 160, 192, 224].contains(&res).then(|| format!("{code}_{res}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_toml_lists_32_consistent_variants() {
+        let r = Registry::builtin();
+        assert_eq!(r.variants().len(), 32);
+        assert_eq!(r.checkpoints().count(), 16);
+        for v in r.variants() {
+            let width = ((1024.0 * v.depth_multiplier) as usize).max(8);
+            let outputs = if v.module == Module::Classification { 1001 } else { width };
+            assert_eq!(v.outputs, outputs, "{}", v.id);
+            assert!(v.hub_handle.ends_with(&format!("mobilenet_v1_{}/{}/3", v.id, v.module.as_str())));
+            assert!(v.release_url.ends_with(&format!("/{}.tgz", v.checkpoint)));
+        }
+    }
+
+    #[test]
+    fn every_spelling_resolves() {
+        let r = Registry::builtin();
+        for spec in [
+            "050_160",
+            "mobilenet_v1_050_160",
+            "0.5_160",
+            "mobilenet_v1_0.5_160",
+            "https://tfhub.dev/google/imagenet/mobilenet_v1_050_160/classification/3",
+            "https://tfhub.dev/google/imagenet/mobilenet_v1_050_160/classification/3?tf-hub-format=compressed",
+        ] {
+            let v = r.resolve(spec, Module::Classification).unwrap();
+            assert_eq!((v.id.as_str(), v.module), ("050_160", Module::Classification), "{spec}");
+        }
+        let fv = "https://tfhub.dev/google/imagenet/mobilenet_v1_100_224/feature_vector/3";
+        assert_eq!(r.resolve(fv, Module::FeatureVector).unwrap().outputs, 1024);
+        assert!(matches!(
+            r.resolve(fv, Module::Classification),
+            Err(RegistryError::WrongModule { .. })
+        ));
+        // Features can come from a classification handle: same checkpoint.
+        let cls = "https://tfhub.dev/google/imagenet/mobilenet_v1_025_128/classification/3";
+        assert_eq!(r.resolve(cls, Module::FeatureVector).unwrap().outputs, 256);
+    }
+
+    #[test]
+    fn unknown_ids_suggest_the_nearest() {
+        let r = Registry::builtin();
+        let err = r.resolve("050_150", Module::Classification).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("050_160"), "{msg}");
+        assert!(r.resolve("0.3_128", Module::Classification).is_err());
+        assert!(r.resolve("", Module::Classification).is_err());
+    }
+}

@@ -1,0 +1,2073 @@
+//! Float MobileNet V1 weights out of a TensorFlow Lite flatbuffer (`.tflite`).
+//!
+//! The reader walks the main subgraph's operators in order and maps the convolutions onto the
+//! canonical TF-Slim names by position and shape; tensor names in the file are never used (they
+//! differ between producers: TOCO 2018 keeps the TF-Slim scopes, newer converters invent their own).
+//! Expected operator sequence (anything else is an error saying what was found where):
+//!
+//! 1. `CONV_2D` 3x3 stride 2, 3 input channels -> `MobilenetV1/Conv2d_0`
+//! 2. 13 x (`DEPTHWISE_CONV_2D` 3x3, strides 1,2,1,2,1,2,1,1,1,1,1,2,1 -> `Conv2d_{i}_depthwise`,
+//!    `CONV_2D` 1x1 stride 1 -> `Conv2d_{i}_pointwise`), each reading the previous layer's output
+//! 3. pooling / `MEAN` / `RESHAPE` / `SQUEEZE` (ignored, allowed only after the body)
+//! 4. `CONV_2D` 1x1 with 1001 outputs, no activation -> `MobilenetV1/Logits/Conv2d_1c_1x1`
+//! 5. `RESHAPE` / `SQUEEZE` / `SOFTMAX` (ignored)
+//!
+//! All body layers must be SAME-padded, undilated and have ReLU6 fused; channel widths must be those
+//! of one of the four depth multipliers (0.25, 0.5, 0.75, 1.0); all tensors float32. BatchNorm is
+//! folded in a .tflite, so every layer yields `weights` (or `depthwise_weights`) plus `biases`.
+//! TFLite layouts are transposed into TensorFlow's: CONV_2D `[out,kh,kw,in]` -> HWIO
+//! `[kh,kw,in,out]`, DEPTHWISE_CONV_2D `[1,kh,kw,C]` -> `[kh,kw,C,1]`.
+//!
+//! The flatbuffer is read with explicit bounds checks on every access (no `unsafe`, no indexing
+//! that can panic): a malformed or hostile file gives a [`TfliteError`], never a panic, and no
+//! allocation is made larger than the data the file actually holds.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::weights::RawTensor;
+
+/// What is wrong with a .tflite file.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TfliteError {
+    /// The bytes are not a TFLite flatbuffer at all.
+    #[error("not a TFLite model: {0}")]
+    NotTflite(String),
+    /// The flatbuffer structure is broken (an offset or length points outside the file, ...).
+    #[error("malformed TFLite flatbuffer at byte {at}: {what}")]
+    Malformed { at: usize, what: String },
+    /// A valid TFLite file using a feature this reader does not handle.
+    #[error("unsupported TFLite model: {0}")]
+    Unsupported(String),
+    /// Tensors that are not float32 (a quantised or float16 model).
+    #[error(
+        "operator #{op} ({layer}): tensor #{tensor} '{name}' is {dtype}, expected FLOAT32 \
+         (quantised models are not supported; use the float .tflite)"
+    )]
+    NotFloat {
+        op: usize,
+        layer: String,
+        tensor: i32,
+        name: String,
+        dtype: String,
+    },
+    /// A valid TFLite model that is not a float TF-Slim MobileNet V1.
+    #[error("not a MobileNet V1 model: {0}")]
+    Structure(String),
+}
+
+type Result<T> = std::result::Result<T, TfliteError>;
+
+/// True when bytes look like a TFLite flatbuffer (file identifier "TFL3" at bytes 4..8).
+pub fn is_tflite(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(b"TFL3".as_slice())
+}
+
+/// Canonical-named, TF-layout tensors of a float MobileNet V1 .tflite.
+pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
+    if bytes.len() < 8 {
+        return Err(TfliteError::NotTflite(format!(
+            "only {} bytes",
+            bytes.len()
+        )));
+    }
+    if !is_tflite(bytes) {
+        return Err(TfliteError::NotTflite(format!(
+            "file identifier at bytes 4..8 is {:?}, expected \"TFL3\"",
+            String::from_utf8_lossy(&bytes[4..8])
+        )));
+    }
+    let model = Model::parse(Fb(bytes))?;
+    let mut out = BTreeMap::new();
+    let all = layers();
+    let mut layers = all.iter().enumerate().peekable();
+    // Tensor id that the next layer must read: the previous layer's output, followed through the
+    // ignored ops (pooling, reshape) that consume it.
+    let mut flow: Option<i32> = None;
+    let mut widths: Option<Widths> = None;
+    let mut prev_channels = 3usize;
+    for k in 0..model.operators.len() {
+        let op = model.operators.table(k, "operator")?;
+        let code = model.opcode(&op, k)?;
+        match code {
+            CONV_2D | DEPTHWISE_CONV_2D => {
+                let Some((step, layer)) = layers.next() else {
+                    return Err(TfliteError::Structure(format!(
+                        "operator #{k} is {} after the logits layer; MobileNet V1 has 28 convolutions",
+                        op_name(code)
+                    )));
+                };
+                let conv = model.conv(&op, k, code, layer)?;
+                if let Some(expected) = flow {
+                    if conv.input != expected {
+                        return Err(TfliteError::Structure(format!(
+                            "operator #{k} ({} for {}) reads tensor #{}, not the output #{expected} of {}",
+                            op_name(code),
+                            layer.scope(),
+                            conv.input,
+                            all[step - 1].scope()
+                        )));
+                    }
+                }
+                let w = match widths {
+                    Some(w) => w,
+                    None => {
+                        let w = Widths::from_first(conv.out_channels()).ok_or_else(|| {
+                            TfliteError::Structure(format!(
+                                "operator #{k} (Conv2d_0) has {} output channels; MobileNet V1 has 8, \
+                                 16, 24 or 32 (depth multiplier 0.25, 0.5, 0.75, 1.0)",
+                                conv.out_channels()
+                            ))
+                        })?;
+                        widths = Some(w);
+                        w
+                    }
+                };
+                check_layer(&conv, layer, k, prev_channels, w.channels(layer))?;
+                prev_channels = conv.out_channels();
+                flow = Some(conv.output);
+                conv.emit(layer, &mut out);
+            }
+            AVERAGE_POOL_2D | MEAN | RESHAPE | SQUEEZE | SOFTMAX => {
+                if layers.peek().is_some_and(|(s, _)| *s < all.len() - 1) {
+                    let at = layers.peek().map_or("", |(_, l)| l.name.as_str());
+                    return Err(TfliteError::Structure(format!(
+                        "operator #{k} is {} before {at}; MobileNet V1 only pools after Conv2d_13_pointwise",
+                        op_name(code)
+                    )));
+                }
+                let ins = op_tensors(&op, OP_INPUTS, "Operator.inputs")?;
+                let outs = op_tensors(&op, OP_OUTPUTS, "Operator.outputs")?;
+                if let (Some(f), Some(&first_in), Some(&first_out)) =
+                    (flow, ins.first(), outs.first())
+                {
+                    if first_in == f {
+                        flow = Some(first_out);
+                    }
+                }
+            }
+            other => {
+                let at = layers
+                    .peek()
+                    .map_or("after the logits".to_string(), |(_, l)| {
+                        format!("where {} ({}) was expected", l.scope(), op_name(l.code()))
+                    });
+                let hint = match other {
+                    QUANTIZE | DEQUANTIZE => {
+                        " (a quantised or float16 model? only float32 .tflite is supported)"
+                    }
+                    _ => "",
+                };
+                return Err(TfliteError::Structure(format!(
+                    "operator #{k} is {} {at}{hint}",
+                    op_name(other)
+                )));
+            }
+        }
+    }
+    if let Some((_, layer)) = layers.next() {
+        return Err(TfliteError::Structure(format!(
+            "the model ends after {} convolutions; {} is missing ({} operators in all)",
+            out.len() / 2,
+            layer.scope(),
+            model.operators.len()
+        )));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The expected network.
+
+const CONV_2D: i32 = 3;
+const DEPTHWISE_CONV_2D: i32 = 4;
+const AVERAGE_POOL_2D: i32 = 1;
+const DEQUANTIZE: i32 = 6;
+const RESHAPE: i32 = 22;
+const SOFTMAX: i32 = 25;
+const MEAN: i32 = 40;
+const SQUEEZE: i32 = 43;
+const CUSTOM: i32 = 32;
+const QUANTIZE: i32 = 114;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Conv0,
+    Depthwise,
+    Pointwise,
+    Logits,
+}
+
+struct Layer {
+    /// Canonical scope, e.g. `Conv2d_3_depthwise`, `Logits/Conv2d_1c_1x1`.
+    name: String,
+    kind: Kind,
+    stride: i32,
+    /// Output channels at depth multiplier 1.0 (the logits: the class count).
+    base: usize,
+}
+
+impl Layer {
+    fn scope(&self) -> String {
+        format!("MobilenetV1/{}", self.name)
+    }
+    fn code(&self) -> i32 {
+        if self.kind == Kind::Depthwise {
+            DEPTHWISE_CONV_2D
+        } else {
+            CONV_2D
+        }
+    }
+    fn kernel(&self) -> usize {
+        if matches!(self.kind, Kind::Conv0 | Kind::Depthwise) {
+            3
+        } else {
+            1
+        }
+    }
+}
+
+/// The 28 convolutions of MobileNet V1 in network order.
+fn layers() -> Vec<Layer> {
+    const DW_STRIDES: [i32; 13] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1];
+    const PW_WIDTHS: [usize; 13] = [
+        64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
+    ];
+    let mut v = vec![Layer {
+        name: "Conv2d_0".into(),
+        kind: Kind::Conv0,
+        stride: 2,
+        base: 32,
+    }];
+    for (i, (&stride, &base)) in DW_STRIDES.iter().zip(&PW_WIDTHS).enumerate() {
+        let i = i + 1;
+        v.push(Layer {
+            name: format!("Conv2d_{i}_depthwise"),
+            kind: Kind::Depthwise,
+            stride,
+            base: 0,
+        });
+        v.push(Layer {
+            name: format!("Conv2d_{i}_pointwise"),
+            kind: Kind::Pointwise,
+            stride: 1,
+            base,
+        });
+    }
+    v.push(Layer {
+        name: "Logits/Conv2d_1c_1x1".into(),
+        kind: Kind::Logits,
+        stride: 1,
+        base: 1001,
+    });
+    v
+}
+
+/// Channel widths of one depth multiplier, `quarters / 4`.
+#[derive(Clone, Copy)]
+struct Widths {
+    quarters: usize,
+}
+
+impl Widths {
+    /// TF-Slim `depth(d) = max(int(d * multiplier), 8)`.
+    fn depth(&self, d: usize) -> usize {
+        (d * self.quarters / 4).max(8)
+    }
+    fn from_first(c0: usize) -> Option<Self> {
+        (1..=4)
+            .map(|quarters| Widths { quarters })
+            .find(|w| w.depth(32) == c0)
+    }
+    /// Expected output channels (None: depthwise, which keeps its input's).
+    fn channels(&self, layer: &Layer) -> Option<usize> {
+        match layer.kind {
+            Kind::Depthwise => None,
+            Kind::Logits => Some(layer.base),
+            Kind::Conv0 | Kind::Pointwise => Some(self.depth(layer.base)),
+        }
+    }
+}
+
+/// One convolution operator with its constant filter and bias, in TFLite layout.
+struct Conv {
+    code: i32,
+    input: i32,
+    output: i32,
+    /// TFLite filter shape: CONV_2D [out,kh,kw,in], DEPTHWISE_CONV_2D [1,kh,kw,C].
+    shape: [usize; 4],
+    filter: Vec<f32>,
+    bias: Vec<f32>,
+    padding: u8,
+    stride: (i32, i32),
+    dilation: (i32, i32),
+    activation: u8,
+    depth_multiplier: i32,
+}
+
+impl Conv {
+    fn out_channels(&self) -> usize {
+        if self.code == DEPTHWISE_CONV_2D {
+            self.shape[3]
+        } else {
+            self.shape[0]
+        }
+    }
+    fn in_channels(&self) -> usize {
+        self.shape[3]
+    }
+
+    fn emit(self, layer: &Layer, out: &mut BTreeMap<String, RawTensor>) {
+        let scope = layer.scope();
+        let [o, kh, kw, i] = self.shape;
+        let (wname, tensor) = if self.code == DEPTHWISE_CONV_2D {
+            // [1,kh,kw,C] and [kh,kw,C,1] have the same element order.
+            (
+                "depthwise_weights",
+                RawTensor::new(vec![kh, kw, i, 1], self.filter),
+            )
+        } else {
+            // [o][hw][i] -> [hw][i][o]
+            let mut hwio = vec![0f32; self.filter.len()];
+            for (oo, per_out) in self.filter.chunks_exact(kh * kw * i).enumerate() {
+                for (hwi, &v) in per_out.iter().enumerate() {
+                    hwio[hwi * o + oo] = v;
+                }
+            }
+            ("weights", RawTensor::new(vec![kh, kw, i, o], hwio))
+        };
+        let c = self.bias.len();
+        out.insert(format!("{scope}/{wname}"), tensor);
+        out.insert(
+            format!("{scope}/biases"),
+            RawTensor::new(vec![c], self.bias),
+        );
+    }
+}
+
+const PADDING_SAME: u8 = 0;
+const ACT_NONE: u8 = 0;
+const ACT_RELU6: u8 = 3;
+
+fn check_layer(
+    conv: &Conv,
+    layer: &Layer,
+    k: usize,
+    in_channels: usize,
+    out_channels: Option<usize>,
+) -> Result<()> {
+    let fail = |what: String| {
+        Err(TfliteError::Structure(format!(
+            "operator #{k} ({} for {}): {what}",
+            op_name(conv.code),
+            layer.scope()
+        )))
+    };
+    if conv.code != layer.code() {
+        return fail(format!("expected {}", op_name(layer.code())));
+    }
+    let kk = layer.kernel();
+    let [_, kh, kw, _] = conv.shape;
+    if (kh, kw) != (kk, kk) {
+        return fail(format!("kernel is {kh}x{kw}, expected {kk}x{kk}"));
+    }
+    let s = layer.stride;
+    if conv.stride != (s, s) {
+        return fail(format!(
+            "stride is (h {}, w {}), expected {s}",
+            conv.stride.1, conv.stride.0
+        ));
+    }
+    if conv.dilation != (1, 1) {
+        return fail(format!("dilation is {:?}, expected 1", conv.dilation));
+    }
+    if conv.padding != PADDING_SAME {
+        return fail(format!(
+            "padding is {}, expected SAME",
+            padding_name(conv.padding)
+        ));
+    }
+    let act = if layer.kind == Kind::Logits {
+        ACT_NONE
+    } else {
+        ACT_RELU6
+    };
+    if conv.activation != act {
+        return fail(format!(
+            "fused activation is {}, expected {}",
+            activation_name(conv.activation),
+            activation_name(act)
+        ));
+    }
+    if conv.code == DEPTHWISE_CONV_2D {
+        if conv.shape[0] != 1 {
+            return fail(format!(
+                "filter shape {:?} does not start with 1",
+                conv.shape
+            ));
+        }
+        // depth_multiplier is 0 (absent) in newer converters' output; the shape decides.
+        if !(0..=1).contains(&conv.depth_multiplier) {
+            return fail(format!(
+                "depth multiplier is {}, expected 1",
+                conv.depth_multiplier
+            ));
+        }
+    }
+    if conv.in_channels() != in_channels {
+        return fail(format!(
+            "filter {:?} has {} input channels, but the previous layer gives {in_channels}",
+            conv.shape,
+            conv.in_channels()
+        ));
+    }
+    if let Some(c) = out_channels {
+        if conv.out_channels() != c {
+            return fail(format!(
+                "{} output channels, expected {c} for this width",
+                conv.out_channels()
+            ));
+        }
+    }
+    if conv.bias.len() != conv.out_channels() {
+        return fail(format!(
+            "bias has {} values for {} output channels",
+            conv.bias.len(),
+            conv.out_channels()
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// TFLite schema (tensorflow/lite/schema/schema.fbs), only the fields used here.
+
+// Model
+const MODEL_VERSION: usize = 0;
+const MODEL_OPERATOR_CODES: usize = 1;
+const MODEL_SUBGRAPHS: usize = 2;
+const MODEL_BUFFERS: usize = 4;
+// SubGraph
+const SUBGRAPH_TENSORS: usize = 0;
+const SUBGRAPH_OPERATORS: usize = 3;
+// Tensor
+const TENSOR_SHAPE: usize = 0;
+const TENSOR_TYPE: usize = 1;
+const TENSOR_BUFFER: usize = 2;
+const TENSOR_NAME: usize = 3;
+// Buffer
+const BUFFER_DATA: usize = 0;
+const BUFFER_OFFSET: usize = 1;
+// Operator
+const OP_OPCODE_INDEX: usize = 0;
+const OP_INPUTS: usize = 1;
+const OP_OUTPUTS: usize = 2;
+const OP_OPTIONS_TYPE: usize = 3;
+const OP_OPTIONS: usize = 4;
+// OperatorCode
+const OPCODE_DEPRECATED_BUILTIN: usize = 0;
+const OPCODE_CUSTOM: usize = 1;
+const OPCODE_BUILTIN: usize = 3;
+// BuiltinOptions union tags
+const OPTIONS_CONV_2D: u8 = 1;
+const OPTIONS_DEPTHWISE_CONV_2D: u8 = 2;
+// Conv2DOptions
+const CONV_PADDING: usize = 0;
+const CONV_STRIDE_W: usize = 1;
+const CONV_STRIDE_H: usize = 2;
+const CONV_ACTIVATION: usize = 3;
+const CONV_DILATION_W: usize = 4;
+const CONV_DILATION_H: usize = 5;
+// DepthwiseConv2DOptions
+const DW_PADDING: usize = 0;
+const DW_STRIDE_W: usize = 1;
+const DW_STRIDE_H: usize = 2;
+const DW_DEPTH_MULTIPLIER: usize = 3;
+const DW_ACTIVATION: usize = 4;
+const DW_DILATION_W: usize = 5;
+const DW_DILATION_H: usize = 6;
+
+const TENSOR_FLOAT32: u8 = 0;
+const SCHEMA_VERSION: u32 = 3;
+
+struct Model<'a> {
+    fb: Fb<'a>,
+    opcodes: Vector<'a>,
+    buffers: Vector<'a>,
+    tensors: Vector<'a>,
+    operators: Vector<'a>,
+}
+
+impl<'a> Model<'a> {
+    fn parse(fb: Fb<'a>) -> Result<Self> {
+        let root = fb.table(fb.uoffset(0, "root table offset")?, "Model")?;
+        let version = root.u32_or(MODEL_VERSION, 0)?;
+        if version != SCHEMA_VERSION {
+            return Err(TfliteError::Unsupported(format!(
+                "schema version {version}, expected {SCHEMA_VERSION}"
+            )));
+        }
+        let opcodes = root.vector_req(MODEL_OPERATOR_CODES, 4, "Model.operator_codes")?;
+        let subgraphs = root.vector_req(MODEL_SUBGRAPHS, 4, "Model.subgraphs")?;
+        let buffers = root.vector_req(MODEL_BUFFERS, 4, "Model.buffers")?;
+        if subgraphs.len() == 0 {
+            return Err(TfliteError::Structure("the model has no subgraph".into()));
+        }
+        // Subgraph 0 is the main one (others are bodies of control-flow ops).
+        let main = subgraphs.table(0, "SubGraph")?;
+        let tensors = main.vector_req(SUBGRAPH_TENSORS, 4, "SubGraph.tensors")?;
+        let operators = main.vector_req(SUBGRAPH_OPERATORS, 4, "SubGraph.operators")?;
+        Ok(Model {
+            fb,
+            opcodes,
+            buffers,
+            tensors,
+            operators,
+        })
+    }
+
+    /// Builtin operator code of an operator (`max(deprecated_builtin_code, builtin_code)`).
+    fn opcode(&self, op: &Table<'a>, k: usize) -> Result<i32> {
+        let idx = op.u32_or(OP_OPCODE_INDEX, 0)? as usize;
+        if idx >= self.opcodes.len() {
+            return Err(self.fb.malformed(
+                op.pos,
+                format!("operator #{k} uses opcode #{idx} of {}", self.opcodes.len()),
+            ));
+        }
+        let oc = self.opcodes.table(idx, "OperatorCode")?;
+        let deprecated = oc.u8_or(OPCODE_DEPRECATED_BUILTIN, 0)? as i8 as i32;
+        let builtin = oc.i32_or(OPCODE_BUILTIN, 0)?;
+        let code = deprecated.max(builtin);
+        if code == CUSTOM {
+            let name = oc
+                .string(OPCODE_CUSTOM, "OperatorCode.custom_code")?
+                .unwrap_or_default();
+            return Err(TfliteError::Structure(format!(
+                "operator #{k} is the custom op '{name}'; MobileNet V1 uses only builtin ops"
+            )));
+        }
+        Ok(code)
+    }
+
+    fn tensor(&self, id: i32, k: usize) -> Result<Table<'a>> {
+        match usize::try_from(id) {
+            Ok(i) if i < self.tensors.len() => self.tensors.table(i, "Tensor"),
+            _ => Err(self.fb.malformed(
+                self.tensors.start,
+                format!(
+                    "operator #{k} refers to tensor #{id} of {}",
+                    self.tensors.len()
+                ),
+            )),
+        }
+    }
+
+    fn tensor_name(&self, t: &Table<'a>) -> String {
+        t.string(TENSOR_NAME, "Tensor.name")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Checks a tensor is float32 and returns its shape.
+    fn float_shape(&self, id: i32, k: usize, layer: &Layer) -> Result<(Table<'a>, Vec<i32>)> {
+        let t = self.tensor(id, k)?;
+        let dtype = t.u8_or(TENSOR_TYPE, 0)?;
+        if dtype != TENSOR_FLOAT32 {
+            return Err(TfliteError::NotFloat {
+                op: k,
+                layer: layer.scope(),
+                tensor: id,
+                name: self.tensor_name(&t),
+                dtype: dtype_name(dtype),
+            });
+        }
+        let shape = match t.vector(TENSOR_SHAPE, 4, "Tensor.shape")? {
+            Some(v) => (0..v.len()).map(|i| v.i32(i)).collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        Ok((t, shape))
+    }
+
+    /// The constant float32 data of a tensor with the given rank.
+    fn constant(
+        &self,
+        id: i32,
+        k: usize,
+        layer: &Layer,
+        what: &str,
+        rank: usize,
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let (t, shape) = self.float_shape(id, k, layer)?;
+        let fail = |msg: String| {
+            TfliteError::Structure(format!(
+                "operator #{k} ({}): {what} tensor #{id} '{}' {msg}",
+                layer.scope(),
+                self.tensor_name(&t)
+            ))
+        };
+        if shape.len() != rank || shape.iter().any(|&d| d <= 0) {
+            return Err(fail(format!(
+                "has shape {shape:?}, expected {rank} positive dimensions"
+            )));
+        }
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        let count = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| fail(format!("has an impossible shape {shape:?}")))?;
+        let b = t.u32_or(TENSOR_BUFFER, 0)? as usize;
+        if b >= self.buffers.len() {
+            return Err(self.fb.malformed(
+                t.pos,
+                format!("tensor #{id} uses buffer #{b} of {}", self.buffers.len()),
+            ));
+        }
+        let buf = self.buffers.table(b, "Buffer")?;
+        let data = buf.vector(BUFFER_DATA, 1, "Buffer.data")?;
+        let bytes = data.map(|d| d.bytes()).transpose()?.unwrap_or(&[]);
+        if bytes.is_empty() {
+            if buf.u64_or(BUFFER_OFFSET, 0)? > 1 {
+                return Err(TfliteError::Unsupported(format!(
+                    "operator #{k} ({}): {what} tensor #{id} keeps its data outside the flatbuffer \
+                     (buffer offset/size, used for models over 2 GB)",
+                    layer.scope()
+                )));
+            }
+            return Err(fail("is not a constant (its buffer is empty)".into()));
+        }
+        if count.checked_mul(4) != Some(bytes.len()) {
+            return Err(fail(format!(
+                "has shape {shape:?} ({count} floats) but its buffer holds {} bytes",
+                bytes.len()
+            )));
+        }
+        let values = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((shape, values))
+    }
+
+    fn conv(&self, op: &Table<'a>, k: usize, code: i32, layer: &Layer) -> Result<Conv> {
+        let fail = |what: String| {
+            TfliteError::Structure(format!(
+                "operator #{k} ({} for {}): {what}",
+                op_name(code),
+                layer.scope()
+            ))
+        };
+        if code != layer.code() {
+            return Err(fail(format!("expected {}", op_name(layer.code()))));
+        }
+        let ins = op_tensors(op, OP_INPUTS, "Operator.inputs")?;
+        let outs = op_tensors(op, OP_OUTPUTS, "Operator.outputs")?;
+        if ins.len() < 2 || ins.len() > 3 || outs.len() != 1 {
+            return Err(fail(format!(
+                "has {} inputs and {} outputs",
+                ins.len(),
+                outs.len()
+            )));
+        }
+        let (_, in_shape) = self.float_shape(ins[0], k, layer)?;
+        self.float_shape(outs[0], k, layer)?;
+        let (fshape, filter) = self.constant(ins[1], k, layer, "filter", 4)?;
+        let shape = [fshape[0], fshape[1], fshape[2], fshape[3]];
+        if layer.kind == Kind::Conv0 && in_shape.len() == 4 && in_shape[3] != 3 {
+            return Err(fail(format!(
+                "input has shape {in_shape:?}, expected 3 channels (RGB)"
+            )));
+        }
+        let bias = match ins.get(2) {
+            Some(&b) if b >= 0 => {
+                let (_, v) = self.constant(b, k, layer, "bias", 1)?;
+                v
+            }
+            // No bias input: the folded bias is zero (sized by the filter, checked against its data).
+            _ => {
+                let out_channels = if code == DEPTHWISE_CONV_2D {
+                    shape[3]
+                } else {
+                    shape[0]
+                };
+                vec![0.0; out_channels]
+            }
+        };
+        let (want_tag, opt_names) = if code == DEPTHWISE_CONV_2D {
+            (OPTIONS_DEPTHWISE_CONV_2D, "DepthwiseConv2DOptions")
+        } else {
+            (OPTIONS_CONV_2D, "Conv2DOptions")
+        };
+        let tag = op.u8_or(OP_OPTIONS_TYPE, 0)?;
+        if tag != want_tag {
+            return Err(fail(format!(
+                "options are union type {tag}, expected {opt_names}"
+            )));
+        }
+        let o = op
+            .table_field(OP_OPTIONS, opt_names)?
+            .ok_or_else(|| fail(format!("has no {opt_names}")))?;
+        let conv = if code == DEPTHWISE_CONV_2D {
+            Conv {
+                padding: o.u8_or(DW_PADDING, 0)?,
+                stride: (o.i32_or(DW_STRIDE_W, 0)?, o.i32_or(DW_STRIDE_H, 0)?),
+                dilation: (o.i32_or(DW_DILATION_W, 1)?, o.i32_or(DW_DILATION_H, 1)?),
+                activation: o.u8_or(DW_ACTIVATION, 0)?,
+                depth_multiplier: o.i32_or(DW_DEPTH_MULTIPLIER, 0)?,
+                code,
+                input: ins[0],
+                output: outs[0],
+                shape,
+                filter,
+                bias,
+            }
+        } else {
+            Conv {
+                padding: o.u8_or(CONV_PADDING, 0)?,
+                stride: (o.i32_or(CONV_STRIDE_W, 0)?, o.i32_or(CONV_STRIDE_H, 0)?),
+                dilation: (o.i32_or(CONV_DILATION_W, 1)?, o.i32_or(CONV_DILATION_H, 1)?),
+                activation: o.u8_or(CONV_ACTIVATION, 0)?,
+                depth_multiplier: 1,
+                code,
+                input: ins[0],
+                output: outs[0],
+                shape,
+                filter,
+                bias,
+            }
+        };
+        Ok(conv)
+    }
+}
+
+fn op_tensors(op: &Table<'_>, field: usize, what: &'static str) -> Result<Vec<i32>> {
+    match op.vector(field, 4, what)? {
+        Some(v) => (0..v.len()).map(|i| v.i32(i)).collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn op_name(code: i32) -> String {
+    const NAMES: [&str; 44] = [
+        "ADD",
+        "AVERAGE_POOL_2D",
+        "CONCATENATION",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "DEPTH_TO_SPACE",
+        "DEQUANTIZE",
+        "EMBEDDING_LOOKUP",
+        "FLOOR",
+        "FULLY_CONNECTED",
+        "HASHTABLE_LOOKUP",
+        "L2_NORMALIZATION",
+        "L2_POOL_2D",
+        "LOCAL_RESPONSE_NORMALIZATION",
+        "LOGISTIC",
+        "LSH_PROJECTION",
+        "LSTM",
+        "MAX_POOL_2D",
+        "MUL",
+        "RELU",
+        "RELU_N1_TO_1",
+        "RELU6",
+        "RESHAPE",
+        "RESIZE_BILINEAR",
+        "RNN",
+        "SOFTMAX",
+        "SPACE_TO_DEPTH",
+        "SVDF",
+        "TANH",
+        "CONCAT_EMBEDDINGS",
+        "SKIP_GRAM",
+        "CALL",
+        "CUSTOM",
+        "EMBEDDING_LOOKUP_SPARSE",
+        "PAD",
+        "UNIDIRECTIONAL_SEQUENCE_RNN",
+        "GATHER",
+        "BATCH_TO_SPACE_ND",
+        "SPACE_TO_BATCH_ND",
+        "TRANSPOSE",
+        "MEAN",
+        "SUB",
+        "DIV",
+        "SQUEEZE",
+    ];
+    match code {
+        QUANTIZE => "QUANTIZE".to_string(),
+        c => usize::try_from(c)
+            .ok()
+            .and_then(|i| NAMES.get(i))
+            .map_or_else(|| format!("builtin op {c}"), |n| n.to_string()),
+    }
+}
+
+fn dtype_name(t: u8) -> String {
+    const NAMES: [&str; 19] = [
+        "FLOAT32",
+        "FLOAT16",
+        "INT32",
+        "UINT8",
+        "INT64",
+        "STRING",
+        "BOOL",
+        "INT16",
+        "COMPLEX64",
+        "INT8",
+        "FLOAT64",
+        "COMPLEX128",
+        "UINT64",
+        "RESOURCE",
+        "VARIANT",
+        "UINT32",
+        "UINT16",
+        "INT4",
+        "BFLOAT16",
+    ];
+    NAMES
+        .get(t as usize)
+        .map_or_else(|| format!("tensor type {t}"), |n| n.to_string())
+}
+
+fn padding_name(p: u8) -> String {
+    match p {
+        0 => "SAME".into(),
+        1 => "VALID".into(),
+        p => format!("padding {p}"),
+    }
+}
+
+fn activation_name(a: u8) -> String {
+    const NAMES: [&str; 6] = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT"];
+    NAMES
+        .get(a as usize)
+        .map_or_else(|| format!("activation {a}"), |n| n.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds-checked flatbuffer access (little-endian; see flatbuffers' "internals" doc).
+
+#[derive(Clone, Copy)]
+struct Fb<'a>(&'a [u8]);
+
+impl<'a> Fb<'a> {
+    fn malformed(&self, at: usize, what: impl Into<String>) -> TfliteError {
+        TfliteError::Malformed {
+            at,
+            what: what.into(),
+        }
+    }
+
+    fn get<const N: usize>(&self, at: usize, what: &str) -> Result<[u8; N]> {
+        at.checked_add(N)
+            .and_then(|end| self.0.get(at..end))
+            .and_then(|s| <[u8; N]>::try_from(s).ok())
+            .ok_or_else(|| {
+                self.malformed(
+                    at,
+                    format!(
+                        "{what} runs past the end of the file ({} bytes)",
+                        self.0.len()
+                    ),
+                )
+            })
+    }
+
+    fn u16(&self, at: usize, what: &str) -> Result<u16> {
+        self.get(at, what).map(u16::from_le_bytes)
+    }
+
+    fn u32(&self, at: usize, what: &str) -> Result<u32> {
+        self.get(at, what).map(u32::from_le_bytes)
+    }
+
+    /// Follows the unsigned offset stored at `at` (relative to `at`).
+    fn uoffset(&self, at: usize, what: &str) -> Result<usize> {
+        let off = self.u32(at, what)? as usize;
+        at.checked_add(off)
+            .filter(|&t| t < self.0.len())
+            .ok_or_else(|| self.malformed(at, format!("{what} points past the end of the file")))
+    }
+
+    fn table(&self, pos: usize, what: &'static str) -> Result<Table<'a>> {
+        let soff = i32::from_le_bytes(self.get(pos, what)?) as i64;
+        let vt = usize::try_from(pos as i64 - soff).map_err(|_| {
+            self.malformed(
+                pos,
+                format!("{what} vtable offset {soff} points before the file"),
+            )
+        })?;
+        let vt_len = self.u16(vt, "vtable")? as usize;
+        let tbl_len = self.u16(vt + 2, "vtable")? as usize;
+        if vt_len < 4 || vt_len & 1 != 0 || vt.checked_add(vt_len).is_none_or(|e| e > self.0.len())
+        {
+            return Err(self.malformed(vt, format!("{what} has a bad vtable (size {vt_len})")));
+        }
+        if pos.checked_add(tbl_len).is_none_or(|e| e > self.0.len()) {
+            return Err(self.malformed(
+                pos,
+                format!("{what} ({tbl_len} bytes) runs past the end of the file"),
+            ));
+        }
+        Ok(Table {
+            fb: *self,
+            pos,
+            vt,
+            vt_len,
+            tbl_len,
+            what,
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Table<'a> {
+    fb: Fb<'a>,
+    pos: usize,
+    vt: usize,
+    vt_len: usize,
+    tbl_len: usize,
+    what: &'static str,
+}
+
+impl<'a> Table<'a> {
+    /// Absolute position of field `id` holding `size` bytes, None when absent.
+    fn field(&self, id: usize, size: usize) -> Result<Option<usize>> {
+        let slot = 4 + 2 * id;
+        if slot + 2 > self.vt_len {
+            return Ok(None);
+        }
+        let off = self.fb.u16(self.vt + slot, "vtable")? as usize;
+        if off == 0 {
+            return Ok(None);
+        }
+        if off < 4 || off + size > self.tbl_len {
+            return Err(self.fb.malformed(
+                self.vt + slot,
+                format!(
+                    "{} field {id} at offset {off} lies outside its {}-byte table",
+                    self.what, self.tbl_len
+                ),
+            ));
+        }
+        Ok(Some(self.pos + off))
+    }
+
+    fn scalar<const N: usize>(&self, id: usize) -> Result<Option<[u8; N]>> {
+        match self.field(id, N)? {
+            Some(p) => self.fb.get(p, self.what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn u8_or(&self, id: usize, default: u8) -> Result<u8> {
+        Ok(self.scalar::<1>(id)?.map_or(default, |b| b[0]))
+    }
+
+    fn i32_or(&self, id: usize, default: i32) -> Result<i32> {
+        Ok(self.scalar(id)?.map_or(default, i32::from_le_bytes))
+    }
+
+    fn u32_or(&self, id: usize, default: u32) -> Result<u32> {
+        Ok(self.scalar(id)?.map_or(default, u32::from_le_bytes))
+    }
+
+    fn u64_or(&self, id: usize, default: u64) -> Result<u64> {
+        Ok(self.scalar(id)?.map_or(default, u64::from_le_bytes))
+    }
+
+    fn table_field(&self, id: usize, what: &'static str) -> Result<Option<Table<'a>>> {
+        match self.field(id, 4)? {
+            Some(p) => Ok(Some(self.fb.table(self.fb.uoffset(p, what)?, what)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn vector(&self, id: usize, elem: usize, what: &'static str) -> Result<Option<Vector<'a>>> {
+        let Some(p) = self.field(id, 4)? else {
+            return Ok(None);
+        };
+        let at = self.fb.uoffset(p, what)?;
+        let len = self.fb.u32(at, what)? as usize;
+        let start = at + 4;
+        if len
+            .checked_mul(elem)
+            .and_then(|n| n.checked_add(start))
+            .is_none_or(|e| e > self.fb.0.len())
+        {
+            return Err(self.fb.malformed(
+                at,
+                format!("{what} ({len} elements) runs past the end of the file"),
+            ));
+        }
+        Ok(Some(Vector {
+            fb: self.fb,
+            start,
+            len,
+            what,
+        }))
+    }
+
+    fn vector_req(&self, id: usize, elem: usize, what: &'static str) -> Result<Vector<'a>> {
+        self.vector(id, elem, what)?
+            .ok_or_else(|| self.fb.malformed(self.pos, format!("{what} is missing")))
+    }
+
+    fn string(&self, id: usize, what: &'static str) -> Result<Option<String>> {
+        self.vector(id, 1, what)?
+            .map(|v| v.bytes().map(|b| String::from_utf8_lossy(b).into_owned()))
+            .transpose()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Vector<'a> {
+    fb: Fb<'a>,
+    /// Position of the first element.
+    start: usize,
+    len: usize,
+    what: &'static str,
+}
+
+impl<'a> Vector<'a> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn i32(&self, i: usize) -> Result<i32> {
+        self.fb
+            .get(self.start + 4 * i, self.what)
+            .map(i32::from_le_bytes)
+    }
+
+    fn table(&self, i: usize, what: &'static str) -> Result<Table<'a>> {
+        let p = self.start + 4 * i;
+        self.fb.table(self.fb.uoffset(p, self.what)?, what)
+    }
+
+    fn bytes(&self) -> Result<&'a [u8]> {
+        self.fb
+            .0
+            .get(self.start..self.start + self.len)
+            .ok_or_else(|| {
+                self.fb.malformed(
+                    self.start,
+                    format!("{} runs past the end of the file", self.what),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    // -----------------------------------------------------------------------------------------
+    // Real files (skipped with a note when absent).
+
+    fn shared(rel: &str) -> Option<PathBuf> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata")
+            .join(rel);
+        if p.is_file() {
+            Some(p)
+        } else {
+            eprintln!("note: {} is absent; skipping this check", p.display());
+            None
+        }
+    }
+
+    fn release() -> Option<Vec<u8>> {
+        shared("weights/mobilenet_v1_0.25_128.tflite").map(|p| std::fs::read(p).unwrap())
+    }
+
+    /// The `.tflite` inside each `tests/fixtures/*.tgz` (TF 2.x TFLiteConverter output), with the
+    /// archive's file name.
+    fn converter_fixtures() -> Vec<(String, Vec<u8>)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut out = Vec::new();
+        let mut tgzs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        tgzs.retain(|p| p.extension().is_some_and(|e| e == "tgz"));
+        tgzs.sort();
+        for tgz in tgzs {
+            let f = std::fs::File::open(&tgz).unwrap();
+            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+            for entry in ar.entries().unwrap() {
+                let mut entry = entry.unwrap();
+                let path = entry.path().unwrap().into_owned();
+                if path.extension().is_some_and(|e| e == "tflite") {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                    let name = tgz.file_name().unwrap().to_string_lossy().into_owned();
+                    out.push((name, bytes));
+                }
+            }
+        }
+        out
+    }
+
+    /// Canonical layer scopes in network order.
+    fn scopes() -> Vec<String> {
+        let mut v = vec!["MobilenetV1/Conv2d_0".to_string()];
+        for i in 1..=13 {
+            v.push(format!("MobilenetV1/Conv2d_{i}_depthwise"));
+            v.push(format!("MobilenetV1/Conv2d_{i}_pointwise"));
+        }
+        v.push("MobilenetV1/Logits/Conv2d_1c_1x1".to_string());
+        v
+    }
+
+    const POINTWISE: [usize; 13] = [
+        64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
+    ];
+
+    /// TF-layout shapes of a model with `depth(d) = max(d * quarters / 4, 8)`, written out from the
+    /// architecture table independently of `layers()`.
+    fn expected_shapes(quarters: usize) -> BTreeMap<String, Vec<usize>> {
+        let d = |c: usize| (c * quarters / 4).max(8);
+        let scopes = scopes();
+        let mut m = BTreeMap::new();
+        m.insert(format!("{}/weights", scopes[0]), vec![3, 3, 3, d(32)]);
+        m.insert(format!("{}/biases", scopes[0]), vec![d(32)]);
+        let mut c = d(32);
+        for (i, w) in POINTWISE.iter().enumerate() {
+            m.insert(
+                format!("{}/depthwise_weights", scopes[2 * i + 1]),
+                vec![3, 3, c, 1],
+            );
+            m.insert(format!("{}/biases", scopes[2 * i + 1]), vec![c]);
+            m.insert(
+                format!("{}/weights", scopes[2 * i + 2]),
+                vec![1, 1, c, d(*w)],
+            );
+            m.insert(format!("{}/biases", scopes[2 * i + 2]), vec![d(*w)]);
+            c = d(*w);
+        }
+        m.insert(format!("{}/weights", scopes[27]), vec![1, 1, c, 1001]);
+        m.insert(format!("{}/biases", scopes[27]), vec![1001]);
+        m
+    }
+
+    fn assert_shapes(got: &BTreeMap<String, RawTensor>, quarters: usize) {
+        let want = expected_shapes(quarters);
+        assert_eq!(got.len(), 56, "28 layers x (weights, biases)");
+        for (name, shape) in &want {
+            let t = got.get(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(&t.shape, shape, "{name}");
+            assert_eq!(t.data.len(), shape.iter().product::<usize>(), "{name}");
+            assert!(t.data.iter().all(|v| v.is_finite()), "{name}");
+        }
+    }
+
+    #[test]
+    fn identifier() {
+        assert!(!is_tflite(b""));
+        assert!(!is_tflite(b"\x1c\0\0\0TFL"));
+        assert!(is_tflite(b"\x1c\0\0\0TFL3"));
+        assert!(!is_tflite(b"\x1c\0\0\0TFL2\0\0\0\0"));
+        if let Some(b) = release() {
+            assert!(is_tflite(&b));
+        }
+    }
+
+    #[test]
+    fn release_file_maps_to_28_layers() {
+        let Some(b) = release() else { return };
+        let m = read_tflite(&b).unwrap();
+        assert_shapes(&m, 1);
+        assert_eq!(m["MobilenetV1/Conv2d_0/weights"].shape, [3, 3, 3, 8]);
+        assert_eq!(
+            m["MobilenetV1/Conv2d_13_pointwise/weights"].shape,
+            [1, 1, 256, 256]
+        );
+        assert_eq!(
+            m["MobilenetV1/Logits/Conv2d_1c_1x1/weights"].shape,
+            [1, 1, 256, 1001]
+        );
+    }
+
+    /// Expected numbers printed by tools/tflite_spot_values.py (TensorFlow Lite's interpreter,
+    /// `get_tensor` of the n-th conv's filter/bias, an element in TFLite layout, and the TF-layout
+    /// index it must land at).
+    #[test]
+    fn release_file_spot_values() {
+        let Some(b) = release() else { return };
+        let m = read_tflite(&b).unwrap();
+        let at = |name: &str, idx: [usize; 4]| {
+            let t = &m[&format!("MobilenetV1/{name}")];
+            let s = &t.shape;
+            t.data[((idx[0] * s[1] + idx[1]) * s[2] + idx[2]) * s[3] + idx[3]]
+        };
+        // tflite [8,3,3,3][5,1,2,0] and [7,2,0,2]
+        assert_eq!(at("Conv2d_0/weights", [1, 2, 0, 5]), 0.021703053);
+        assert_eq!(at("Conv2d_0/weights", [2, 0, 2, 7]), -0.028327899);
+        // tflite [1,3,3,8][0,2,1,6]
+        assert_eq!(
+            at("Conv2d_1_depthwise/depthwise_weights", [2, 1, 6, 0]),
+            -0.09431293
+        );
+        // tflite [256,1,1,256][200,0,0,17]
+        assert_eq!(
+            at("Conv2d_13_pointwise/weights", [0, 0, 17, 200]),
+            0.09207144
+        );
+        // tflite [1001,1,1,256][505,0,0,100]
+        assert_eq!(
+            at("Logits/Conv2d_1c_1x1/weights", [0, 0, 100, 505]),
+            0.008498364
+        );
+        assert_eq!(m["MobilenetV1/Conv2d_0/biases"].data[3], 4.5639596);
+        assert_eq!(
+            m["MobilenetV1/Logits/Conv2d_1c_1x1/biases"].data[505],
+            0.4012664
+        );
+    }
+
+    #[test]
+    fn converter_fixtures_map() {
+        let fixtures = converter_fixtures();
+        if fixtures.is_empty() {
+            eprintln!("note: no tests/fixtures/*.tgz with a .tflite; skipping this check");
+        }
+        for (name, bytes) in fixtures {
+            let m = read_tflite(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let c0 = m["MobilenetV1/Conv2d_0/weights"].shape[3];
+            let quarters = c0 / 8;
+            let label = ["0.25", "0.5", "0.75", "1.0"][quarters - 1];
+            // mobilenet_v1_{M}_{R}.tgz: the widths must be those of M.
+            if name.starts_with("mobilenet_v1_") {
+                assert!(
+                    name.contains(&format!("_{label}_")),
+                    "{name}: Conv2d_0 has {c0} channels"
+                );
+            }
+            assert_shapes(&m, quarters);
+        }
+    }
+
+    /// Byte ranges holding tensor data (everything else is flatbuffer structure or names).
+    fn data_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let model = Model::parse(Fb(bytes)).unwrap();
+        let mut v = Vec::new();
+        for i in 0..model.buffers.len() {
+            let b = model.buffers.table(i, "Buffer").unwrap();
+            if let Some(d) = b.vector(BUFFER_DATA, 1, "data").unwrap() {
+                v.push(d.start..d.start + d.len);
+            }
+        }
+        v
+    }
+
+    /// Byte ranges holding tensor names (unused by the reader).
+    fn name_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let model = Model::parse(Fb(bytes)).unwrap();
+        let mut v = Vec::new();
+        for i in 0..model.tensors.len() {
+            let t = model.tensors.table(i, "Tensor").unwrap();
+            if let Some(d) = t.vector(TENSOR_NAME, 1, "name").unwrap() {
+                v.push(d.start..d.start + d.len);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn truncated_release_file_is_an_error() {
+        let Some(b) = release() else { return };
+        let ranges = data_ranges(&b);
+        let last_data = ranges.iter().map(|r| r.end).max().unwrap();
+        let mut lens: Vec<usize> = (0..64).collect();
+        lens.extend((64..b.len()).step_by(4099));
+        lens.extend(last_data - 8..last_data);
+        for n in lens {
+            let r = read_tflite(&b[..n]);
+            assert!(r.is_err(), "truncated to {n} bytes: loaded");
+        }
+    }
+
+    #[test]
+    fn flipped_bytes_never_panic() {
+        let Some(b) = release() else { return };
+        let data = data_ranges(&b);
+        let names = name_ranges(&b);
+        let inside = |i: usize, rs: &[std::ops::Range<usize>]| rs.iter().any(|r| r.contains(&i));
+        // Every 3rd byte of the flatbuffer structure (tables, vtables, vectors: about 8.4 kB),
+        // every 16th of the tensor names and a few in the tensor data (those load, with changed
+        // values). Each read of a good file copies 1.9 MB, so this is a sample, not a fuzzer.
+        let mut positions: Vec<usize> = (0..b.len())
+            .filter(|&i| !inside(i, &data) && !inside(i, &names))
+            .step_by(3)
+            .collect();
+        let structure = positions.len();
+        positions.extend((0..b.len()).filter(|&i| inside(i, &names)).step_by(16));
+        positions.extend((0..b.len()).step_by(50021));
+        let mut errors = 0;
+        let mut bytes = b.clone();
+        for (n, &i) in positions.iter().enumerate() {
+            let flip = [0xff, 0x01, 0x80, 0x10, 0x04][n % 5];
+            bytes[i] ^= flip;
+            if read_tflite(&bytes).is_err() {
+                errors += 1;
+            }
+            bytes[i] ^= flip;
+        }
+        eprintln!(
+            "{} flips ({structure} outside tensor data): {errors} errors",
+            positions.len()
+        );
+        assert!(
+            errors > structure / 4,
+            "only {errors} of {} flips were noticed",
+            positions.len()
+        );
+    }
+
+    /// Swaps operators `a` and `b` in place in a real file by rewriting the two offsets of the
+    /// SubGraph.operators vector.
+    fn swap_ops(bytes: &mut [u8], a: usize, b: usize) {
+        let (pa, pb, ta, tb) = {
+            let model = Model::parse(Fb(bytes)).unwrap();
+            let ops = model.operators;
+            let (pa, pb) = (ops.start + 4 * a, ops.start + 4 * b);
+            let ta = model.operators.table(a, "op").unwrap().pos;
+            let tb = model.operators.table(b, "op").unwrap().pos;
+            (pa, pb, ta, tb)
+        };
+        bytes[pa..pa + 4].copy_from_slice(&((tb - pa) as u32).to_le_bytes());
+        bytes[pb..pb + 4].copy_from_slice(&((ta - pb) as u32).to_le_bytes());
+    }
+
+    #[test]
+    fn release_file_with_reordered_ops_is_an_error() {
+        let Some(b) = release() else { return };
+        let mut swapped = b.clone();
+        swap_ops(&mut swapped, 1, 2);
+        let e = read_tflite(&swapped).unwrap_err().to_string();
+        assert!(
+            e.contains("operator #1 (CONV_2D for MobilenetV1/Conv2d_1_depthwise)"),
+            "{e}"
+        );
+        assert!(e.contains("expected DEPTHWISE_CONV_2D"), "{e}");
+        // Same kinds and sizes, different place: caught by the data flow.
+        let mut swapped = b.clone();
+        swap_ops(&mut swapped, 16, 18);
+        let e = read_tflite(&swapped).unwrap_err().to_string();
+        assert!(
+            e.contains("operator #16") && e.contains("reads tensor"),
+            "{e}"
+        );
+        // Swapping back restores it.
+        swap_ops(&mut swapped, 16, 18);
+        assert_eq!(read_tflite(&swapped).unwrap(), read_tflite(&b).unwrap());
+    }
+
+    #[test]
+    fn malformed_headers() {
+        for bad in [&b""[..], b"TFL3", b"\x1c\0\0\0TFL"] {
+            assert!(matches!(read_tflite(bad), Err(TfliteError::NotTflite(_))));
+        }
+        let e = read_tflite(b"\x1c\0\0\0TFL2\0\0\0\0").unwrap_err();
+        assert!(e.to_string().contains("\"TFL2\""), "{e}");
+        let e = read_tflite(b"\xff\xff\xff\x7fTFL3").unwrap_err();
+        assert!(matches!(e, TfliteError::Malformed { .. }), "{e}");
+        let e = read_tflite(b"\x08\0\0\0TFL3\x10\0\0\0").unwrap_err();
+        assert!(matches!(e, TfliteError::Malformed { .. }), "{e}");
+    }
+
+    /// Random bytes behind a valid header, and random small edits of a small synthetic model.
+    #[test]
+    fn random_inputs_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let n = 8 + (rnd() % 600) as usize;
+            let mut b: Vec<u8> = (0..n).map(|_| rnd() as u8).collect();
+            b[0..4].copy_from_slice(&((rnd() % n as u64) as u32).to_le_bytes());
+            b[4..8].copy_from_slice(b"TFL3");
+            let _ = read_tflite(&b);
+        }
+        // Structure-heavy: a model whose tensors are all tiny, edited at random places.
+        let mut s = Synth::mobilenet(1);
+        for buf in &mut s.buffers {
+            buf.0.truncate(8);
+        }
+        let base = s.build();
+        for _ in 0..3000 {
+            let mut b = base.clone();
+            for _ in 0..1 + rnd() % 4 {
+                let i = (rnd() % b.len() as u64) as usize;
+                b[i] = rnd() as u8;
+            }
+            let _ = read_tflite(&b);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Synthetic models: a tiny forward-writing flatbuffer builder, enough for the TFLite schema
+    // subset the reader uses. Filter element `idx` (flat, TFLite layout) of layer `L` holds
+    // `L * 2^18 + idx` and bias `c` holds `-(L * 2^18 + c) - 1`, all exact in f32, so the
+    // transposition can be checked element by element.
+
+    enum V {
+        U8(u8),
+        I32(i32),
+        U32(u32),
+        U64(u64),
+        I32s(Vec<i32>),
+        Bytes(Vec<u8>),
+        Str(String),
+        Table(Obj),
+        Tables(Vec<Obj>),
+    }
+
+    #[derive(Default)]
+    struct Obj(Vec<(usize, V)>);
+
+    impl Obj {
+        fn with(mut self, id: usize, v: V) -> Self {
+            self.0.push((id, v));
+            self
+        }
+    }
+
+    fn align(buf: &mut Vec<u8>, n: usize) {
+        while buf.len() & (n - 1) != 0 {
+            buf.push(0);
+        }
+    }
+
+    fn patch(buf: &mut [u8], at: usize, target: usize) {
+        buf[at..at + 4].copy_from_slice(&((target - at) as u32).to_le_bytes());
+    }
+
+    fn write_table(buf: &mut Vec<u8>, obj: &Obj) -> usize {
+        let mut slots = Vec::new();
+        let mut size = 4usize;
+        for (_, v) in &obj.0 {
+            slots.push(size);
+            size += if matches!(v, V::U64(_)) { 8 } else { 4 };
+        }
+        let nfields = obj.0.iter().map(|(id, _)| id + 1).max().unwrap_or(0);
+        let mut vtable = vec![0u16; 2 + nfields];
+        vtable[0] = (4 + 2 * nfields) as u16;
+        vtable[1] = size as u16;
+        for ((id, _), off) in obj.0.iter().zip(&slots) {
+            vtable[2 + id] = *off as u16;
+        }
+        align(buf, 2);
+        let vt = buf.len();
+        for x in vtable {
+            buf.extend(x.to_le_bytes());
+        }
+        align(buf, 4);
+        let pos = buf.len();
+        buf.extend(((pos - vt) as i32).to_le_bytes());
+        let mut children = Vec::new();
+        for ((_, v), off) in obj.0.iter().zip(&slots) {
+            match v {
+                V::U8(x) => buf.extend([*x, 0, 0, 0]),
+                V::I32(x) => buf.extend(x.to_le_bytes()),
+                V::U32(x) => buf.extend(x.to_le_bytes()),
+                V::U64(x) => buf.extend(x.to_le_bytes()),
+                _ => {
+                    children.push((pos + off, v));
+                    buf.extend([0; 4]);
+                }
+            }
+        }
+        for (at, v) in children {
+            let target = write_ref(buf, v);
+            patch(buf, at, target);
+        }
+        pos
+    }
+
+    fn write_ref(buf: &mut Vec<u8>, v: &V) -> usize {
+        align(buf, 4);
+        let p = buf.len();
+        match v {
+            V::Table(o) => return write_table(buf, o),
+            V::I32s(xs) => {
+                buf.extend((xs.len() as u32).to_le_bytes());
+                xs.iter().for_each(|x| buf.extend(x.to_le_bytes()));
+            }
+            V::Bytes(b) => {
+                buf.extend((b.len() as u32).to_le_bytes());
+                buf.extend(b);
+            }
+            V::Str(s) => {
+                buf.extend((s.len() as u32).to_le_bytes());
+                buf.extend(s.as_bytes());
+                buf.push(0);
+            }
+            V::Tables(ts) => {
+                buf.extend((ts.len() as u32).to_le_bytes());
+                buf.extend(vec![0; 4 * ts.len()]);
+                for (i, t) in ts.iter().enumerate() {
+                    let tp = write_table(buf, t);
+                    patch(buf, p + 4 + 4 * i, tp);
+                }
+            }
+            _ => unreachable!("scalars are written inline"),
+        }
+        p
+    }
+
+    #[derive(Clone)]
+    struct ConvOpts {
+        padding: u8,
+        stride: i32,
+        act: u8,
+        dilation: i32,
+        depth_mult: Option<i32>,
+    }
+
+    #[derive(Clone)]
+    struct SOp {
+        code: i32,
+        inputs: Vec<i32>,
+        outputs: Vec<i32>,
+        conv: Option<ConvOpts>,
+        /// Written as the opcode index instead of the real one.
+        raw_opcode: Option<u32>,
+    }
+
+    #[derive(Clone)]
+    struct STensor {
+        shape: Vec<i32>,
+        dtype: u8,
+        buffer: u32,
+    }
+
+    #[derive(Clone)]
+    struct Synth {
+        version: u32,
+        /// 0: only deprecated_builtin_code (TOCO), 1: both codes (TF 2.x), 2: only builtin_code.
+        opcode_style: u8,
+        tensors: Vec<STensor>,
+        /// (data, external offset)
+        buffers: Vec<(Vec<u8>, u64)>,
+        ops: Vec<SOp>,
+    }
+
+    const L_SCALE: f32 = 262144.0;
+
+    impl Synth {
+        fn act(&mut self, shape: Vec<i32>) -> i32 {
+            self.tensors.push(STensor {
+                shape,
+                dtype: 0,
+                buffer: 0,
+            });
+            self.tensors.len() as i32 - 1
+        }
+
+        fn constant(&mut self, shape: Vec<i32>, values: &[f32]) -> i32 {
+            self.buffers
+                .push((values.iter().flat_map(|v| v.to_le_bytes()).collect(), 0));
+            let buffer = self.buffers.len() as u32 - 1;
+            self.tensors.push(STensor {
+                shape,
+                dtype: 0,
+                buffer,
+            });
+            self.tensors.len() as i32 - 1
+        }
+
+        fn op(&mut self, code: i32, inputs: Vec<i32>, outputs: Vec<i32>, conv: Option<ConvOpts>) {
+            self.ops.push(SOp {
+                code,
+                inputs,
+                outputs,
+                conv,
+                raw_opcode: None,
+            });
+        }
+
+        /// A MobileNet V1 at multiplier quarters/4 laid out like TOCO's: CONV_2D, 13 x
+        /// (DEPTHWISE_CONV_2D, CONV_2D), AVERAGE_POOL_2D, CONV_2D, RESHAPE, SOFTMAX.
+        fn mobilenet(quarters: usize) -> Synth {
+            let d = |c: usize| (c * quarters / 4).max(8);
+            let mut widths = vec![d(32)];
+            widths.extend(POINTWISE.iter().map(|&w| d(w)));
+            Synth::with_widths(&widths)
+        }
+
+        fn with_widths(widths: &[usize]) -> Synth {
+            let mut s = Synth {
+                version: 3,
+                opcode_style: 0,
+                tensors: vec![],
+                buffers: vec![(vec![], 0)],
+                ops: vec![],
+            };
+            let mut size = 128i32;
+            let mut x = s.act(vec![1, size, size, 3]);
+            let dw_strides = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1];
+            // (code, kernel, stride, in, out)
+            let mut layers = vec![(CONV_2D, 3, 2, 3, widths[0])];
+            for i in 0..13 {
+                layers.push((DEPTHWISE_CONV_2D, 3, dw_strides[i], widths[i], widths[i]));
+                layers.push((CONV_2D, 1, 1, widths[i], widths[i + 1]));
+            }
+            layers.push((CONV_2D, 1, 1, widths[13], 1001));
+            for (l, &(code, k, stride, cin, cout)) in layers.iter().enumerate() {
+                if l == 27 {
+                    let p = s.act(vec![1, 1, 1, cin as i32]);
+                    s.op(AVERAGE_POOL_2D, vec![x], vec![p], None);
+                    x = p;
+                    size = 1;
+                }
+                let base = l as f32 * L_SCALE;
+                let shape = if code == CONV_2D {
+                    vec![cout, k, k, cin]
+                } else {
+                    vec![1, k, k, cout]
+                };
+                let n: usize = shape.iter().product();
+                let filter: Vec<f32> = (0..n).map(|i| base + i as f32).collect();
+                let bias: Vec<f32> = (0..cout).map(|c| -(base + c as f32) - 1.0).collect();
+                let f = s.constant(shape.iter().map(|&v| v as i32).collect(), &filter);
+                let b = s.constant(vec![cout as i32], &bias);
+                size = (size + stride - 1) / stride;
+                let y = s.act(vec![1, size, size, cout as i32]);
+                let opts = ConvOpts {
+                    padding: 0,
+                    stride,
+                    act: if l == 27 { 0 } else { 3 },
+                    dilation: 1,
+                    depth_mult: (code == DEPTHWISE_CONV_2D).then_some(1),
+                };
+                s.op(code, vec![x, f, b], vec![y], Some(opts));
+                x = y;
+            }
+            let r = s.act(vec![1, 1001]);
+            s.op(RESHAPE, vec![x], vec![r], None);
+            let p = s.act(vec![1, 1001]);
+            s.op(SOFTMAX, vec![r], vec![p], None);
+            s
+        }
+
+        /// (op index, tensor id) of layer `l`'s filter.
+        fn filter(&self, l: usize) -> (usize, usize) {
+            let k = if l == 27 { 28 } else { l };
+            (k, self.ops[k].inputs[1] as usize)
+        }
+
+        fn build(&self) -> Vec<u8> {
+            let mut codes: Vec<i32> = Vec::new();
+            for op in &self.ops {
+                if !codes.contains(&op.code) {
+                    codes.push(op.code);
+                }
+            }
+            let opcode = |c: i32| {
+                let o = Obj::default();
+                match self.opcode_style {
+                    0 => o.with(0, V::U8(c.min(127) as u8)),
+                    1 => o.with(0, V::U8(c.min(127) as u8)).with(3, V::I32(c)),
+                    _ => o.with(3, V::I32(c)),
+                }
+            };
+            let op = |o: &SOp| {
+                let idx = o
+                    .raw_opcode
+                    .unwrap_or(codes.iter().position(|&c| c == o.code).unwrap() as u32);
+                let mut t = Obj::default()
+                    .with(0, V::U32(idx))
+                    .with(1, V::I32s(o.inputs.clone()))
+                    .with(2, V::I32s(o.outputs.clone()));
+                if let Some(c) = &o.conv {
+                    let opts = if o.code == DEPTHWISE_CONV_2D {
+                        let mut x = Obj::default()
+                            .with(0, V::U8(c.padding))
+                            .with(1, V::I32(c.stride))
+                            .with(2, V::I32(c.stride))
+                            .with(4, V::U8(c.act))
+                            .with(5, V::I32(c.dilation))
+                            .with(6, V::I32(c.dilation));
+                        if let Some(m) = c.depth_mult {
+                            x = x.with(3, V::I32(m));
+                        }
+                        (OPTIONS_DEPTHWISE_CONV_2D, x)
+                    } else {
+                        let x = Obj::default()
+                            .with(0, V::U8(c.padding))
+                            .with(1, V::I32(c.stride))
+                            .with(2, V::I32(c.stride))
+                            .with(3, V::U8(c.act))
+                            .with(4, V::I32(c.dilation))
+                            .with(5, V::I32(c.dilation));
+                        (OPTIONS_CONV_2D, x)
+                    };
+                    t = t.with(3, V::U8(opts.0)).with(4, V::Table(opts.1));
+                }
+                t
+            };
+            let tensors = self.tensors.iter().enumerate().map(|(i, t)| {
+                Obj::default()
+                    .with(0, V::I32s(t.shape.clone()))
+                    .with(1, V::U8(t.dtype))
+                    .with(2, V::U32(t.buffer))
+                    .with(3, V::Str(format!("tensor_{i}")))
+            });
+            let buffers = self.buffers.iter().map(|(data, offset)| {
+                let mut b = Obj::default();
+                if !data.is_empty() {
+                    b = b.with(0, V::Bytes(data.clone()));
+                }
+                if *offset > 0 {
+                    b = b.with(1, V::U64(*offset)).with(2, V::U64(64));
+                }
+                b
+            });
+            let last = self.ops.last().map_or(0, |o| o.outputs[0]);
+            let subgraph = Obj::default()
+                .with(0, V::Tables(tensors.collect()))
+                .with(1, V::I32s(vec![0]))
+                .with(2, V::I32s(vec![last]))
+                .with(3, V::Tables(self.ops.iter().map(op).collect()));
+            let model = Obj::default()
+                .with(0, V::U32(self.version))
+                .with(1, V::Tables(codes.iter().map(|&c| opcode(c)).collect()))
+                .with(2, V::Tables(vec![subgraph]))
+                .with(4, V::Tables(buffers.collect()));
+            let mut buf = vec![0u8; 8];
+            buf[4..8].copy_from_slice(b"TFL3");
+            let root = write_table(&mut buf, &model);
+            patch(&mut buf, 0, root);
+            buf
+        }
+
+        fn err(&self) -> String {
+            match read_tflite(&self.build()) {
+                Ok(_) => panic!("loaded"),
+                Err(e) => e.to_string(),
+            }
+        }
+    }
+
+    /// Every element of every tensor is where the TF layout wants it.
+    fn assert_exact(m: &BTreeMap<String, RawTensor>, no_bias: bool) {
+        for (l, scope) in scopes().iter().enumerate() {
+            let base = l as f32 * L_SCALE;
+            let dw = scope.ends_with("_depthwise");
+            let w = &m[&format!(
+                "{scope}/{}",
+                if dw { "depthwise_weights" } else { "weights" }
+            )];
+            let [kh, kw, cin, cout] = [w.shape[0], w.shape[1], w.shape[2], w.shape[3]];
+            for h in 0..kh {
+                for x in 0..kw {
+                    for i in 0..cin {
+                        for o in 0..cout {
+                            let tfl = if dw {
+                                (h * kw + x) * cin + i
+                            } else {
+                                ((o * kh + h) * kw + x) * cin + i
+                            };
+                            let got = w.data[((h * kw + x) * cin + i) * cout + o];
+                            assert_eq!(got, base + tfl as f32, "{scope} [{h},{x},{i},{o}]");
+                        }
+                    }
+                }
+            }
+            let b = &m[&format!("{scope}/biases")];
+            for (c, &v) in b.data.iter().enumerate() {
+                let want = if no_bias {
+                    0.0
+                } else {
+                    -(base + c as f32) - 1.0
+                };
+                assert_eq!(v, want, "{scope} bias {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn synthetic_models_of_every_width_map_exactly() {
+        for quarters in 1..=4 {
+            let s = Synth::mobilenet(quarters);
+            let m = read_tflite(&s.build()).unwrap_or_else(|e| panic!("x{quarters}/4: {e}"));
+            assert_shapes(&m, quarters);
+            assert_exact(&m, false);
+        }
+    }
+
+    #[test]
+    fn synthetic_producer_variants_load() {
+        // TF 2.x opcodes (both fields) and builtin_code only.
+        for style in [1, 2] {
+            let mut s = Synth::mobilenet(1);
+            s.opcode_style = style;
+            assert_exact(&read_tflite(&s.build()).unwrap(), false);
+        }
+        // TF 2.x tail: MEAN(axes) instead of AVERAGE_POOL_2D; no depth_multiplier field.
+        let mut s = Synth::mobilenet(1);
+        let axes = s.constant(vec![2], &[0.0, 0.0]);
+        s.ops[27].code = MEAN;
+        s.ops[27].inputs.push(axes);
+        for op in &mut s.ops {
+            if let Some(c) = &mut op.conv {
+                c.depth_mult = None;
+            }
+        }
+        assert_exact(&read_tflite(&s.build()).unwrap(), false);
+        // Convolutions without a bias input (absent, or -1) get zero biases.
+        let mut s = Synth::mobilenet(1);
+        for (k, op) in s.ops.iter_mut().enumerate() {
+            if op.conv.is_some() {
+                if k % 2 == 0 {
+                    op.inputs.truncate(2);
+                } else {
+                    op.inputs[2] = -1;
+                }
+            }
+        }
+        assert_exact(&read_tflite(&s.build()).unwrap(), true);
+    }
+
+    fn synth() -> Synth {
+        Synth::mobilenet(1)
+    }
+
+    #[test]
+    fn wrong_op_order_is_an_error() {
+        let mut s = synth();
+        s.ops.swap(1, 2);
+        let e = s.err();
+        assert!(e.contains("operator #1 (CONV_2D for MobilenetV1/Conv2d_1_depthwise): expected DEPTHWISE_CONV_2D"), "{e}");
+        // Two depthwise layers with different strides.
+        let mut s = synth();
+        s.ops.swap(1, 3);
+        let e = s.err();
+        assert!(
+            e.contains("operator #1") && e.contains("reads tensor"),
+            "{e}"
+        );
+        // Pooling inside the body.
+        let mut s = synth();
+        let out = s.ops[5].outputs[0];
+        let p = s.act(vec![1, 16, 16, 32]);
+        s.ops.insert(
+            6,
+            SOp {
+                code: AVERAGE_POOL_2D,
+                inputs: vec![out],
+                outputs: vec![p],
+                conv: None,
+                raw_opcode: None,
+            },
+        );
+        let e = s.err();
+        assert!(
+            e.contains("operator #6 is AVERAGE_POOL_2D before Conv2d_3_pointwise"),
+            "{e}"
+        );
+        // Ops missing at the end, or an extra conv after the logits.
+        let mut s = synth();
+        s.ops.truncate(20);
+        let e = s.err();
+        assert!(
+            e.contains("ends after 20 convolutions")
+                && e.contains("Conv2d_10_pointwise is missing"),
+            "{e}"
+        );
+        let mut s = synth();
+        let extra = s.ops[28].clone();
+        s.ops.push(extra);
+        assert!(s
+            .err()
+            .contains("operator #31 is CONV_2D after the logits layer"));
+        let mut s = synth();
+        s.ops.clear();
+        assert!(s.err().contains("ends after 0 convolutions"));
+    }
+
+    #[test]
+    fn wrong_layer_parameters_are_errors() {
+        type Mutation = Box<dyn Fn(&mut Synth)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("(DEPTHWISE_CONV_2D for MobilenetV1/Conv2d_2_depthwise): stride is (h 1, w 1), expected 2",
+             Box::new(|s| s.ops[3].conv.as_mut().unwrap().stride = 1)),
+            ("(CONV_2D for MobilenetV1/Conv2d_0): stride is (h 1, w 1), expected 2",
+             Box::new(|s| s.ops[0].conv.as_mut().unwrap().stride = 1)),
+            ("Conv2d_3_depthwise): padding is VALID, expected SAME",
+             Box::new(|s| s.ops[5].conv.as_mut().unwrap().padding = 1)),
+            ("Conv2d_2_pointwise): fused activation is NONE, expected RELU6",
+             Box::new(|s| s.ops[4].conv.as_mut().unwrap().act = 0)),
+            ("Logits/Conv2d_1c_1x1): fused activation is RELU6, expected NONE",
+             Box::new(|s| s.ops[28].conv.as_mut().unwrap().act = 3)),
+            ("Conv2d_4_depthwise): dilation is (2, 2), expected 1",
+             Box::new(|s| s.ops[7].conv.as_mut().unwrap().dilation = 2)),
+            ("depth multiplier is 2, expected 1",
+             Box::new(|s| s.ops[1].conv.as_mut().unwrap().depth_mult = Some(2))),
+            ("Conv2d_1_pointwise): filter [16, 1, 1, 16] has 16 input channels, but the previous layer gives 8",
+             Box::new(|s| {
+                 let f = s.constant(vec![16, 1, 1, 16], &[0.0; 256]);
+                 s.ops[2].inputs[1] = f;
+             })),
+            ("Conv2d_1_pointwise): kernel is 3x3, expected 1x1",
+             Box::new(|s| {
+                 let f = s.constant(vec![16, 3, 3, 8], &[0.0; 16 * 9 * 8]);
+                 s.ops[2].inputs[1] = f;
+             })),
+            ("bias has 5 values for 16 output channels",
+             Box::new(|s| {
+                 let b = s.constant(vec![5], &[0.0; 5]);
+                 s.ops[2].inputs[2] = b;
+             })),
+            ("has shape [33, 3, 3, 3] (891 floats) but its buffer holds 864 bytes",
+             Box::new(|s| {
+                 let (_, t) = s.filter(0);
+                 s.tensors[t].shape[0] = 33;
+             })),
+            ("is not a constant (its buffer is empty)",
+             Box::new(|s| {
+                 let (_, t) = s.filter(3);
+                 s.tensors[t].buffer = 0;
+             })),
+            ("options are union type 2, expected Conv2DOptions",
+             Box::new(|s| {
+                 let c = s.ops[0].conv.clone();
+                 s.ops[0].code = DEPTHWISE_CONV_2D;
+                 s.ops[0].conv = c;
+                 // options written as DepthwiseConv2DOptions, opcode still CONV_2D (opcode
+                 // table: DEPTHWISE_CONV_2D first seen at op 0, then CONV_2D)
+                 s.ops[0].raw_opcode = Some(1);
+             })),
+        ];
+        for (want, mutate) in cases {
+            let mut s = synth();
+            mutate(&mut s);
+            let e = s.err();
+            assert!(e.contains(want), "want {want:?}, got {e}");
+        }
+    }
+
+    #[test]
+    fn other_networks_are_errors() {
+        // Widths that are no depth multiplier's.
+        let e = Synth::with_widths(&[
+            12, 24, 48, 48, 96, 96, 192, 192, 192, 192, 192, 192, 384, 384,
+        ])
+        .err();
+        assert!(
+            e.contains("Conv2d_0) has 12 output channels; MobileNet V1 has 8, 16, 24 or 32"),
+            "{e}"
+        );
+        let mut w = vec![
+            8, 16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256,
+        ];
+        w[5] = 72;
+        let e = Synth::with_widths(&w).err();
+        assert!(
+            e.contains("Conv2d_5_pointwise): 72 output channels, expected 64 for this width"),
+            "{e}"
+        );
+        // Ops MobileNet V1 does not have.
+        let mut s = synth();
+        let x = s.act(vec![1, 128, 128, 3]);
+        s.ops.insert(
+            0,
+            SOp {
+                code: DEQUANTIZE,
+                inputs: vec![x],
+                outputs: vec![0],
+                conv: None,
+                raw_opcode: None,
+            },
+        );
+        let e = s.err();
+        assert!(
+            e.contains(
+                "operator #0 is DEQUANTIZE where MobilenetV1/Conv2d_0 (CONV_2D) was expected"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("quantised"), "{e}");
+        let mut s = synth();
+        s.ops[10].code = CUSTOM;
+        s.ops[10].conv = None;
+        assert!(s.err().contains("operator #10 is the custom op"));
+        let mut s = synth();
+        s.ops[9].code = 9;
+        assert!(s
+            .err()
+            .contains("operator #9 is FULLY_CONNECTED where MobilenetV1/Conv2d_5_depthwise"));
+    }
+
+    #[test]
+    fn quantised_tensors_are_errors() {
+        let mut s = synth();
+        let (_, f) = s.filter(4);
+        s.tensors[f].dtype = 9;
+        let e = read_tflite(&s.build()).unwrap_err();
+        assert!(matches!(e, TfliteError::NotFloat { op: 4, .. }), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "tensor #{f} 'tensor_{f}' is INT8, expected FLOAT32"
+            )),
+            "{e}"
+        );
+        let mut s = synth();
+        s.tensors[0].dtype = 3;
+        let e = s.err();
+        assert!(
+            e.contains("operator #0 (MobilenetV1/Conv2d_0): tensor #0 'tensor_0' is UINT8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unsupported_and_malformed_models() {
+        let mut s = synth();
+        s.version = 2;
+        assert!(s.err().contains("schema version 2, expected 3"));
+        let mut s = synth();
+        let (_, f) = s.filter(6);
+        let b = s.tensors[f].buffer as usize;
+        s.buffers[b] = (vec![], 4096);
+        let e = s.err();
+        assert!(
+            e.contains("unsupported") && e.contains("outside the flatbuffer"),
+            "{e}"
+        );
+        let mut s = synth();
+        s.ops[4].inputs[1] = 9999;
+        let e = s.err();
+        assert!(
+            e.contains("malformed") && e.contains("operator #4 refers to tensor #9999"),
+            "{e}"
+        );
+        let mut s = synth();
+        s.ops[4].raw_opcode = Some(77);
+        assert!(s.err().contains("operator #4 uses opcode #77 of 5"));
+        let mut s = synth();
+        let (_, f) = s.filter(2);
+        s.tensors[f].buffer = 100_000;
+        assert!(s.err().contains("uses buffer #100000"));
+        // Every truncation of a (small-data) synthetic model is an error.
+        let mut s = synth();
+        for buf in &mut s.buffers {
+            buf.0.truncate(4);
+        }
+        let b = s.build();
+        for n in 0..b.len() {
+            assert!(read_tflite(&b[..n]).is_err(), "truncated to {n}");
+        }
+    }
+}
