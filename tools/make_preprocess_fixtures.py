@@ -7,7 +7,8 @@ Needs TensorFlow (made with tensorflow-cpu 2.21, numpy 2) and nothing else; not 
     python tools/make_preprocess_fixtures.py [OUT_DIR]    # default tests/fixtures/preprocess
 
 What it writes:
-  *.png            small inputs from a seeded generator, encoded by tf.io.encode_png
+  *.png, *.jpg     small inputs from a seeded generator, encoded by tf.io.encode_png
+                   and tf.io.encode_jpeg
   *.npy            TensorFlow's float32 HWC output for one case (np.save, '<f4')
   cases.tsv        one case a line: input, crop (a fraction or 'none'), out_h, out_w,
                    expected .npy
@@ -16,7 +17,7 @@ What it writes:
 
 The pipeline is TF-Slim's preprocess_for_eval, run as a tf.function whose input shape
 is unknown (as in TF-Slim's eval graph, where the decoded image has a dynamic shape):
-decode_png(channels=3) -> convert_image_dtype(float32) -> central_crop(fraction)
+decode_png or decode_jpeg (channels=3, default dct_method) -> convert_image_dtype(float32) -> central_crop(fraction)
 -> resize_bilinear(align_corners=False) [tf.compat.v1.image.resize_bilinear].
 """
 import os
@@ -29,10 +30,13 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "preprocess")
 
 
-def tf_pipeline(png_bytes, dtype, fraction, out_h, out_w):
+def tf_pipeline(data_bytes, dtype, fraction, out_h, out_w):
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def run(data):
-        img = tf.io.decode_png(data, channels=3, dtype=dtype)
+        if dtype == "jpeg":  # TF-Slim's decoder, with its default dct_method
+            img = tf.io.decode_jpeg(data, channels=3)
+        else:
+            img = tf.io.decode_png(data, channels=3, dtype=dtype)
         img = tf.image.convert_image_dtype(img, tf.float32)
         if fraction is not None:
             img = tf.image.central_crop(img, central_fraction=fraction)
@@ -41,13 +45,16 @@ def tf_pipeline(png_bytes, dtype, fraction, out_h, out_w):
         img = tf.compat.v1.image.resize_bilinear(img, [out_h, out_w], align_corners=False)
         return tf.squeeze(img, [0]), crop_shape
 
-    out, crop_shape = run(tf.constant(png_bytes))
+    out, crop_shape = run(tf.constant(data_bytes))
     return out.numpy(), tuple(int(v) for v in crop_shape.numpy())
 
 
-def eager_crop_shape(png_bytes, dtype, fraction):
+def eager_crop_shape(data_bytes, dtype, fraction):
     """Crop with static shapes (eager): the fraction stays a Python double."""
-    img = tf.io.decode_png(png_bytes, channels=3, dtype=dtype)
+    if dtype == "jpeg":
+        img = tf.io.decode_jpeg(data_bytes, channels=3)
+    else:
+        img = tf.io.decode_png(data_bytes, channels=3, dtype=dtype)
     return tuple(tf.image.central_crop(img, fraction).shape[:2])
 
 
@@ -65,8 +72,25 @@ def main():
     png = {}
     for name, (arr, _) in inputs.items():
         png[name] = tf.io.encode_png(arr).numpy()
+    # JPEGs (tf.io.encode_jpeg, i.e. libjpeg-turbo) of a smooth pattern plus noise, at
+    # odd sizes so that chroma upsampling meets partial blocks: 4:2:0 baseline,
+    # progressive 4:4:4, and greyscale.
+    def smooth(h, w, ch):
+        y, x, c = np.meshgrid(np.arange(h), np.arange(w), np.arange(ch), indexing="ij")
+        v = 128 + 90 * np.sin(x / 5.0 + c) * np.cos(y / 7.0 - c) + rng.normal(0, 12, (h, w, ch))
+        return np.clip(v, 0, 255).astype(np.uint8)
+    jpegs = {
+        "jpeg420_37x29.jpg": dict(image=smooth(37, 29, 3), quality=90),
+        "jpeg444_progressive_23x31.jpg": dict(image=smooth(23, 31, 3), quality=95,
+                                              progressive=True, chroma_downsampling=False),
+        "jpeg_gray_19x13.jpg": dict(image=smooth(19, 13, 1), quality=85),
+    }
+    for name, args in jpegs.items():
+        png[name] = tf.io.encode_jpeg(**args).numpy()
+        inputs[name] = (None, "jpeg")
+    for name, data in png.items():
         with open(os.path.join(OUT, name), "wb") as f:
-            f.write(png[name])
+            f.write(data)
 
     cases = [
         ("rgb_13x17.png", 0.875, 8, 8),
@@ -82,6 +106,12 @@ def main():
         # 0.8 is not exact in float32: the graph's float32 -> float64 fraction crops
         # 10 x 20 to 10 x 18, where eager mode's Python double would give 8 x 16.
         ("gray_10x20.png", 0.8, 4, 9),
+        # JPEG: the same-size cases compare the decoded pixels themselves.
+        ("jpeg420_37x29.jpg", None, 37, 29),
+        ("jpeg420_37x29.jpg", 0.875, 11, 11),
+        ("jpeg444_progressive_23x31.jpg", None, 23, 31),
+        ("jpeg_gray_19x13.jpg", None, 19, 13),
+        ("jpeg_gray_19x13.jpg", 0.875, 7, 5),
     ]
     lines = []
     for name, fraction, h, w in cases:
@@ -89,7 +119,7 @@ def main():
         out, crop_shape = tf_pipeline(png[name], dtype, fraction, h, w)
         assert out.dtype == np.float32 and out.shape == (h, w, 3)
         crop = "none" if fraction is None else repr(fraction)
-        exp = "%s_%s_%dx%d.npy" % (name[:-4], crop, h, w)
+        exp = "%s_%s_%dx%d.npy" % (os.path.splitext(name)[0], crop, h, w)
         np.save(os.path.join(OUT, exp), out.astype("<f4"))
         lines.append("\t".join([name, crop, str(h), str(w), exp]))
         if fraction is not None:

@@ -60,6 +60,10 @@ pub enum WeightsError {
          MobilenetV1/Conv2d_0/weights"
     )]
     NotMobileNet { path: PathBuf, detail: String },
+    /// Read from files: the message names the file already.
+    #[error(transparent)]
+    CheckpointFiles(checkpoint::CheckpointError),
+    /// Read from inside an archive.
     #[error("{path}: {source}")]
     Checkpoint { path: PathBuf, source: checkpoint::CheckpointError },
     #[error("{path}: {source}")]
@@ -159,8 +163,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn read_checkpoint_files(prefix: &Path) -> Result<Raw, WeightsError> {
-    let t = checkpoint::read_checkpoint(prefix)
-        .map_err(|source| WeightsError::Checkpoint { path: prefix.to_path_buf(), source })?;
+    let t = checkpoint::read_checkpoint(prefix).map_err(WeightsError::CheckpointFiles)?;
     Ok((t, "TF checkpoint"))
 }
 

@@ -1087,29 +1087,46 @@ mod tests {
         shared("weights/mobilenet_v1_0.25_128.tflite").map(|p| std::fs::read(p).unwrap())
     }
 
-    /// The `.tflite` inside each `tests/fixtures/*.tgz` (TF 2.x TFLiteConverter output), with the
-    /// archive's file name.
-    fn converter_fixtures() -> Vec<(String, Vec<u8>)> {
+    /// A `tests/fixtures/*.tgz` holding a `.tflite` (TF 2.21 TFLiteConverter output, see
+    /// tests/fixtures/README.md), unpacked into a temporary directory.
+    struct Fixture {
+        name: String,
+        tflite: Vec<u8>,
+        /// `<dir>/<stem>.ckpt` when the archive also holds the checkpoint it was converted from.
+        ckpt: Option<PathBuf>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn converter_fixtures() -> Vec<Fixture> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut out = Vec::new();
         let mut tgzs: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         tgzs.retain(|p| p.extension().is_some_and(|e| e == "tgz"));
         tgzs.sort();
+        let mut out = Vec::new();
         for tgz in tgzs {
+            let tmp = tempfile::tempdir().unwrap();
             let f = std::fs::File::open(&tgz).unwrap();
-            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
-            for entry in ar.entries().unwrap() {
-                let mut entry = entry.unwrap();
-                let path = entry.path().unwrap().into_owned();
-                if path.extension().is_some_and(|e| e == "tflite") {
-                    let mut bytes = Vec::new();
-                    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-                    let name = tgz.file_name().unwrap().to_string_lossy().into_owned();
-                    out.push((name, bytes));
-                }
-            }
+            tar::Archive::new(flate2::read::GzDecoder::new(f))
+                .unpack(tmp.path())
+                .unwrap();
+            let tflite = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|e| e == "tflite"));
+            let Some(tflite) = tflite else { continue };
+            let ckpt = tflite.with_extension("ckpt");
+            let has_ckpt = ckpt.with_extension("ckpt.index").is_file();
+            out.push(Fixture {
+                name: tgz.file_name().unwrap().to_string_lossy().into_owned(),
+                tflite: std::fs::read(&tflite).unwrap(),
+                ckpt: has_ckpt.then_some(ckpt),
+                _dir: tmp,
+            });
+        }
+        if out.is_empty() {
+            eprintln!("note: no tests/fixtures/*.tgz with a .tflite; skipping this check");
         }
         out
     }
@@ -1233,12 +1250,9 @@ mod tests {
 
     #[test]
     fn converter_fixtures_map() {
-        let fixtures = converter_fixtures();
-        if fixtures.is_empty() {
-            eprintln!("note: no tests/fixtures/*.tgz with a .tflite; skipping this check");
-        }
-        for (name, bytes) in fixtures {
-            let m = read_tflite(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for fx in converter_fixtures() {
+            let name = &fx.name;
+            let m = read_tflite(&fx.tflite).unwrap_or_else(|e| panic!("{name}: {e}"));
             let c0 = m["MobilenetV1/Conv2d_0/weights"].shape[3];
             let quarters = c0 / 8;
             let label = ["0.25", "0.5", "0.75", "1.0"][quarters - 1];
@@ -1250,6 +1264,68 @@ mod tests {
                 );
             }
             assert_shapes(&m, quarters);
+        }
+    }
+
+    /// The fixture archives also hold the checkpoint each .tflite was converted from: every
+    /// tensor read from the .tflite must be that checkpoint's layer with its BatchNorm folded
+    /// (`s = gamma / sqrt(moving_variance + 0.001)` per output channel, `weights * s`,
+    /// `biases = beta - moving_mean * s`), and the logits exactly the checkpoint's. This checks
+    /// the mapping and the transposes on the converter's output against an independent source.
+    #[test]
+    fn converter_fixtures_match_their_checkpoints() {
+        for fx in converter_fixtures() {
+            let Some(prefix) = &fx.ckpt else { continue };
+            let name = &fx.name;
+            let ckpt = crate::weights::checkpoint::read_checkpoint(prefix)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let m = read_tflite(&fx.tflite).unwrap();
+            for (key, got) in &m {
+                let (scope, leaf) = key.rsplit_once('/').unwrap();
+                if scope.ends_with("/Logits/Conv2d_1c_1x1") {
+                    // No BatchNorm: copied as is.
+                    assert_eq!(got, &ckpt[key], "{name}: {key}");
+                    continue;
+                }
+                let want: Vec<f64> = {
+                    let bn = |x: &str| &ckpt[&format!("{scope}/BatchNorm/{x}")].data;
+                    let (gamma, beta, mean, var) = (
+                        bn("gamma"),
+                        bn("beta"),
+                        bn("moving_mean"),
+                        bn("moving_variance"),
+                    );
+                    let s: Vec<f64> = gamma
+                        .iter()
+                        .zip(var)
+                        .map(|(&g, &v)| g as f64 / (v as f64 + 0.001).sqrt())
+                        .collect();
+                    if leaf == "biases" {
+                        (0..s.len())
+                            .map(|c| beta[c] as f64 - mean[c] as f64 * s[c])
+                            .collect()
+                    } else {
+                        let w = &ckpt[key];
+                        assert_eq!(w.shape, got.shape, "{name}: {key}");
+                        // HWIO [kh,kw,in,out] and depthwise [kh,kw,C,1]: element i
+                        // belongs to channel i % channels.
+                        let c = s.len();
+                        w.data
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &x)| x as f64 * s[i % c])
+                            .collect()
+                    }
+                };
+                assert_eq!(got.data.len(), want.len(), "{name}: {key}");
+                let scale = want.iter().fold(0f64, |a, &x| a.max(x.abs())).max(1e-6);
+                for (i, (&g, &w)) in got.data.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g as f64 - w).abs() <= 1e-5 * scale,
+                        "{name}: {key}[{i}] = {g}, folded checkpoint gives {w}"
+                    );
+                }
+            }
         }
     }
 
