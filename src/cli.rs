@@ -33,6 +33,15 @@ pub enum Command {
     /// Rewrite weights (checkpoint, archive, .tflite) as mnv1's canonical safetensors.
     #[command(after_help = "Examples:\n  mnv1 convert mobilenet_v1_0.25_128.tgz --out mnv1_025.safetensors\n  mnv1 convert ckpt/mobilenet_v1_1.0_224.ckpt --out w.safetensors")]
     Convert(ConvertArgs),
+    /// Shell completions on stdout.
+    #[command(after_help = "Examples:\n  mnv1 completions bash > /etc/bash_completion.d/mnv1\n  mnv1 completions zsh > ~/.zfunc/_mnv1\n  mnv1 completions fish > ~/.config/fish/completions/mnv1.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff) on stdout.
+    #[command(after_help = "Examples:\n  mnv1 man > /usr/local/share/man/man1/mnv1.1\n  mnv1 man | man -l -")]
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod inputs;
+pub mod interrupt;
 pub mod labels;
 pub mod model;
 pub mod output;

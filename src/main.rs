@@ -12,11 +12,15 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Embed(a) => commands::embed::run(a, cli.quiet),
         Command::List(a) => commands::list::run(a),
         Command::Convert(a) => commands::convert::run(a, cli.quiet),
+        Command::Completions { shell } => commands::shell::completions(*shell),
+        Command::Man => commands::shell::man(),
     }
 }
 
+/// Parses the command line, runs the command, and maps the outcome to the exit code.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    mnv1::interrupt::install();
     let code = match run(&cli) {
         Ok(Status::Ok) => exit_codes::SUCCESS,
         Ok(Status::SomeFailed) => exit_codes::SOME_FAILED,

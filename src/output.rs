@@ -22,14 +22,18 @@ impl AtomicFile {
             _ => Path::new("."),
         };
         let tmp = tempfile::Builder::new().prefix(".mnv1-").suffix(".tmp").tempfile_in(dir)?;
+        // Uncommitted temporaries are deleted on drop, and on Ctrl-C by the handler.
+        crate::interrupt::register(tmp.path());
         Ok(Self { tmp: BufWriter::new(tmp), target: target.to_path_buf() })
     }
 
     pub fn commit(self) -> io::Result<()> {
         let tmp = self.tmp.into_inner().map_err(|e| e.into_error())?;
+        let tmp_path = tmp.path().to_path_buf();
         tmp.as_file().sync_all()?;
-        tmp.persist(&self.target).map_err(|e| e.error)?;
-        Ok(())
+        let result = tmp.persist(&self.target).map(drop).map_err(|e| e.error);
+        crate::interrupt::unregister(&tmp_path);
+        result
     }
 }
 
@@ -108,6 +112,16 @@ pub fn top_k<'l>(logits: &[f32], k: usize, labels: &'l [String]) -> Vec<Predicti
         .collect()
 }
 
+/// A path as one unambiguous line of text: quoted and escaped when it holds control characters
+/// (a newline in a file name would otherwise read as two results).
+pub fn text_safe(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.chars().any(char::is_control) {
+        format!("{path:?}").into()
+    } else {
+        path.into()
+    }
+}
+
 #[derive(Serialize)]
 struct Classified<'a> {
     path: &'a str,
@@ -144,7 +158,7 @@ impl ClassifyWriter {
     pub fn write(&mut self, path: &str, predictions: &[Prediction]) -> io::Result<()> {
         match self.format {
             ClassifyFormat::Text => {
-                writeln!(self.sink, "{path}")?;
+                writeln!(self.sink, "{}", text_safe(path))?;
                 for p in predictions {
                     writeln!(self.sink, "  {:.4}  {} ({})", p.probability, p.label, p.index)?;
                 }

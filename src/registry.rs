@@ -113,11 +113,28 @@ impl Registry {
         self.variants.iter().filter(|v| v.module == Module::Classification)
     }
 
+    /// The error for an unknown spelling, with the nearest ids: the same multiplier at the
+    /// closest resolutions, or the same resolution at other multipliers, else by edit distance.
     fn unknown(&self, spec: &str) -> RegistryError {
-        let wanted = spec.to_ascii_lowercase();
-        let mut scored: Vec<(f64, &str)> = self
-            .checkpoints()
-            .map(|v| (strsim::normalized_damerau_levenshtein(&wanted, &v.id), v.id.as_str()))
+        let wanted = spec.trim().to_ascii_lowercase();
+        let short = wanted.strip_prefix("mobilenet_v1_").unwrap_or(&wanted);
+        let (mult, res) = short.split_once('_').unwrap_or((short, ""));
+        let code = MULTIPLIERS.iter().find(|(c, l)| mult == *c || mult == *l).map(|(c, _)| *c);
+        let res: Option<usize> = res.parse().ok();
+        let ids: Vec<&str> = self.checkpoints().map(|v| v.id.as_str()).collect();
+        let mut scored: Vec<(f64, &str)> = ids
+            .iter()
+            .map(|&id| {
+                let (m, r) = id.split_once('_').unwrap_or((id, ""));
+                let r: usize = r.parse().unwrap_or(0);
+                let score = match (code, res) {
+                    (Some(c), Some(want)) if c == m => 2.0 - (r.abs_diff(want) as f64 / 1000.0),
+                    (Some(c), None) if c == m => 2.0,
+                    (None, Some(want)) if want == r => 1.5,
+                    _ => strsim::normalized_damerau_levenshtein(&wanted, id),
+                };
+                (score, id)
+            })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let suggestions = scored
@@ -209,7 +226,11 @@ mod tests {
         let r = Registry::builtin();
         let err = r.resolve("050_150", Module::Classification).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("050_160"), "{msg}");
+        assert!(msg.contains("did you mean 050_160, 050_128, 050_192?"), "{msg}");
+        let msg = r.resolve("0.75_200", Module::Classification).unwrap_err().to_string();
+        assert!(msg.contains("did you mean 075_192, 075_224, 075_160?"), "{msg}");
+        let msg = r.resolve("030_224", Module::Classification).unwrap_err().to_string();
+        assert!(msg.contains("224"), "{msg}");
         assert!(r.resolve("0.3_128", Module::Classification).is_err());
         assert!(r.resolve("", Module::Classification).is_err());
     }

@@ -4,6 +4,7 @@ pub mod classify;
 pub mod convert;
 pub mod embed;
 pub mod list;
+pub mod shell;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -40,5 +41,6 @@ pub fn progress(len: usize, quiet: bool) -> ProgressBar {
 
 /// One line per failed input, on stderr, above any progress bar.
 pub fn report_failure(bar: &ProgressBar, path: &Path, reason: &str) {
-    bar.suspend(|| eprintln!("mnv1: {}: {reason}", path.display()));
+    let name = path.display().to_string();
+    bar.suspend(|| eprintln!("mnv1: {}: {reason}", crate::output::text_safe(&name)));
 }
