@@ -12,6 +12,8 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Embed(a) => commands::embed::run(a, cli.quiet),
         Command::List(a) => commands::list::run(a),
         Command::Convert(a) => commands::convert::run(a, cli.quiet),
+        Command::Fetch(a) => commands::fetch::run(a, cli.quiet),
+        Command::Cache(c) => commands::cache::run(c, cli.quiet),
     }
 }
 
