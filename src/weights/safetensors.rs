@@ -1,6 +1,7 @@
 //! The project's own canonical form: float32 safetensors with TF-Slim names and TF layouts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -16,6 +17,8 @@ pub enum SafetensorsError {
     Format(#[from] safetensors::SafeTensorError),
     #[error("tensor '{name}' is {dtype:?}; mnv1 reads float32 safetensors only")]
     Dtype { name: String, dtype: Dtype },
+    #[error("cannot write: {0}")]
+    Write(#[from] std::io::Error),
     #[error("the file carries no {CHECKSUM_KEY} checksum")]
     NoChecksum,
     #[error("checksum mismatch: the file says {stored}, its data hash to {actual} (corrupted or truncated)")]
@@ -46,20 +49,21 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, Saf
     Ok(out)
 }
 
-/// Writes `tensors` with `metadata` to `path` (the crate writes a temporary file and renames it).
+/// Writes `tensors` with `metadata` and a [`CHECKSUM_KEY`] to `path`, atomically (a temporary
+/// file beside it, then a rename), so the result may also be dropped into mnv1's cache.
 pub fn write_safetensors(
     tensors: &BTreeMap<String, RawTensor>,
     metadata: HashMap<String, String>,
     path: &Path,
 ) -> Result<(), SafetensorsError> {
-    let bytes: Vec<(&String, Vec<u8>)> =
-        tensors.iter().map(|(k, t)| (k, t.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
-    let views = bytes
-        .iter()
-        .zip(tensors.values())
-        .map(|((name, data), t)| Ok((name.as_str(), TensorView::new(Dtype::F32, t.shape.clone(), data)?)))
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    safetensors::serialize_to_file(views, Some(metadata), path)?;
+    let bytes = serialize_with_checksum(tensors, metadata)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".mnv1-").tempfile_in(dir)?;
+    tmp.write_all(&bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
