@@ -27,9 +27,14 @@ pub enum SafetensorsError {
 
 /// True when bytes start like a safetensors file: a little-endian header length, then `{`.
 pub fn is_safetensors(bytes: &[u8]) -> bool {
-    let Some(len) = bytes.get(..8) else { return false };
+    let Some(len) = bytes.get(..8) else {
+        return false;
+    };
     let n = u64::from_le_bytes(len.try_into().unwrap_or_default());
-    n > 1 && n < 100_000_000 && bytes.get(8) == Some(&b'{') && (n as usize).saturating_add(8) <= bytes.len()
+    n > 1
+        && n < 100_000_000
+        && bytes.get(8) == Some(&b'{')
+        && (n as usize).saturating_add(8) <= bytes.len()
 }
 
 pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, SafetensorsError> {
@@ -41,10 +46,20 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, Saf
             continue;
         }
         if view.dtype() != Dtype::F32 {
-            return Err(SafetensorsError::Dtype { name: name.to_string(), dtype: view.dtype() });
+            return Err(SafetensorsError::Dtype {
+                name: name.to_string(),
+                dtype: view.dtype(),
+            });
         }
-        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        out.insert(name.to_string(), RawTensor::new(view.shape().to_vec(), data));
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        out.insert(
+            name.to_string(),
+            RawTensor::new(view.shape().to_vec(), data),
+        );
     }
     Ok(out)
 }
@@ -74,13 +89,20 @@ pub fn serialize_with_checksum(
     tensors: &BTreeMap<String, RawTensor>,
     mut metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, SafetensorsError> {
-    let bytes: Vec<(&String, Vec<u8>)> =
-        tensors.iter().map(|(k, t)| (k, t.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+    let bytes: Vec<(&String, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, t)| (k, t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
     let views = || {
         bytes
             .iter()
             .zip(tensors.values())
-            .map(|((name, data), t)| Ok((name.as_str(), TensorView::new(Dtype::F32, t.shape.clone(), data)?)))
+            .map(|((name, data), t)| {
+                Ok((
+                    name.as_str(),
+                    TensorView::new(Dtype::F32, t.shape.clone(), data)?,
+                ))
+            })
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
     };
     let first = safetensors::serialize(views()?, Some(metadata.clone()))?;
@@ -91,10 +113,17 @@ pub fn serialize_with_checksum(
 /// Checks the [`CHECKSUM_KEY`] a cached file carries against its data section.
 pub fn verify_checksum(bytes: &[u8]) -> Result<(), SafetensorsError> {
     let (_, meta) = SafeTensors::read_metadata(bytes)?;
-    let stored = meta.metadata().as_ref().and_then(|m| m.get(CHECKSUM_KEY)).ok_or(SafetensorsError::NoChecksum)?;
+    let stored = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(CHECKSUM_KEY))
+        .ok_or(SafetensorsError::NoChecksum)?;
     let actual = data_checksum(bytes)?;
     if *stored != actual {
-        return Err(SafetensorsError::ChecksumMismatch { stored: stored.clone(), actual });
+        return Err(SafetensorsError::ChecksumMismatch {
+            stored: stored.clone(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -113,16 +142,28 @@ mod tests {
     #[test]
     fn checksum_round_trips_and_catches_a_flipped_byte() {
         let tensors = BTreeMap::from([
-            ("a".to_string(), RawTensor::new(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0])),
-            ("b".to_string(), RawTensor::new(vec![3], vec![5.0, 6.0, 7.0])),
+            (
+                "a".to_string(),
+                RawTensor::new(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+            ),
+            (
+                "b".to_string(),
+                RawTensor::new(vec![3], vec![5.0, 6.0, 7.0]),
+            ),
         ]);
         let mut bytes = serialize_with_checksum(&tensors, HashMap::new()).unwrap();
         verify_checksum(&bytes).unwrap();
         assert_eq!(read_safetensors(&bytes).unwrap(), tensors);
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(matches!(verify_checksum(&bytes), Err(SafetensorsError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            verify_checksum(&bytes),
+            Err(SafetensorsError::ChecksumMismatch { .. })
+        ));
         let plain = safetensors::serialize(Vec::<(&str, TensorView)>::new(), None).unwrap();
-        assert!(matches!(verify_checksum(&plain), Err(SafetensorsError::NoChecksum)));
+        assert!(matches!(
+            verify_checksum(&plain),
+            Err(SafetensorsError::NoChecksum)
+        ));
     }
 }
