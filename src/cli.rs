@@ -42,6 +42,53 @@ pub enum Command {
     /// The man page (roff) on stdout.
     #[command(after_help = "Examples:\n  mnv1 man > /usr/local/share/man/man1/mnv1.1\n  mnv1 man | man -l -")]
     Man,
+    /// Download variants' weights into the cache (release tarball, TF-Hub module or Hugging Face).
+    #[command(after_help = "Examples:\n  mnv1 fetch --variant 050_160\n  mnv1 fetch --variant 025_128 --variant 100_224\n  mnv1 fetch --all --mirror https://mirror.example/tf\n\nSources are tried in order: the release tarball (MNV1_MIRROR / --mirror replaces\nhttp://download.tensorflow.org), the TF-Hub module (MNV1_HUB_BASE replaces https://tfhub.dev),\nthen Hugging Face where the checkpoint is hosted there (HF_ENDPOINT, HF_HOME).\nMNV1_HTTP_TIMEOUT (seconds, default 30) bounds each wait for the network.")]
+    Fetch(FetchArgs),
+    /// Inspect or clear the weights cache ($MNV1_CACHE, else ~/.cache/mnv1).
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// Network settings of commands that may download weights.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Never use the network (also MNV1_OFFLINE=1 or HF_HUB_OFFLINE=1): weights must be cached.
+    #[arg(long)]
+    pub offline: bool,
+    /// Base URL replacing http://download.tensorflow.org in release URLs (also MNV1_MIRROR).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Variants whose checkpoints to fetch (repeatable); any spelling --variant takes.
+    #[arg(short = 'm', long, value_name = "VARIANT", required_unless_present = "all")]
+    pub variant: Vec<String>,
+    /// Fetch all 16 checkpoints (the 32 variants).
+    #[arg(long, conflicts_with = "variant")]
+    pub all: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// The cached checkpoints, their size and whether their checksum holds.
+    List,
+    /// The cache directory, or the file a variant's weights are cached in.
+    Path {
+        #[arg(short = 'm', long, value_name = "VARIANT")]
+        variant: Option<String>,
+    },
+    /// Remove cached weights of some variants, or everything mnv1 cached.
+    Rm {
+        #[arg(short = 'm', long, value_name = "VARIANT", required_unless_present = "all")]
+        variant: Vec<String>,
+        #[arg(long, conflicts_with = "variant")]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,7 +114,8 @@ pub struct ModelArgs {
     #[arg(short = 'm', long, default_value = "100_224")]
     pub variant: String,
     /// Weights file or directory: TF checkpoint (prefix, .index, dir), release .tgz, hub .tar.gz,
-    /// float .tflite, or mnv1 safetensors. Recognised by content.
+    /// float .tflite, mnv1 or transformers safetensors. Recognised by content. Without it, the
+    /// variant's weights come from the cache, fetched there on first use (see `mnv1 fetch`).
     #[arg(short, long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
     /// Run at NxN instead of the variant's resolution (any N >= 32).
@@ -88,6 +136,8 @@ pub struct ModelArgs {
     /// Stop at the first input that fails instead of reporting it and going on.
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

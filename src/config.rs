@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
-use crate::cache;
 use crate::cli::{CropArg, DeviceArg, ModelArgs};
 use crate::engine::{Engine, Head};
 use crate::error::UsageError;
+use crate::hub::{self, FetchOptions};
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::{Crop, Preprocess};
 use crate::registry::{Module, Registry, Variant};
@@ -25,6 +25,11 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     pub fn resolve(args: &ModelArgs, module: Module) -> Result<Self, UsageError> {
+        Self::resolve_quiet(args, module, false)
+    }
+
+    /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
+    pub fn resolve_quiet(args: &ModelArgs, module: Module, quiet: bool) -> Result<Self, UsageError> {
         let variant = Registry::builtin()
             .resolve(&args.variant, module)
             .map_err(|e| UsageError::new(e.to_string()))?
@@ -39,17 +44,9 @@ impl ModelConfig {
         let weights_path = match &args.weights {
             Some(p) => p.clone(),
             None => {
-                let cached = cache::weights_path(&variant.checkpoint);
-                if !cached.exists() {
-                    return Err(UsageError::new(format!(
-                        "no weights for {} at hand: pass --weights PATH (a release .tgz, TF checkpoint, \
-                         .tflite or safetensors file), or convert them into the cache with \
-                         `mnv1 convert PATH --out {}`",
-                        variant.checkpoint,
-                        cached.display()
-                    )));
-                }
-                cached
+                let opts = FetchOptions::from_env(args.net.offline, args.net.mirror.as_deref(), quiet)
+                    .map_err(|e| UsageError::new(e.to_string()))?;
+                hub::ensure_weights(&variant, &opts).map_err(|e| UsageError::new(e.to_string()))?
             }
         };
         let crop = match args.crop {

@@ -14,6 +14,8 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Convert(a) => commands::convert::run(a, cli.quiet),
         Command::Completions { shell } => commands::shell::completions(*shell),
         Command::Man => commands::shell::man(),
+        Command::Fetch(a) => commands::fetch::run(a, cli.quiet),
+        Command::Cache(c) => commands::cache::run(c, cli.quiet),
     }
 }
 

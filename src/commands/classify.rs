@@ -18,7 +18,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     if args.top_k == 0 || args.top_k > NUM_CLASSES {
         return Err(UsageError::new(format!("--top-k must be between 1 and {NUM_CLASSES}, not {}", args.top_k)).into());
     }
-    let config = ModelConfig::resolve(&args.model, Module::Classification)?;
+    let config = ModelConfig::resolve_quiet(&args.model, Module::Classification, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
     let labels = labels::owned_imagenet();
     let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());

@@ -19,7 +19,7 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
             UsageError::new(format!("--out {}: name it .npy, .npz or .jsonl to choose the format", out.display()))
         })?,
     };
-    let config = ModelConfig::resolve(&args.model, Module::FeatureVector)?;
+    let config = ModelConfig::resolve_quiet(&args.model, Module::FeatureVector, quiet)?;
     let engine = config.load_engine(Head::Features)?;
     let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let mut writer = EmbedWriter::new(format, args.out.as_deref(), engine.arch().feature_dim())?;

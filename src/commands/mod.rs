@@ -1,8 +1,10 @@
 //! One module per subcommand; each returns whether every input succeeded.
 
+pub mod cache;
 pub mod classify;
 pub mod convert;
 pub mod embed;
+pub mod fetch;
 pub mod list;
 pub mod shell;
 

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod checkpoint;
 pub mod safetensors;
 pub mod tflite;
+pub mod transformers;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -41,6 +42,31 @@ pub struct Weights {
 impl Weights {
     pub fn has_logits(&self) -> bool {
         self.tensors.contains_key(&format!("{LOGITS_SCOPE}/weights"))
+    }
+
+    /// Checks that every tensor of the architecture is present with its exact shape (each layer
+    /// with its BatchNorm or its folded bias) and the 1001-way logits: what a download must hold
+    /// before it may enter the cache.
+    pub fn check_complete(&self) -> Result<(), String> {
+        let check = |name: &str, shape: &[usize]| match self.tensors.get(name) {
+            None => Err(format!("no tensor {name}")),
+            Some(t) if t.shape != shape => Err(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)),
+            Some(_) => Ok(()),
+        };
+        for layer in self.arch.layers() {
+            check(&layer.weight_name(), &layer.weight_shape())?;
+            let c = [layer.out_channels];
+            if self.tensors.contains_key(&layer.bias_name()) {
+                check(&layer.bias_name(), &c)?;
+            } else {
+                for leaf in ["gamma", "beta", "moving_mean", "moving_variance"] {
+                    check(&layer.bn_name(leaf), &c)?;
+                }
+            }
+        }
+        let classes = crate::model::arch::NUM_CLASSES;
+        check(&format!("{LOGITS_SCOPE}/weights"), &[1, 1, self.arch.feature_dim(), classes])?;
+        check(&format!("{LOGITS_SCOPE}/biases"), &[classes])
     }
 }
 
@@ -118,6 +144,11 @@ fn read_any(path: &Path) -> Result<Raw, WeightsError> {
     } else if safetensors::is_safetensors(bytes) {
         let t = safetensors::read_safetensors(bytes)
             .map_err(|source| WeightsError::Safetensors { path: path.to_path_buf(), source })?;
+        if transformers::is_transformers_layout(&t) {
+            let t = transformers::to_canonical(t)
+                .map_err(|detail| WeightsError::NotMobileNet { path: path.to_path_buf(), detail })?;
+            return Ok((t, "transformers safetensors"));
+        }
         Ok((t, "safetensors"))
     } else if checkpoint::is_bundle_index(bytes) {
         let prefix = name.strip_suffix(".index").ok_or_else(|| WeightsError::Unrecognised(path.to_path_buf()))?;
