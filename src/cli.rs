@@ -33,6 +33,9 @@ pub enum Command {
     /// Rewrite weights (checkpoint, archive, .tflite) as mnv1's canonical safetensors.
     #[command(after_help = "Examples:\n  mnv1 convert mobilenet_v1_0.25_128.tgz --out mnv1_025.safetensors\n  mnv1 convert ckpt/mobilenet_v1_1.0_224.ckpt --out w.safetensors")]
     Convert(ConvertArgs),
+    /// Train a new classifier head (and optionally the whole network) on folders of images.
+    #[command(after_help = "DATA_DIR holds one sub-directory per class; the folder names become the labels.\n\nExamples:\n  mnv1 finetune flowers/ --variant 025_128 --weights mobilenet_v1_0.25_128.tgz --out flowers-model\n  mnv1 finetune data/ --variant 050_160 --train-backbone --bn-momentum 0.997 --augment --epochs 10 --out m\n  mnv1 classify --model flowers-model rose.jpg")]
+    Finetune(FinetuneArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +60,10 @@ pub struct ModelArgs {
     /// Which model: 050_160, mobilenet_v1_050_160, 0.5_160, or a TF-Hub handle URL.
     #[arg(short = 'm', long, default_value = "100_224")]
     pub variant: String,
+    /// A fine-tuned model directory written by `mnv1 finetune` (its manifest gives the variant,
+    /// size, preprocessing and labels).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["variant", "weights"])]
+    pub model: Option<PathBuf>,
     /// Weights file or directory: TF checkpoint (prefix, .index, dir), release .tgz, hub .tar.gz,
     /// float .tflite, or mnv1 safetensors. Recognised by content.
     #[arg(short, long, value_name = "PATH")]
@@ -64,9 +71,9 @@ pub struct ModelArgs {
     /// Run at NxN instead of the variant's resolution (any N >= 32).
     #[arg(long, value_name = "N")]
     pub size: Option<usize>,
-    /// How images are fitted to the model's input.
-    #[arg(long, value_enum, default_value_t = CropArg::Central)]
-    pub crop: CropArg,
+    /// How images are fitted to the model's input [default: central, or what --model's manifest says].
+    #[arg(long, value_enum)]
+    pub crop: Option<CropArg>,
     /// Images per forward pass.
     #[arg(short, long, default_value_t = 16, value_name = "B")]
     pub batch_size: usize,
@@ -141,4 +148,67 @@ pub struct ConvertArgs {
     /// Canonical safetensors file to write.
     #[arg(short, long, value_name = "OUT")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// SGD with momentum (--momentum).
+    Sgd,
+    Adam,
+}
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Directory with one sub-directory of images per class.
+    #[arg(value_name = "DATA_DIR")]
+    pub data: PathBuf,
+    /// Base model: 050_160, 0.5_160, mobilenet_v1_050_160 or a TF-Hub handle.
+    #[arg(short = 'm', long, default_value = "100_224")]
+    pub variant: String,
+    /// Weights to start from (any format `classify --weights` takes); default: the cache.
+    #[arg(short, long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+    /// Model directory to write (model.safetensors, labels.txt, manifest.json).
+    #[arg(short, long, value_name = "MODEL_DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Images per training step (at least 8 advised when batch norm trains).
+    #[arg(short, long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.005, value_name = "LR")]
+    pub learning_rate: f64,
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
+    pub optimizer: OptimizerArg,
+    /// Momentum of --optimizer sgd.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Decay of batch norm's moving averages, TF meaning: moving = m*moving + (1-m)*batch.
+    #[arg(long, default_value_t = 0.99, value_name = "M")]
+    pub bn_momentum: f64,
+    /// Train every weight, batch norm in train mode (the modules' trainable=True); default:
+    /// backbone frozen in inference mode, only the new head trained.
+    #[arg(long)]
+    pub train_backbone: bool,
+    /// Dropout rate before the new head.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub dropout: f64,
+    /// Fraction of each class held out for validation.
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    pub validation_split: f64,
+    /// Random crop (70-100% of each side) and left-right flip of training images.
+    #[arg(long)]
+    pub augment: bool,
+    /// Seed of the split, head initialisation, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Exit non-zero when the final validation accuracy (0..1) is below this.
+    #[arg(long, value_name = "X")]
+    pub assert_accuracy_at_least: Option<f64>,
+    /// Where the network runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = 178_956_970, value_name = "N")]
+    pub max_pixels: u64,
 }

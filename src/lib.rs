@@ -14,4 +14,5 @@ pub mod output;
 pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
+pub mod train;
 pub mod weights;

@@ -12,6 +12,7 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Embed(a) => commands::embed::run(a, cli.quiet),
         Command::List(a) => commands::list::run(a),
         Command::Convert(a) => commands::convert::run(a, cli.quiet),
+        Command::Finetune(a) => commands::finetune::run(a, cli.quiet),
     }
 }
 

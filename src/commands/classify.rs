@@ -8,7 +8,6 @@ use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
 use crate::inputs;
-use crate::labels;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
@@ -20,7 +19,12 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     }
     let config = ModelConfig::resolve(&args.model, Module::Classification)?;
     let engine = config.load_engine(Head::Logits)?;
-    let labels = labels::owned_imagenet();
+    let labels = config.labels();
+    // A fine-tuned model has fewer classes than ImageNet's 1001.
+    if args.top_k > engine.num_classes() {
+        let k = engine.num_classes();
+        return Err(UsageError::new(format!("--top-k must be between 1 and {k} for this model, not {}", args.top_k)).into());
+    }
     let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let mut writer = ClassifyWriter::new(args.format, Sink::open(args.out.as_deref())?)?;
     let bar = progress(items.len(), quiet);

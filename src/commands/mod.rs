@@ -3,6 +3,7 @@
 pub mod classify;
 pub mod convert;
 pub mod embed;
+pub mod finetune;
 pub mod list;
 
 use std::io::IsTerminal;
