@@ -105,9 +105,10 @@ pub struct ClassifyArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// How many labels per image (1..=1001).
-    #[arg(short = 'k', long, default_value_t = 5)]
-    pub top_k: usize,
+    /// How many labels per image (1..=1001, or up to a fine-tuned model's classes) [default: 5,
+    /// or all classes of a fine-tuned model with fewer].
+    #[arg(short = 'k', long)]
+    pub top_k: Option<usize>,
     #[arg(short, long, value_enum, default_value_t = ClassifyFormat::Text)]
     pub format: ClassifyFormat,
     /// Write results to this file (atomically) instead of stdout.

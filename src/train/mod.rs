@@ -145,8 +145,9 @@ impl Meter {
 
 /// The backbone as the run uses it.
 enum Backbone {
-    /// Inference mode, weights untouched; features computed once when there is no augmentation.
-    Frozen { net: MobileNetV1, train_features: Option<Tensor> },
+    /// Inference mode, weights untouched; features computed once (validation always, training
+    /// images when there is no augmentation).
+    Frozen { net: MobileNetV1, train_features: Option<Tensor>, validation_features: Option<Tensor> },
     Trained(TrainNet),
 }
 
@@ -172,7 +173,10 @@ fn evaluate(backbone: &Backbone, head: &Head, data: &Prepared, s: &Settings, dev
     if data.validation.is_empty() {
         return Ok(None);
     }
-    let features = features_of(backbone, &data.validation_images, s.size, device)?;
+    let features = match backbone {
+        Backbone::Frozen { validation_features: Some(f), .. } => f.clone(),
+        _ => features_of(backbone, &data.validation_images, s.size, device)?,
+    };
     let refs: Vec<&Example> = data.validation.iter().collect();
     let (loss, correct) = loss_and_correct(&head.forward(&features)?, &labels_tensor(&refs, device)?)?;
     let mut m = Meter::default();
@@ -193,14 +197,17 @@ pub fn fine_tune(
         Backbone::Trained(TrainNet::from_tensors(&weights.tensors, weights.arch, s.bn_momentum, device)?)
     } else {
         let net = MobileNetV1::from_tensors(&weights.tensors, weights.arch, false, device)?;
-        let mut frozen = Backbone::Frozen { net, train_features: None };
+        let mut frozen = Backbone::Frozen { net, train_features: None, validation_features: None };
         // A frozen backbone in inference mode maps each image to the same features every epoch:
         // computing them once and training the head on them is exact, and many times faster.
-        if !s.augment {
-            let f = features_of(&frozen, &data.train_images, s.size, device)?;
-            if let Backbone::Frozen { train_features, .. } = &mut frozen {
-                *train_features = Some(f);
-            }
+        let train_f = if s.augment { None } else { Some(features_of(&frozen, &data.train_images, s.size, device)?) };
+        let val_f = if data.validation.is_empty() {
+            None
+        } else {
+            Some(features_of(&frozen, &data.validation_images, s.size, device)?)
+        };
+        if let Backbone::Frozen { train_features, validation_features, .. } = &mut frozen {
+            (*train_features, *validation_features) = (train_f, val_f);
         }
         frozen
     };
@@ -232,7 +239,7 @@ pub fn fine_tune(
                     let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), device)?;
                     f.index_select(&idx, 0)?
                 }
-                Backbone::Frozen { net, train_features: None } => net.features(&augmented(data, batch, s, rng, device)?)?,
+                Backbone::Frozen { net, train_features: None, .. } => net.features(&augmented(data, batch, s, rng, device)?)?,
                 Backbone::Trained(net) => {
                     let images = if s.augment {
                         augmented(data, batch, s, rng, device)?
