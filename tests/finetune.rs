@@ -115,7 +115,12 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
     let manifest2: serde_json::Value =
         serde_json::from_slice(&std::fs::read(again.join("manifest.json")).unwrap()).unwrap();
     let figures = |m: &serde_json::Value| -> Vec<(f64, f64)> {
-        m["history"].as_array().unwrap().iter().map(|e| (e["train"]["loss"].as_f64().unwrap(), e["validation"]["accuracy"].as_f64().unwrap())).collect()
+        m["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["train"]["loss"].as_f64().unwrap(), e["validation"]["accuracy"].as_f64().unwrap()))
+            .collect()
     };
     assert_eq!(figures(&manifest), figures(&manifest2));
 
@@ -156,7 +161,18 @@ fn train_backbone_updates_batch_norm_statistics_and_warns_on_small_batches() {
     let out = finetune(
         &data,
         &model,
-        &["--train-backbone", "--epochs", "2", "--batch-size", "4", "--bn-momentum", "0.997", "--augment", "--dropout", "0.2"],
+        &[
+            "--train-backbone",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--bn-momentum",
+            "0.997",
+            "--augment",
+            "--dropout",
+            "0.2",
+        ],
     )
     .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();

@@ -40,7 +40,10 @@ fn check(args: &FinetuneArgs) -> Result<(), UsageError> {
         return bad(format!("--momentum must be in [0, 1), not {}", args.momentum));
     }
     if !(0.0..1.0).contains(&args.bn_momentum) {
-        return bad(format!("--bn-momentum must be in [0, 1) (TF meaning, e.g. 0.99 or 0.997), not {}", args.bn_momentum));
+        return bad(format!(
+            "--bn-momentum must be in [0, 1) (TF meaning, e.g. 0.99 or 0.997), not {}",
+            args.bn_momentum
+        ));
     }
     if !(0.0..1.0).contains(&args.dropout) {
         return bad(format!("--dropout must be in [0, 1), not {}", args.dropout));
@@ -134,7 +137,7 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             bar.finish_and_clear();
             if !quiet {
                 eprintln!(
-                    "epoch {}/{}: train {}; validation {} ({:.1} s)",
+                    "epoch {}/{}: train {}; validation {} ({:.2} s)",
                     e.epoch,
                     args.epochs,
                     show(Some(e.train)),

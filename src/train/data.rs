@@ -85,7 +85,10 @@ pub fn split(examples: &[Example], classes: usize, fraction: f64, rng: &mut StdR
 }
 
 /// Decodes and preprocesses every image (in parallel), failing on the first unreadable one.
-pub fn load_all(examples: &[Example], prep: &(impl Fn(&[u8]) -> Result<Rgb32, String> + Sync)) -> Result<Vec<Rgb32>, DataError> {
+pub fn load_all(
+    examples: &[Example],
+    prep: &(impl Fn(&[u8]) -> Result<Rgb32, String> + Sync),
+) -> Result<Vec<Rgb32>, DataError> {
     examples
         .par_iter()
         .map(|e| {
@@ -110,7 +113,8 @@ pub fn augment_source(bytes: &[u8], size: usize, max_pixels: u64) -> Result<Rgb3
         return Ok(img);
     }
     let scale = limit as f64 / short as f64;
-    let (h, w) = (((img.height as f64 * scale).round() as usize).max(1), ((img.width as f64 * scale).round() as usize).max(1));
+    let (h, w) =
+        (((img.height as f64 * scale).round() as usize).max(1), ((img.width as f64 * scale).round() as usize).max(1));
     Ok(resize_bilinear_tf1(&img, h, w))
 }
 
@@ -184,7 +188,11 @@ mod tests {
             let out = augment(&img, 32, &mut rng);
             assert_eq!((out.height, out.width), (32, 32));
             let (first, last) = (out.pixel(5, 0)[0], out.pixel(5, 31)[0]);
-            if first < last { rising += 1 } else { falling += 1 }
+            if first < last {
+                rising += 1
+            } else {
+                falling += 1
+            }
         }
         assert!(rising > 0 && falling > 0, "{rising} rising, {falling} falling");
     }

@@ -18,7 +18,13 @@ pub struct Head {
 
 impl Head {
     /// Glorot-uniform weights (Keras' Dense default) from the run's seeded generator, zero biases.
-    pub fn new(features: usize, classes: usize, dtype: DType, device: &Device, rng: &mut StdRng) -> candle_core::Result<Self> {
+    pub fn new(
+        features: usize,
+        classes: usize,
+        dtype: DType,
+        device: &Device,
+        rng: &mut StdRng,
+    ) -> candle_core::Result<Self> {
         let limit = (6.0 / (features + classes) as f64).sqrt();
         let w: Vec<f64> = (0..features * classes).map(|_| rng.random_range(-limit..limit)).collect();
         let weight = Tensor::from_vec(w, (features, classes), device)?.to_dtype(dtype)?;
@@ -104,7 +110,11 @@ mod tests {
                 let lm = loss_of(&head);
                 var.set(&Tensor::from_vec(base.clone(), &shape, &dev).unwrap()).unwrap();
                 let numeric = (lp - lm) / (2.0 * eps);
-                assert!((numeric - analytic[i]).abs() < 1e-7, "param {i}: numeric {numeric} vs analytic {}", analytic[i]);
+                assert!(
+                    (numeric - analytic[i]).abs() < 1e-7,
+                    "param {i}: numeric {numeric} vs analytic {}",
+                    analytic[i]
+                );
             }
         }
     }
@@ -115,7 +125,8 @@ mod tests {
         let x = Tensor::ones((100, 100), DType::F32, &dev).unwrap();
         let a = dropout(&x, 0.3, &mut StdRng::seed_from_u64(1)).unwrap();
         let b = dropout(&x, 0.3, &mut StdRng::seed_from_u64(1)).unwrap();
-        let (a, b): (Vec<f32>, Vec<f32>) = (a.flatten_all().unwrap().to_vec1().unwrap(), b.flatten_all().unwrap().to_vec1().unwrap());
+        let (a, b): (Vec<f32>, Vec<f32>) =
+            (a.flatten_all().unwrap().to_vec1().unwrap(), b.flatten_all().unwrap().to_vec1().unwrap());
         assert_eq!(a, b);
         let dropped = a.iter().filter(|&&v| v == 0.0).count();
         assert!((2700..3300).contains(&dropped), "{dropped} of 10000 dropped at rate 0.3");

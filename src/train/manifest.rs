@@ -87,10 +87,13 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let p = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io { path: p.clone(), source })?;
-        let m: Manifest =
-            serde_json::from_str(&text).map_err(|e| ManifestError::Invalid { path: p.clone(), reason: e.to_string() })?;
+        let m: Manifest = serde_json::from_str(&text)
+            .map_err(|e| ManifestError::Invalid { path: p.clone(), reason: e.to_string() })?;
         if m.format != FORMAT {
-            return Err(ManifestError::Invalid { path: p, reason: format!("format is '{}', not '{FORMAT}'", m.format) });
+            return Err(ManifestError::Invalid {
+                path: p,
+                reason: format!("format is '{}', not '{FORMAT}'", m.format),
+            });
         }
         Ok(m)
     }

@@ -22,7 +22,7 @@ use self::manifest::{EpochFigures, Figures};
 use self::network::TrainNet;
 use self::optimizer::{Optimizer, OptimizerKind};
 use crate::model::arch::LOGITS_SCOPE;
-use crate::model::{ModelError, MobileNetV1};
+use crate::model::{MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
 use crate::weights::{RawTensor, Weights};
 
@@ -147,7 +147,11 @@ impl Meter {
 enum Backbone {
     /// Inference mode, weights untouched; features computed once (validation always, training
     /// images when there is no augmentation).
-    Frozen { net: MobileNetV1, train_features: Option<Tensor>, validation_features: Option<Tensor> },
+    Frozen {
+        net: MobileNetV1,
+        train_features: Option<Tensor>,
+        validation_features: Option<Tensor>,
+    },
     Trained(TrainNet),
 }
 
@@ -169,7 +173,13 @@ fn features_of(backbone: &Backbone, images: &[Rgb32], size: usize, device: &Devi
     Ok(Tensor::cat(&parts, 0)?)
 }
 
-fn evaluate(backbone: &Backbone, head: &Head, data: &Prepared, s: &Settings, device: &Device) -> Result<Option<Figures>, TrainError> {
+fn evaluate(
+    backbone: &Backbone,
+    head: &Head,
+    data: &Prepared,
+    s: &Settings,
+    device: &Device,
+) -> Result<Option<Figures>, TrainError> {
     if data.validation.is_empty() {
         return Ok(None);
     }
@@ -236,10 +246,13 @@ pub fn fine_tune(
             let labels = labels_tensor(&examples, device)?;
             let features = match &mut backbone {
                 Backbone::Frozen { train_features: Some(f), .. } => {
-                    let idx = Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), device)?;
+                    let idx =
+                        Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), device)?;
                     f.index_select(&idx, 0)?
                 }
-                Backbone::Frozen { net, train_features: None, .. } => net.features(&augmented(data, batch, s, rng, device)?)?,
+                Backbone::Frozen { net, train_features: None, .. } => {
+                    net.features(&augmented(data, batch, s, rng, device)?)?
+                }
                 Backbone::Trained(net) => {
                     let images = if s.augment {
                         augmented(data, batch, s, rng, device)?
@@ -261,7 +274,8 @@ pub fn fine_tune(
             on_event(Event::Batch { loss: f.loss, accuracy: f.accuracy });
         }
         let validation = evaluate(&backbone, &head, data, s, device)?;
-        let figures = EpochFigures { epoch, train: meter.figures(), validation, seconds: started.elapsed().as_secs_f64() };
+        let figures =
+            EpochFigures { epoch, train: meter.figures(), validation, seconds: started.elapsed().as_secs_f64() };
         on_event(Event::EpochEnd(&figures));
         history.push(figures);
     }
@@ -277,7 +291,13 @@ pub fn fine_tune(
 }
 
 /// A batch of freshly augmented training images.
-fn augmented(data: &Prepared, batch: &[usize], s: &Settings, rng: &mut StdRng, device: &Device) -> candle_core::Result<Tensor> {
+fn augmented(
+    data: &Prepared,
+    batch: &[usize],
+    s: &Settings,
+    rng: &mut StdRng,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let images: Vec<Rgb32> = batch.iter().map(|&i| data::augment(&data.train_images[i], s.size, rng)).collect();
     let refs: Vec<&Rgb32> = images.iter().collect();
     batch_tensor(&refs, s.size, device)
