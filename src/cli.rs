@@ -42,6 +42,9 @@ pub enum Command {
     /// The man page (roff) on stdout.
     #[command(after_help = "Examples:\n  mnv1 man > /usr/local/share/man/man1/mnv1.1\n  mnv1 man | man -l -")]
     Man,
+    /// Train a new classifier head (and optionally the whole network) on folders of images.
+    #[command(after_help = "DATA_DIR holds one sub-directory per class; the folder names become the labels.\n\nExamples:\n  mnv1 finetune flowers/ --variant 025_128 --weights mobilenet_v1_0.25_128.tgz --out flowers-model\n  mnv1 finetune data/ --variant 050_160 --train-backbone --bn-momentum 0.997 --augment --epochs 10 --out m\n  mnv1 classify --model flowers-model rose.jpg")]
+    Finetune(FinetuneArgs),
     /// Download variants' weights into the cache (release tarball, TF-Hub module or Hugging Face).
     #[command(after_help = "Examples:\n  mnv1 fetch --variant 050_160\n  mnv1 fetch --variant 025_128 --variant 100_224\n  mnv1 fetch --all --mirror https://mirror.example/tf\n\nSources are tried in order: the release tarball (MNV1_MIRROR / --mirror replaces\nhttp://download.tensorflow.org), the TF-Hub module (MNV1_HUB_BASE replaces https://tfhub.dev),\nthen Hugging Face where the checkpoint is hosted there (HF_ENDPOINT, HF_HOME).\nMNV1_HTTP_TIMEOUT (seconds, default 30) bounds each wait for the network.")]
     Fetch(FetchArgs),
@@ -113,6 +116,10 @@ pub struct ModelArgs {
     /// Which model: 050_160, mobilenet_v1_050_160, 0.5_160, or a TF-Hub handle URL.
     #[arg(short = 'm', long, default_value = "100_224")]
     pub variant: String,
+    /// A fine-tuned model directory written by `mnv1 finetune` (its manifest gives the variant,
+    /// size, preprocessing and labels).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["variant", "weights"])]
+    pub model: Option<PathBuf>,
     /// Weights file or directory: TF checkpoint (prefix, .index, dir), release .tgz, hub .tar.gz,
     /// float .tflite, mnv1 or transformers safetensors. Recognised by content. Without it, the
     /// variant's weights come from the cache, fetched there on first use (see `mnv1 fetch`).
@@ -121,9 +128,9 @@ pub struct ModelArgs {
     /// Run at NxN instead of the variant's resolution (any N >= 32).
     #[arg(long, value_name = "N")]
     pub size: Option<usize>,
-    /// How images are fitted to the model's input.
-    #[arg(long, value_enum, default_value_t = CropArg::Central)]
-    pub crop: CropArg,
+    /// How images are fitted to the model's input [default: central, or what --model's manifest says].
+    #[arg(long, value_enum)]
+    pub crop: Option<CropArg>,
     /// Images per forward pass.
     #[arg(short, long, default_value_t = 16, value_name = "B")]
     pub batch_size: usize,
@@ -157,9 +164,10 @@ pub struct ClassifyArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// How many labels per image (1..=1001).
-    #[arg(short = 'k', long, default_value_t = 5)]
-    pub top_k: usize,
+    /// How many labels per image (1..=1001, or up to a fine-tuned model's classes) [default: 5,
+    /// or all classes of a fine-tuned model with fewer].
+    #[arg(short = 'k', long)]
+    pub top_k: Option<usize>,
     #[arg(short, long, value_enum, default_value_t = ClassifyFormat::Text)]
     pub format: ClassifyFormat,
     /// Write results to this file (atomically) instead of stdout.
@@ -200,4 +208,70 @@ pub struct ConvertArgs {
     /// Canonical safetensors file to write.
     #[arg(short, long, value_name = "OUT")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// SGD with momentum (--momentum).
+    Sgd,
+    Adam,
+}
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Directory with one sub-directory of images per class.
+    #[arg(value_name = "DATA_DIR")]
+    pub data: PathBuf,
+    /// Base model: 050_160, 0.5_160, mobilenet_v1_050_160 or a TF-Hub handle.
+    #[arg(short = 'm', long, default_value = "100_224")]
+    pub variant: String,
+    /// Weights to start from (any format `classify --weights` takes); default: the cache,
+    /// fetched there on first use.
+    #[arg(short, long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Model directory to write (model.safetensors, labels.txt, manifest.json).
+    #[arg(short, long, value_name = "MODEL_DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Images per training step (at least 8 advised when batch norm trains).
+    #[arg(short, long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.005, value_name = "LR")]
+    pub learning_rate: f64,
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
+    pub optimizer: OptimizerArg,
+    /// Momentum of --optimizer sgd.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Decay of batch norm's moving averages, TF meaning: moving = m*moving + (1-m)*batch.
+    #[arg(long, default_value_t = 0.99, value_name = "M")]
+    pub bn_momentum: f64,
+    /// Train every weight, batch norm in train mode (the modules' trainable=True); default:
+    /// backbone frozen in inference mode, only the new head trained.
+    #[arg(long)]
+    pub train_backbone: bool,
+    /// Dropout rate before the new head.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub dropout: f64,
+    /// Fraction of each class held out for validation.
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    pub validation_split: f64,
+    /// Random crop (70-100% of each side) and left-right flip of training images.
+    #[arg(long)]
+    pub augment: bool,
+    /// Seed of the split, head initialisation, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Exit non-zero when the final validation accuracy (0..1) is below this.
+    #[arg(long, value_name = "X")]
+    pub assert_accuracy_at_least: Option<f64>,
+    /// Where the network runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Refuse images with more pixels than this (decompression bombs).
+    #[arg(long, default_value_t = 178_956_970, value_name = "N")]
+    pub max_pixels: u64,
 }

@@ -1,17 +1,19 @@
 //! Command-line flags resolved once into checked settings: the variant, its weights, the input
 //! size, preprocessing and the device. Every mistake here is a `UsageError` (exit code 2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
-use crate::cli::{CropArg, DeviceArg, ModelArgs};
+use crate::cli::{CropArg, DeviceArg, ModelArgs, NetArgs};
 use crate::engine::{Engine, Head};
 use crate::error::UsageError;
 use crate::hub::{self, FetchOptions};
 use crate::model::mobilenet::MIN_INPUT;
-use crate::preprocess::{Crop, Preprocess};
+use crate::labels;
+use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
 use crate::registry::{Module, Registry, Variant};
+use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::{self, Weights};
 
 pub struct ModelConfig {
@@ -21,6 +23,26 @@ pub struct ModelConfig {
     pub batch_size: usize,
     pub device: Device,
     pub fail_fast: bool,
+    /// Class names of a fine-tuned model (`--model`); None for the ImageNet modules.
+    pub labels: Option<Vec<String>>,
+}
+
+pub fn resolve_variant(arg: &str, module: Module) -> Result<Variant, UsageError> {
+    Ok(Registry::builtin().resolve(arg, module).map_err(|e| UsageError::new(e.to_string()))?.clone())
+}
+
+/// `--weights`, or the variant's weights from the cache, fetched there on first use.
+pub fn resolve_weights_path(
+    variant: &Variant,
+    weights: Option<&Path>,
+    net: &NetArgs,
+    quiet: bool,
+) -> Result<PathBuf, UsageError> {
+    if let Some(p) = weights {
+        return Ok(p.to_path_buf());
+    }
+    let opts = FetchOptions::from_env(net.offline, net.mirror.as_deref(), quiet).map_err(|e| UsageError::new(e.to_string()))?;
+    hub::ensure_weights(variant, &opts).map_err(|e| UsageError::new(e.to_string()))
 }
 
 impl ModelConfig {
@@ -30,28 +52,31 @@ impl ModelConfig {
 
     /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
     pub fn resolve_quiet(args: &ModelArgs, module: Module, quiet: bool) -> Result<Self, UsageError> {
-        let variant = Registry::builtin()
-            .resolve(&args.variant, module)
-            .map_err(|e| UsageError::new(e.to_string()))?
-            .clone();
-        let size = args.size.unwrap_or(variant.resolution);
+        // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
+        // of --size and --crop to what it was trained with.
+        let manifest = match &args.model {
+            Some(dir) => Some(Manifest::read(dir).map_err(|e| UsageError::new(e.to_string()))?),
+            None => None,
+        };
+        let variant_arg = manifest.as_ref().map_or(args.variant.as_str(), |m| m.variant.as_str());
+        let variant = resolve_variant(variant_arg, module)?;
+        let size = args.size.or(manifest.as_ref().map(|m| m.input_size)).unwrap_or(variant.resolution);
         if size < MIN_INPUT {
             return Err(UsageError::new(format!("--size {size} is too small: the network needs at least {MIN_INPUT}")));
         }
         if args.batch_size == 0 {
             return Err(UsageError::new("--batch-size must be at least 1"));
         }
-        let weights_path = match &args.weights {
-            Some(p) => p.clone(),
-            None => {
-                let opts = FetchOptions::from_env(args.net.offline, args.net.mirror.as_deref(), quiet)
-                    .map_err(|e| UsageError::new(e.to_string()))?;
-                hub::ensure_weights(&variant, &opts).map_err(|e| UsageError::new(e.to_string()))?
-            }
+        let weights_path = match (&args.model, &args.weights) {
+            (Some(dir), _) => dir.join(WEIGHTS_FILE),
+            (None, w) => resolve_weights_path(&variant, w.as_deref(), &args.net, quiet)?,
         };
-        let crop = match args.crop {
-            CropArg::Central => Crop::Central(0.875),
-            CropArg::None => Crop::None,
+        let crop = match (args.crop, &manifest) {
+            (Some(CropArg::Central), _) => Crop::Central(DEFAULT_CENTRAL_FRACTION),
+            (Some(CropArg::None), _) => Crop::None,
+            (None, Some(m)) if m.preprocessing.crop == "none" => Crop::None,
+            (None, Some(m)) => Crop::Central(m.preprocessing.central_fraction as f32),
+            (None, None) => Crop::Central(DEFAULT_CENTRAL_FRACTION),
         };
         Ok(Self {
             weights_path,
@@ -60,7 +85,13 @@ impl ModelConfig {
             device: select_device(args.device)?,
             fail_fast: args.fail_fast,
             variant,
+            labels: manifest.map(|m| m.classes),
         })
+    }
+
+    /// The labels of the model's logits: a fine-tuned model's classes, else ImageNet's 1001.
+    pub fn labels(&self) -> Vec<String> {
+        self.labels.clone().unwrap_or_else(labels::owned_imagenet)
     }
 
     /// Loads the weights, checks they fit the variant, and puts the network on the device.
@@ -77,24 +108,29 @@ impl ModelConfig {
     }
 
     fn load_weights(&self) -> Result<Weights, UsageError> {
-        let w = weights::load(&self.weights_path).map_err(|e| UsageError::new(e.to_string()))?;
-        let want = self.variant.depth_multiplier;
-        if w.arch.depth_multiplier != want {
-            let found = w.arch.depth_multiplier;
-            let code = format!("{:03}", (found * 100.0).round() as u32);
-            return Err(UsageError::new(format!(
-                "{}: these weights are for depth multiplier {found}, but --variant {} needs {want}; \
-                 use --variant {code}_{} (or another {code}_* resolution) with them",
-                self.weights_path.display(),
-                self.variant.id,
-                self.variant.resolution
-            )));
-        }
-        Ok(w)
+        load_weights_for(&self.variant, &self.weights_path)
     }
 }
 
-fn select_device(arg: DeviceArg) -> Result<Device, UsageError> {
+/// Loads weights and checks that their depth multiplier is the variant's.
+pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, UsageError> {
+    let w = weights::load(path).map_err(|e| UsageError::new(e.to_string()))?;
+    let want = variant.depth_multiplier;
+    if w.arch.depth_multiplier != want {
+        let found = w.arch.depth_multiplier;
+        let code = format!("{:03}", (found * 100.0).round() as u32);
+        return Err(UsageError::new(format!(
+            "{}: these weights are for depth multiplier {found}, but --variant {} needs {want}; \
+             use --variant {code}_{} (or another {code}_* resolution) with them",
+            path.display(),
+            variant.id,
+            variant.resolution
+        )));
+    }
+    Ok(w)
+}
+
+pub fn select_device(arg: DeviceArg) -> Result<Device, UsageError> {
     let err = |name: &str, e: candle_core::Error| {
         UsageError::new(format!("--device {name}: {e} (CUDA needs a build with `--features cuda`, Metal `--features metal`)"))
     };

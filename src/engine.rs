@@ -30,6 +30,11 @@ impl Engine {
         self.model.arch()
     }
 
+    /// Number of logits (1001, or K for a fine-tuned model).
+    pub fn num_classes(&self) -> usize {
+        self.model.num_classes()
+    }
+
     /// One forward pass over same-sized images; one row per image.
     pub fn run(&self, images: &[&Rgb32], head: Head) -> Result<Vec<Vec<f32>>, ModelError> {
         let Some(first) = images.first() else { return Ok(Vec::new()) };

@@ -16,4 +16,5 @@ pub mod output;
 pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
+pub mod train;
 pub mod weights;

@@ -16,6 +16,7 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Man => commands::shell::man(),
         Command::Fetch(a) => commands::fetch::run(a, cli.quiet),
         Command::Cache(c) => commands::cache::run(c, cli.quiet),
+        Command::Finetune(a) => commands::finetune::run(a, cli.quiet),
     }
 }
 

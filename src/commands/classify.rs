@@ -8,19 +8,29 @@ use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
 use crate::inputs;
-use crate::labels;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::registry::Module;
 
+const DEFAULT_TOP_K: usize = 5;
+
 pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
-    if args.top_k == 0 || args.top_k > NUM_CLASSES {
-        return Err(UsageError::new(format!("--top-k must be between 1 and {NUM_CLASSES}, not {}", args.top_k)).into());
+    if let Some(k) = args.top_k.filter(|&k| k == 0 || k > NUM_CLASSES) {
+        return Err(UsageError::new(format!("--top-k must be between 1 and {NUM_CLASSES}, not {k}")).into());
     }
     let config = ModelConfig::resolve_quiet(&args.model, Module::Classification, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
-    let labels = labels::owned_imagenet();
+    let labels = config.labels();
+    // A fine-tuned model may have fewer classes than the default 5.
+    let classes = engine.num_classes();
+    let k = match args.top_k {
+        Some(k) if k > classes => {
+            return Err(UsageError::new(format!("--top-k must be between 1 and {classes} for this model, not {k}")).into())
+        }
+        Some(k) => k,
+        None => DEFAULT_TOP_K.min(classes),
+    };
     let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let mut writer = ClassifyWriter::new(args.format, Sink::open(args.out.as_deref())?)?;
     let bar = progress(items.len(), quiet);
@@ -35,7 +45,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         match outcome {
             Outcome::Done { name, row } => {
                 bar.inc(1);
-                writer.write(name, &top_k(row, args.top_k, &labels))
+                writer.write(name, &top_k(row, k, &labels))
             }
             Outcome::Failed { path, reason } => {
                 bar.inc(1);

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod convert;
 pub mod embed;
 pub mod fetch;
+pub mod finetune;
 pub mod list;
 pub mod shell;
 

@@ -49,7 +49,7 @@ struct FoldedLayer {
 pub struct MobileNetV1 {
     arch: Arch,
     layers: Vec<FoldedLayer>,
-    /// Logits weights [C, 1001] and biases [1001]; None for a feature-vector-only model.
+    /// Logits weights [C, K] and biases [K] (K = 1001 for ImageNet); None for a feature-vector-only model.
     logits: Option<(Tensor, Tensor)>,
 }
 
@@ -126,12 +126,11 @@ impl MobileNetV1 {
                 return Err(ModelError::NoLogits);
             }
             let f = arch.feature_dim();
-            let lw = get(w, &name, &[1, 1, f, NUM_CLASSES])?;
-            let lb = get(w, &format!("{LOGITS_SCOPE}/biases"), &[NUM_CLASSES])?;
-            Some((
-                Tensor::from_slice(&lw.data, (f, NUM_CLASSES), device)?,
-                Tensor::from_slice(&lb.data, NUM_CLASSES, device)?,
-            ))
+            // 1001 for the ImageNet modules; a fine-tuned head (`mnv1 finetune`) has its own K.
+            let k = w.get(&name).and_then(|t| t.shape.last().copied()).unwrap_or(NUM_CLASSES);
+            let lw = get(w, &name, &[1, 1, f, k])?;
+            let lb = get(w, &format!("{LOGITS_SCOPE}/biases"), &[k])?;
+            Some((Tensor::from_slice(&lw.data, (f, k), device)?, Tensor::from_slice(&lb.data, k, device)?))
         } else {
             None
         };
@@ -144,6 +143,11 @@ impl MobileNetV1 {
 
     pub fn has_logits(&self) -> bool {
         self.logits.is_some()
+    }
+
+    /// Number of logits: 1001 for the ImageNet modules, K for a fine-tuned head; 0 without one.
+    pub fn num_classes(&self) -> usize {
+        self.logits.as_ref().map_or(0, |(_, b)| b.dims1().unwrap_or(0))
     }
 
     /// Pooled Conv2d_13_pointwise features [N, C] of NHWC images with values in [0,1].
@@ -160,7 +164,7 @@ impl MobileNetV1 {
         Ok(x.mean((2, 3))?)
     }
 
-    /// Logits [N, 1001] (index 0 = background) of NHWC images with values in [0,1].
+    /// Logits [N, K] (K = 1001 for ImageNet, index 0 = background) of NHWC images with values in [0,1].
     pub fn logits(&self, images: &Tensor) -> Result<Tensor, ModelError> {
         let (w, b) = self.logits.as_ref().ok_or(ModelError::NoLogits)?;
         let features = self.features(images)?;
@@ -207,7 +211,7 @@ impl FoldedLayer {
 /// 3x3 depthwise convolution as nine shifted (and for stride 2, subsampled) views times
 /// per-channel weights: O(9) tensor ops per layer on any device, where candle's grouped conv2d
 /// would run one convolution per channel.
-fn depthwise_by_taps(x: &Tensor, taps: &[Tensor], stride: usize) -> candle_core::Result<Tensor> {
+pub(crate) fn depthwise_by_taps(x: &Tensor, taps: &[Tensor], stride: usize) -> candle_core::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (oh, (top, bottom)) = same_padding(h, 3, stride);
     let (ow, (left, right)) = same_padding(w, 3, stride);

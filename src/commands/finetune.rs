@@ -1,0 +1,214 @@
+//! `mnv1 finetune`: trains a new head (optionally the whole network) on class folders and writes a
+//! model directory that `classify --model` and `embed --model` read.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::Status;
+use crate::cli::{FinetuneArgs, OptimizerArg};
+use crate::config::{load_weights_for, resolve_variant, resolve_weights_path, select_device};
+use crate::error::UsageError;
+use crate::model::mobilenet::MIN_INPUT;
+use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
+use crate::registry::Module;
+use crate::train::manifest::{self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE};
+use crate::train::optimizer::OptimizerKind;
+use crate::train::{data, fine_tune, Event, Prepared, Settings};
+use crate::weights::safetensors::write_safetensors;
+
+/// Below this, batch statistics are too noisy for batch norm in train mode.
+const SMALL_BATCH: usize = 8;
+
+fn check(args: &FinetuneArgs) -> Result<(), UsageError> {
+    let bad = |msg: String| Err(UsageError::new(msg));
+    if args.epochs == 0 {
+        return bad("--epochs must be at least 1".into());
+    }
+    if args.batch_size == 0 {
+        return bad("--batch-size must be at least 1".into());
+    }
+    if !(args.learning_rate > 0.0 && args.learning_rate.is_finite()) {
+        return bad(format!("--learning-rate must be positive, not {}", args.learning_rate));
+    }
+    if !(0.0..1.0).contains(&args.momentum) {
+        return bad(format!("--momentum must be in [0, 1), not {}", args.momentum));
+    }
+    if !(0.0..1.0).contains(&args.bn_momentum) {
+        return bad(format!(
+            "--bn-momentum must be in [0, 1) (TF meaning, e.g. 0.99 or 0.997), not {}",
+            args.bn_momentum
+        ));
+    }
+    if !(0.0..1.0).contains(&args.dropout) {
+        return bad(format!("--dropout must be in [0, 1), not {}", args.dropout));
+    }
+    if !(0.0..1.0).contains(&args.validation_split) {
+        return bad(format!("--validation-split must be in [0, 1), not {}", args.validation_split));
+    }
+    if let Some(x) = args.assert_accuracy_at_least {
+        if !(0.0..=1.0).contains(&x) {
+            return bad(format!("--assert-accuracy-at-least is a fraction in [0, 1], not {x}"));
+        }
+    }
+    Ok(())
+}
+
+fn epoch_bar(batches: usize, epoch: usize, epochs: usize, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(batches as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} {wide_bar} {pos}/{len} batches [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+fn show(f: Option<Figures>) -> String {
+    f.map_or_else(|| "n/a".to_string(), |f| format!("loss {:.4} accuracy {:.4}", f.loss, f.accuracy))
+}
+
+pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
+    check(args)?;
+    let started = Instant::now();
+    let variant = resolve_variant(&args.variant, Module::Classification)?;
+    let size = variant.resolution.max(MIN_INPUT);
+    let weights_path = resolve_weights_path(&variant, args.weights.as_deref(), &args.net, quiet)?;
+    let weights = load_weights_for(&variant, &weights_path)?;
+    let device = select_device(args.device)?;
+    if args.train_backbone && args.batch_size < SMALL_BATCH && !quiet {
+        eprintln!(
+            "mnv1: warning: --batch-size {} with --train-backbone: batch norm normalises with the statistics of \
+             each batch, which are noisy below {SMALL_BATCH} images",
+            args.batch_size
+        );
+    }
+    let optimizer = match args.optimizer {
+        OptimizerArg::Sgd => OptimizerKind::Sgd { momentum: args.momentum },
+        OptimizerArg::Adam => OptimizerKind::Adam,
+    };
+    let settings = Settings {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        optimizer,
+        bn_momentum: args.bn_momentum,
+        train_backbone: args.train_backbone,
+        dropout: args.dropout,
+        augment: args.augment,
+        size,
+        max_pixels: args.max_pixels,
+    };
+
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let (classes, examples) = data::scan(&args.data).map_err(|e| UsageError::new(e.to_string()))?;
+    let (train, validation) = data::split(&examples, classes.len(), args.validation_split, &mut rng);
+    if !quiet {
+        eprintln!(
+            "mnv1: {} classes, {} training and {} validation images; {} {} from {} ({}){}",
+            classes.len(),
+            train.len(),
+            validation.len(),
+            variant.id,
+            if args.train_backbone { "trained whole (batch norm in train mode)" } else { "frozen, new head only" },
+            weights_path.display(),
+            weights.format,
+            if args.augment { ", augmented" } else { "" }
+        );
+    }
+    let prepared = Prepared::load(classes, train, validation, &settings)?;
+
+    let mut bar = ProgressBar::hidden();
+    let mut on_event = |event: Event| match event {
+        Event::EpochStart { epoch, batches } => bar = epoch_bar(batches, epoch, args.epochs, quiet),
+        Event::Batch { loss, accuracy } => {
+            bar.set_message(format!("loss {loss:.4} accuracy {accuracy:.4}"));
+            bar.inc(1);
+        }
+        Event::EpochEnd(e) => {
+            bar.finish_and_clear();
+            if !quiet {
+                eprintln!(
+                    "epoch {}/{}: train {}; validation {} ({:.2} s)",
+                    e.epoch,
+                    args.epochs,
+                    show(Some(e.train)),
+                    show(e.validation),
+                    e.seconds
+                );
+            }
+        }
+    };
+    let trained = fine_tune(&weights, &prepared, &settings, &device, &mut rng, &mut on_event)?;
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let metadata = HashMap::from([
+        ("format".to_string(), "mnv1".to_string()),
+        ("depth_multiplier".to_string(), weights.arch.depth_multiplier.to_string()),
+        ("source_format".to_string(), "mnv1 finetune".to_string()),
+        ("classes".to_string(), prepared.classes.len().to_string()),
+    ]);
+    write_safetensors(&trained.tensors, metadata, &args.out.join(WEIGHTS_FILE))?;
+    manifest::write_labels(&args.out, &prepared.classes)?;
+    let m = Manifest {
+        format: FORMAT.to_string(),
+        variant: variant.id.clone(),
+        depth_multiplier: weights.arch.depth_multiplier,
+        input_size: size,
+        classes: prepared.classes.clone(),
+        preprocessing: Preprocessing {
+            crop: "central".into(),
+            central_fraction: DEFAULT_CENTRAL_FRACTION as f64,
+            resize: "TF1 resize_bilinear (align_corners=False, half_pixel_centers=False)".into(),
+            input_range: "[0,1], mapped to x*2-1 inside the network".into(),
+        },
+        training: Training {
+            weights_source: weights_path.display().to_string(),
+            weights_format: weights.format.to_string(),
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            optimizer: format!("{:?}", args.optimizer).to_lowercase(),
+            momentum: (args.optimizer == OptimizerArg::Sgd).then_some(args.momentum),
+            bn_momentum: args.bn_momentum,
+            train_backbone: args.train_backbone,
+            dropout: args.dropout,
+            validation_split: args.validation_split,
+            augment: args.augment,
+            seed: args.seed,
+            train_images: prepared.train.len(),
+            validation_images: prepared.validation.len(),
+            seconds: started.elapsed().as_secs_f64(),
+        },
+        history: trained.history,
+        initial_validation: trained.initial_validation,
+        final_validation: trained.final_validation,
+    };
+    m.write(&args.out)?;
+    if !quiet {
+        eprintln!(
+            "mnv1: wrote {} (validation before: {}; after: {})",
+            args.out.display(),
+            show(m.initial_validation),
+            show(m.final_validation)
+        );
+    }
+    if let Some(min) = args.assert_accuracy_at_least {
+        match m.final_validation {
+            None => bail!("--assert-accuracy-at-least {min}: there is no validation set (--validation-split 0)"),
+            Some(f) if f.accuracy < min => {
+                bail!("final validation accuracy {:.4} is below --assert-accuracy-at-least {min}", f.accuracy)
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,304 @@
+//! `mnv1 finetune`: a new K-way head on a MobileNet V1 backbone, trained on class folders, with
+//! the backbone either frozen in inference mode (default) or trained with BatchNorm in train mode
+//! (the TF-Hub modules' `trainable=True`). The inference network (`crate::model`) folds BatchNorm;
+//! training needs it unfolded, which is `network::TrainNet`.
+
+pub mod data;
+pub mod head;
+pub mod manifest;
+pub mod network;
+pub mod optimizer;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use self::data::{DataError, Example};
+use self::head::{dropout, loss_and_correct, Head};
+use self::manifest::{EpochFigures, Figures};
+use self::network::TrainNet;
+use self::optimizer::{Optimizer, OptimizerKind};
+use crate::model::arch::LOGITS_SCOPE;
+use crate::model::{MobileNetV1, ModelError};
+use crate::preprocess::Rgb32;
+use crate::weights::{RawTensor, Weights};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("the weights have no tensor '{0}'")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("the training set is empty: every class went to validation (lower --validation-split)")]
+    NoTrainingImages,
+    #[error("the loss became {0} at epoch {1}: lower --learning-rate")]
+    Diverged(f64, usize),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The checked settings of one run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub optimizer: OptimizerKind,
+    pub bn_momentum: f64,
+    pub train_backbone: bool,
+    pub dropout: f64,
+    pub augment: bool,
+    /// Square input side of the model.
+    pub size: usize,
+    pub max_pixels: u64,
+}
+
+/// Split and decoded data. Training images are eval-preprocessed, or, with `--augment`, kept
+/// larger so each epoch can crop them afresh.
+pub struct Prepared {
+    pub classes: Vec<String>,
+    pub train: Vec<Example>,
+    pub validation: Vec<Example>,
+    train_images: Vec<Rgb32>,
+    validation_images: Vec<Rgb32>,
+}
+
+impl Prepared {
+    pub fn load(
+        classes: Vec<String>,
+        train: Vec<Example>,
+        validation: Vec<Example>,
+        s: &Settings,
+    ) -> Result<Self, TrainError> {
+        if train.is_empty() {
+            return Err(TrainError::NoTrainingImages);
+        }
+        let eval = data::eval_preprocess(s.size, s.max_pixels);
+        let eval_fn = |b: &[u8]| data::eval_image(b, &eval);
+        let train_images = if s.augment {
+            data::load_all(&train, &|b: &[u8]| data::augment_source(b, s.size, s.max_pixels))?
+        } else {
+            data::load_all(&train, &eval_fn)?
+        };
+        let validation_images = data::load_all(&validation, &eval_fn)?;
+        Ok(Self { classes, train, validation, train_images, validation_images })
+    }
+}
+
+/// What the caller shows while training runs.
+pub enum Event<'a> {
+    EpochStart { epoch: usize, batches: usize },
+    Batch { loss: f64, accuracy: f64 },
+    EpochEnd(&'a EpochFigures),
+}
+
+pub struct Trained {
+    /// The whole network under canonical names, the new head as `Logits/Conv2d_1c_1x1`.
+    pub tensors: BTreeMap<String, RawTensor>,
+    pub history: Vec<EpochFigures>,
+    pub initial_validation: Option<Figures>,
+    pub final_validation: Option<Figures>,
+}
+
+/// Evaluation batches: large, since nothing is kept for a backward pass.
+const EVAL_BATCH: usize = 32;
+
+fn batch_tensor(images: &[&Rgb32], size: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mut data = Vec::with_capacity(images.len() * size * size * 3);
+    for img in images {
+        data.extend_from_slice(&img.data);
+    }
+    Tensor::from_vec(data, (images.len(), size, size, 3), device)
+}
+
+fn labels_tensor(examples: &[&Example], device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(examples.iter().map(|e| e.label as u32).collect::<Vec<_>>(), examples.len(), device)
+}
+
+/// Running sums of one epoch's loss and accuracy.
+#[derive(Default)]
+struct Meter {
+    loss: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl Meter {
+    fn add(&mut self, loss: &Tensor, correct: usize, n: usize) -> candle_core::Result<()> {
+        self.loss += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * n as f64;
+        self.correct += correct;
+        self.seen += n;
+        Ok(())
+    }
+    fn figures(&self) -> Figures {
+        let n = self.seen.max(1) as f64;
+        Figures { loss: self.loss / n, accuracy: self.correct as f64 / n }
+    }
+}
+
+/// The backbone as the run uses it.
+enum Backbone {
+    /// Inference mode, weights untouched; features computed once (validation always, training
+    /// images when there is no augmentation).
+    Frozen {
+        net: MobileNetV1,
+        train_features: Option<Tensor>,
+        validation_features: Option<Tensor>,
+    },
+    Trained(TrainNet),
+}
+
+impl Backbone {
+    fn eval_features(&self, images: &Tensor) -> Result<Tensor, TrainError> {
+        Ok(match self {
+            Backbone::Frozen { net, .. } => net.features(images)?,
+            Backbone::Trained(net) => net.forward_eval(images)?,
+        })
+    }
+}
+
+fn features_of(backbone: &Backbone, images: &[Rgb32], size: usize, device: &Device) -> Result<Tensor, TrainError> {
+    let mut parts = Vec::new();
+    for chunk in images.chunks(EVAL_BATCH) {
+        let refs: Vec<&Rgb32> = chunk.iter().collect();
+        parts.push(backbone.eval_features(&batch_tensor(&refs, size, device)?)?);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+fn evaluate(
+    backbone: &Backbone,
+    head: &Head,
+    data: &Prepared,
+    s: &Settings,
+    device: &Device,
+) -> Result<Option<Figures>, TrainError> {
+    if data.validation.is_empty() {
+        return Ok(None);
+    }
+    let features = match backbone {
+        Backbone::Frozen { validation_features: Some(f), .. } => f.clone(),
+        _ => features_of(backbone, &data.validation_images, s.size, device)?,
+    };
+    let refs: Vec<&Example> = data.validation.iter().collect();
+    let (loss, correct) = loss_and_correct(&head.forward(&features)?, &labels_tensor(&refs, device)?)?;
+    let mut m = Meter::default();
+    m.add(&loss, correct, refs.len())?;
+    Ok(Some(m.figures()))
+}
+
+/// Trains the new head (and, with `train_backbone`, the whole network) on `data`.
+pub fn fine_tune(
+    weights: &Weights,
+    data: &Prepared,
+    s: &Settings,
+    device: &Device,
+    rng: &mut StdRng,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Trained, TrainError> {
+    let mut backbone = if s.train_backbone {
+        Backbone::Trained(TrainNet::from_tensors(&weights.tensors, weights.arch, s.bn_momentum, device)?)
+    } else {
+        let net = MobileNetV1::from_tensors(&weights.tensors, weights.arch, false, device)?;
+        let mut frozen = Backbone::Frozen { net, train_features: None, validation_features: None };
+        // A frozen backbone in inference mode maps each image to the same features every epoch:
+        // computing them once and training the head on them is exact, and many times faster.
+        let train_f = if s.augment { None } else { Some(features_of(&frozen, &data.train_images, s.size, device)?) };
+        let val_f = if data.validation.is_empty() {
+            None
+        } else {
+            Some(features_of(&frozen, &data.validation_images, s.size, device)?)
+        };
+        if let Backbone::Frozen { train_features, validation_features, .. } = &mut frozen {
+            (*train_features, *validation_features) = (train_f, val_f);
+        }
+        frozen
+    };
+    let head = Head::new(weights.arch.feature_dim(), data.classes.len(), DType::F32, device, rng)?;
+    let mut vars = head.vars();
+    if let Backbone::Trained(net) = &backbone {
+        vars.extend(net.vars());
+    }
+    let mut optimizer = Optimizer::new(s.optimizer, vars, s.learning_rate)?;
+    let initial_validation = evaluate(&backbone, &head, data, s, device)?;
+
+    let mut history = Vec::new();
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    for epoch in 1..=s.epochs {
+        let started = Instant::now();
+        order.shuffle(rng);
+        let mut batches: Vec<&[usize]> = order.chunks(s.batch_size).collect();
+        // BatchNorm in train mode cannot normalise a batch of one image (its variance is 0).
+        if s.train_backbone && batches.len() > 1 && batches.last().is_some_and(|b| b.len() < 2) {
+            batches.pop();
+        }
+        on_event(Event::EpochStart { epoch, batches: batches.len() });
+        let mut meter = Meter::default();
+        for batch in batches {
+            let examples: Vec<&Example> = batch.iter().map(|&i| &data.train[i]).collect();
+            let labels = labels_tensor(&examples, device)?;
+            let features = match &mut backbone {
+                Backbone::Frozen { train_features: Some(f), .. } => {
+                    let idx =
+                        Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), device)?;
+                    f.index_select(&idx, 0)?
+                }
+                Backbone::Frozen { net, train_features: None, .. } => {
+                    net.features(&augmented(data, batch, s, rng, device)?)?
+                }
+                Backbone::Trained(net) => {
+                    let images = if s.augment {
+                        augmented(data, batch, s, rng, device)?
+                    } else {
+                        let refs: Vec<&Rgb32> = batch.iter().map(|&i| &data.train_images[i]).collect();
+                        batch_tensor(&refs, s.size, device)?
+                    };
+                    net.forward_train(&images)?
+                }
+            };
+            let logits = head.forward(&dropout(&features, s.dropout, rng)?)?;
+            let (loss, correct) = loss_and_correct(&logits, &labels)?;
+            optimizer.step(&loss.backward()?)?;
+            meter.add(&loss, correct, batch.len())?;
+            let f = meter.figures();
+            if !f.loss.is_finite() {
+                return Err(TrainError::Diverged(f.loss, epoch));
+            }
+            on_event(Event::Batch { loss: f.loss, accuracy: f.accuracy });
+        }
+        let validation = evaluate(&backbone, &head, data, s, device)?;
+        let figures =
+            EpochFigures { epoch, train: meter.figures(), validation, seconds: started.elapsed().as_secs_f64() };
+        on_event(Event::EpochEnd(&figures));
+        history.push(figures);
+    }
+
+    let mut tensors = match &backbone {
+        Backbone::Frozen { .. } => weights.tensors.clone(),
+        Backbone::Trained(net) => net.to_tensors()?,
+    };
+    tensors.retain(|name, _| !name.starts_with(LOGITS_SCOPE));
+    tensors.extend(head.to_tensors()?);
+    let final_validation = history.last().and_then(|e: &EpochFigures| e.validation).or(initial_validation);
+    Ok(Trained { tensors, history, initial_validation, final_validation })
+}
+
+/// A batch of freshly augmented training images.
+fn augmented(
+    data: &Prepared,
+    batch: &[usize],
+    s: &Settings,
+    rng: &mut StdRng,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let images: Vec<Rgb32> = batch.iter().map(|&i| data::augment(&data.train_images[i], s.size, rng)).collect();
+    let refs: Vec<&Rgb32> = images.iter().collect();
+    batch_tensor(&refs, s.size, device)
+}
