@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DATA ?= ../shared/testdata
 
-.PHONY: build test lint fmt check-real fixtures
+.PHONY: build test lint fmt check-real fixtures fuzz fuzz-corpus
 
 build:
 	$(CARGO) build --release
@@ -25,3 +25,25 @@ check-real:
 # Regenerates tests/fixtures with TensorFlow (see tools/README.md; needs /tmp/tfenv).
 fixtures:
 	/tmp/tfenv/bin/python tools/make_fixtures.py
+
+# Fuzzing (fuzz/README.md): each target runs FUZZ_SECONDS in turn. cargo-fuzz needs nightly
+# flags; RUSTC_BOOTSTRAP=1 lets a stable toolchain accept them.
+FUZZ_SECONDS ?= 600
+FUZZ_SANITIZER ?= address
+FUZZ_TARGETS ?= checkpoint_index tflite npy
+
+fuzz: fuzz-corpus
+	for t in $(FUZZ_TARGETS); do \
+		case $$t in tflite) len=2097152;; *) len=65536;; esac; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer $(FUZZ_SANITIZER) $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=$$len \
+			-print_final_stats=1 || exit 1; \
+	done
+
+# Seed corpora (gitignored) from the committed seeds and the real fixtures.
+fuzz-corpus:
+	mkdir -p fuzz/corpus/checkpoint_index fuzz/corpus/tflite fuzz/corpus/npy
+	cp fuzz/seeds/checkpoint_index/* tests/fixtures/fuzz/checkpoint_index/* fuzz/corpus/checkpoint_index/ 2>/dev/null || true
+	cp tests/fixtures/preprocess/*.npy tests/fixtures/fuzz/npy/* fuzz/corpus/npy/ 2>/dev/null || true
+	cp tests/fixtures/fuzz/tflite/* fuzz/corpus/tflite/ 2>/dev/null || true
+	tar -xzf tests/fixtures/mobilenet_v1_0.25_128.tgz -C fuzz/corpus/tflite --wildcards '*.tflite'
