@@ -1,7 +1,7 @@
 //! Command-line flags resolved once into checked settings: the variant, its weights, the input
 //! size, preprocessing and the device. Every mistake here is a `UsageError` (exit code 2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
@@ -31,26 +31,21 @@ impl ModelConfig {
             .clone();
         let size = args.size.unwrap_or(variant.resolution);
         if size < MIN_INPUT {
-            return Err(UsageError::new(format!("--size {size} is too small: the network needs at least {MIN_INPUT}")));
+            return Err(UsageError::new(format!(
+                "--size {size} is too small: the network needs at least {MIN_INPUT}"
+            )));
         }
         if args.batch_size == 0 {
             return Err(UsageError::new("--batch-size must be at least 1"));
         }
-        let weights_path = match &args.weights {
-            Some(p) => p.clone(),
-            None => {
-                let cached = cache::weights_path(&variant.checkpoint);
-                if !cached.exists() {
-                    return Err(UsageError::new(format!(
-                        "no weights for {} at hand: pass --weights PATH (a release .tgz, TF checkpoint, \
-                         .tflite or safetensors file), or convert them into the cache with \
-                         `mnv1 convert PATH --out {}`",
-                        variant.checkpoint,
-                        cached.display()
-                    )));
-                }
-                cached
-            }
+        let Some(weights_path) = find_weights(args.weights.as_deref(), &variant) else {
+            return Err(UsageError::new(format!(
+                "no weights for {} at hand: pass --weights PATH (a release .tgz, TF checkpoint, \
+                 .tflite or safetensors file), or convert them into the cache with \
+                 `mnv1 convert PATH --out {}`",
+                variant.checkpoint,
+                cache::weights_path(&variant.checkpoint).display()
+            )));
         };
         let crop = match args.crop {
             CropArg::Central => Crop::Central(0.875),
@@ -58,7 +53,11 @@ impl ModelConfig {
         };
         Ok(Self {
             weights_path,
-            preprocess: Preprocess { size: (size, size), crop, max_pixels: args.max_pixels },
+            preprocess: Preprocess {
+                size: (size, size),
+                crop,
+                max_pixels: args.max_pixels,
+            },
             batch_size: args.batch_size,
             device: select_device(args.device)?,
             fail_fast: args.fail_fast,
@@ -97,7 +96,17 @@ impl ModelConfig {
     }
 }
 
-fn select_device(arg: DeviceArg) -> Result<Device, UsageError> {
+/// Where the weights of `variant` are: `--weights` when given, else the cache file when present.
+/// The one place that decides it, so other sources (downloads) slot in here.
+pub fn find_weights(explicit: Option<&Path>, variant: &Variant) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let cached = cache::weights_path(&variant.checkpoint);
+    cached.exists().then_some(cached)
+}
+
+pub fn select_device(arg: DeviceArg) -> Result<Device, UsageError> {
     let err = |name: &str, e: candle_core::Error| {
         UsageError::new(format!("--device {name}: {e} (CUDA needs a build with `--features cuda`, Metal `--features metal`)"))
     };

@@ -12,6 +12,7 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Embed(a) => commands::embed::run(a, cli.quiet),
         Command::List(a) => commands::list::run(a),
         Command::Convert(a) => commands::convert::run(a, cli.quiet),
+        Command::Bench(a) => commands::bench::run(a, cli.quiet),
     }
 }
 
@@ -23,7 +24,11 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => exit_codes::SUCCESS,
         Err(e) => {
             eprintln!("mnv1: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() { exit_codes::USAGE } else { exit_codes::SOME_FAILED }
+            if e.downcast_ref::<UsageError>().is_some() {
+                exit_codes::USAGE
+            } else {
+                exit_codes::SOME_FAILED
+            }
         }
     };
     ExitCode::from(code)
