@@ -21,14 +21,8 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".mnv1-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        Ok(Self {
-            tmp: BufWriter::new(tmp),
-            target: target.to_path_buf(),
-        })
+        let tmp = tempfile::Builder::new().prefix(".mnv1-").suffix(".tmp").tempfile_in(dir)?;
+        Ok(Self { tmp: BufWriter::new(tmp), target: target.to_path_buf() })
     }
 
     pub fn commit(self) -> io::Result<()> {
@@ -130,11 +124,7 @@ pub struct ClassifyWriter {
 
 impl ClassifyWriter {
     pub fn new(format: ClassifyFormat, sink: Sink) -> io::Result<Self> {
-        let mut writer = Self {
-            format,
-            sink,
-            json: Vec::new(),
-        };
+        let mut writer = Self { format, sink, json: Vec::new() };
         writer.table_row(["path", "rank", "index", "label", "probability", "logit"])?;
         Ok(writer)
     }
@@ -146,9 +136,7 @@ impl ClassifyWriter {
             ClassifyFormat::Tsv => b'\t',
             _ => return Ok(()),
         };
-        let mut w = csv::WriterBuilder::new()
-            .delimiter(delimiter)
-            .from_writer(&mut self.sink);
+        let mut w = csv::WriterBuilder::new().delimiter(delimiter).from_writer(&mut self.sink);
         w.write_record(fields)?;
         w.flush()
     }
@@ -158,11 +146,7 @@ impl ClassifyWriter {
             ClassifyFormat::Text => {
                 writeln!(self.sink, "{path}")?;
                 for p in predictions {
-                    writeln!(
-                        self.sink,
-                        "  {:.4}  {} ({})",
-                        p.probability, p.label, p.index
-                    )?;
+                    writeln!(self.sink, "  {:.4}  {} ({})", p.probability, p.label, p.index)?;
                 }
             }
             ClassifyFormat::Jsonl => {
@@ -170,8 +154,7 @@ impl ClassifyWriter {
                 writeln!(self.sink)?;
             }
             ClassifyFormat::Json => {
-                self.json
-                    .push(serde_json::to_value(Classified { path, predictions })?);
+                self.json.push(serde_json::to_value(Classified { path, predictions })?);
             }
             ClassifyFormat::Csv | ClassifyFormat::Tsv => {
                 for (rank, p) in predictions.iter().enumerate() {
@@ -239,17 +222,8 @@ pub struct EmbedWriter {
 
 impl EmbedWriter {
     pub fn new(format: EmbedFormat, out: Option<&Path>, dim: usize) -> io::Result<Self> {
-        let lines = (format == EmbedFormat::Jsonl)
-            .then(|| Sink::open(out))
-            .transpose()?;
-        Ok(Self {
-            format,
-            out: out.map(Path::to_path_buf),
-            lines,
-            dim,
-            paths: Vec::new(),
-            features: Vec::new(),
-        })
+        let lines = (format == EmbedFormat::Jsonl).then(|| Sink::open(out)).transpose()?;
+        Ok(Self { format, out: out.map(Path::to_path_buf), lines, dim, paths: Vec::new(), features: Vec::new() })
     }
 
     pub fn write(&mut self, path: &str, features: &[f32]) -> io::Result<()> {
@@ -294,50 +268,23 @@ impl EmbedWriter {
 
 fn write_npy_f32(w: impl Write, shape: &[u64], data: &[f32]) -> io::Result<()> {
     use npyz::WriterBuilder;
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(w)
-        .begin_nd()?;
+    let mut writer = npyz::WriteOptions::new().default_dtype().shape(shape).writer(w).begin_nd()?;
     writer.extend(data.iter().copied())?;
     writer.finish()
 }
 
-fn write_npz(
-    file: &mut AtomicFile,
-    shape: &[u64],
-    data: &[f32],
-    paths: &[String],
-) -> io::Result<()> {
+fn write_npz(file: &mut AtomicFile, shape: &[u64], data: &[f32], paths: &[String]) -> io::Result<()> {
     use npyz::WriterBuilder;
     // The zip writer needs Seek: build the archive in memory (features are small next to images).
     let mut npz = npyz::npz::NpzWriter::new(io::Cursor::new(Vec::new()));
-    let options =
-        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut w = npz
-        .array::<f32>("features", options)?
-        .default_dtype()
-        .shape(shape)
-        .begin_nd()?;
+    let options = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut w = npz.array::<f32>("features", options)?.default_dtype().shape(shape).begin_nd()?;
     w.extend(data.iter().copied())?;
     w.finish()?;
     // numpy's own dtype for Python str: '<U{longest}' (code points).
-    let longest = paths
-        .iter()
-        .map(|p| p.chars().count())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let dtype = npyz::DType::Plain(
-        format!("<U{longest}")
-            .parse()
-            .map_err(|e| io::Error::other(format!("{e}")))?,
-    );
-    let mut w = npz
-        .array::<String>("paths", options)?
-        .dtype(dtype)
-        .shape(&[paths.len() as u64])
-        .begin_nd()?;
+    let longest = paths.iter().map(|p| p.chars().count()).max().unwrap_or(1).max(1);
+    let dtype = npyz::DType::Plain(format!("<U{longest}").parse().map_err(|e| io::Error::other(format!("{e}")))?);
+    let mut w = npz.array::<String>("paths", options)?.dtype(dtype).shape(&[paths.len() as u64]).begin_nd()?;
     w.extend(paths.iter().cloned())?;
     w.finish()?;
     let bytes = npz.zip_writer().finish()?.into_inner();

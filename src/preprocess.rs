@@ -48,11 +48,7 @@ pub struct Rgb32 {
 impl Rgb32 {
     /// A black image.
     pub fn zeros(height: usize, width: usize) -> Self {
-        Rgb32 {
-            height,
-            width,
-            data: vec![0.0; height * width * 3],
-        }
+        Rgb32 { height, width, data: vec![0.0; height * width * 3] }
     }
 
     /// The three channels of pixel (`y`, `x`).
@@ -101,20 +97,13 @@ pub struct Preprocess {
 impl Preprocess {
     /// TF-Slim's evaluation preprocessing to `height` x `width`.
     pub fn new(height: usize, width: usize) -> Self {
-        Preprocess {
-            size: (height, width),
-            crop: Crop::default(),
-            max_pixels: DEFAULT_MAX_PIXELS,
-        }
+        Preprocess { size: (height, width), crop: Crop::default(), max_pixels: DEFAULT_MAX_PIXELS }
     }
 
     /// Checks the settings: a non-empty target and a crop fraction in (0, 1].
     pub fn validate(&self) -> Result<(), PreprocessError> {
         if self.size.0 == 0 || self.size.1 == 0 {
-            return Err(PreprocessError::InvalidSize {
-                height: self.size.0,
-                width: self.size.1,
-            });
+            return Err(PreprocessError::InvalidSize { height: self.size.0, width: self.size.1 });
         }
         if let Crop::Central(f) = self.crop {
             // Written so that NaN is refused too.
@@ -147,12 +136,7 @@ pub enum PreprocessError {
     #[error("image refused by the decoder's memory limits: {0}")]
     Limits(#[source] ImageError),
     #[error("{width} x {height} = {pixels} pixels exceeds --max-pixels {max}")]
-    TooManyPixels {
-        width: u64,
-        height: u64,
-        pixels: u64,
-        max: u64,
-    },
+    TooManyPixels { width: u64, height: u64, pixels: u64, max: u64 },
     #[error("image has no pixels ({width} x {height})")]
     ZeroSize { width: u64, height: u64 },
     #[error("invalid target size {height} x {width}: both must be at least 1")]
@@ -174,19 +158,11 @@ fn image_error(e: ImageError) -> PreprocessError {
 fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), PreprocessError> {
     let (w, h) = (u64::from(width), u64::from(height));
     if w == 0 || h == 0 {
-        return Err(PreprocessError::ZeroSize {
-            width: w,
-            height: h,
-        });
+        return Err(PreprocessError::ZeroSize { width: w, height: h });
     }
     let pixels = w * h; // u32 x u32 fits in u64
     if pixels > max_pixels {
-        return Err(PreprocessError::TooManyPixels {
-            width: w,
-            height: h,
-            pixels,
-            max: max_pixels,
-        });
+        return Err(PreprocessError::TooManyPixels { width: w, height: h, pixels, max: max_pixels });
     }
     Ok(())
 }
@@ -266,11 +242,7 @@ fn from_channels<T: Copy>(
             data.extend_from_slice(&[convert(px[0]), convert(px[1]), convert(px[2])]);
         }
     }
-    Rgb32 {
-        height: h as usize,
-        width: w as usize,
-        data,
-    }
+    Rgb32 { height: h as usize, width: w as usize, data }
 }
 
 fn clamp01(v: f32) -> f32 {
@@ -338,9 +310,7 @@ mod jpeg {
             while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
                 i += 1; // fill bytes
             }
-            let (Some(&0xFF), Some(&marker)) = (b.get(i), b.get(i + 1)) else {
-                break;
-            };
+            let (Some(&0xFF), Some(&marker)) = (b.get(i), b.get(i + 1)) else { break };
             match marker {
                 0xDA | 0xD9 => break, // start of scan, end of image
                 0x01 | 0xD0..=0xD7 => {
@@ -349,9 +319,7 @@ mod jpeg {
                 }
                 _ => {}
             }
-            let Some(len) = b
-                .get(i + 2..i + 4)
-                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+            let Some(len) = b.get(i + 2..i + 4).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
             else {
                 break;
             };
@@ -489,9 +457,7 @@ mod jpeg {
 
     pub(super) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessError> {
         let markers = scan_markers(bytes);
-        let decoded = catch_unwind(AssertUnwindSafe(|| {
-            decode_rgb8(bytes, markers.adobe, max_pixels)
-        }));
+        let decoded = catch_unwind(AssertUnwindSafe(|| decode_rgb8(bytes, markers.adobe, max_pixels)));
         let (w, h, rgb) = match decoded {
             Ok(result) => result?,
             Err(payload) => match payload.downcast::<JpegFailure>() {
@@ -520,11 +486,7 @@ pub fn central_crop_window(n: usize, fraction: f32) -> (usize, usize) {
     if fraction >= 1.0 {
         return (0, n); // TF returns the image unchanged for 1.0
     }
-    let f = if fraction > 0.0 {
-        f64::from(fraction)
-    } else {
-        f64::from(f32::MIN_POSITIVE)
-    };
+    let f = if fraction > 0.0 { f64::from(fraction) } else { f64::from(f32::MIN_POSITIVE) };
     let nd = n as f64;
     // Non-negative, so the truncating cast is TF's int32 cast. The min keeps at least
     // one pixel where a tiny fraction rounds `n * f` away (TF would crop to nothing).
@@ -546,11 +508,7 @@ pub fn central_crop(img: &Rgb32, fraction: f32) -> Rgb32 {
         let row = (y * img.width + left) * 3;
         data.extend_from_slice(&img.data[row..row + w * 3]);
     }
-    Rgb32 {
-        height: h,
-        width: w,
-        data,
-    }
+    Rgb32 { height: h, width: w, data }
 }
 
 /// Source rows (or columns) and weight for each output index, as TF's
@@ -607,11 +565,7 @@ pub fn resize_bilinear_tf1(img: &Rgb32, out_h: usize, out_w: usize) -> Rgb32 {
             }
         }
     }
-    Rgb32 {
-        height: out_h,
-        width: out_w,
-        data,
-    }
+    Rgb32 { height: out_h, width: out_w, data }
 }
 
 /// Full pipeline for one file's bytes: decode, crop, resize -> HWC [0,1].
@@ -706,22 +660,14 @@ fn tokenize_npy_header(text: &[u8]) -> Result<Vec<Tok>, PreprocessError> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while text
-                    .get(i)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-                {
+                while text.get(i).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
                     i += 1;
                 }
-                toks.push(Tok::Word(
-                    String::from_utf8_lossy(&text[start..i]).into_owned(),
-                ));
+                toks.push(Tok::Word(String::from_utf8_lossy(&text[start..i]).into_owned()));
             }
             b'-' => return Err(npy_err("negative number in header")),
             _ => {
-                return Err(npy_err(format!(
-                    "unexpected character {:?} in header",
-                    c as char
-                )))
+                return Err(npy_err(format!("unexpected character {:?} in header", c as char)))
             }
         }
     }
@@ -836,9 +782,7 @@ fn parse_npy_dict(toks: &[Tok]) -> Result<(String, bool, Vec<u64>), PreprocessEr
     }
     match (descr, fortran, shape) {
         (Some(d), Some(f), Some(s)) => Ok((d, f, s)),
-        _ => Err(npy_err(
-            "header lacks one of 'descr', 'fortran_order', 'shape'",
-        )),
+        _ => Err(npy_err("header lacks one of 'descr', 'fortran_order', 'shape'")),
     }
 }
 
@@ -876,19 +820,13 @@ fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader, PreprocessError> {
     let (len_bytes, prefix) = match (major, minor) {
         (1, 0) => (2, 10),
         (2, 0) | (3, 0) => (4, 12),
-        _ => {
-            return Err(npy_err(format!(
-                "unsupported .npy format version {major}.{minor}"
-            )))
-        }
+        _ => return Err(npy_err(format!("unsupported .npy format version {major}.{minor}"))),
     };
     let Some(len_field) = bytes.get(8..8 + len_bytes) else {
         return Err(npy_err("truncated header"));
     };
-    let header_len = len_field
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    let header_len =
+        len_field.iter().rev().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
     let Some(text) = bytes.get(prefix..).and_then(|rest| rest.get(..header_len)) else {
         return Err(npy_err(format!(
             "header claims {header_len} bytes but the file has only {}",
@@ -897,12 +835,7 @@ fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader, PreprocessError> {
     };
     let toks = tokenize_npy_header(text)?;
     let (descr, fortran_order, shape) = parse_npy_dict(&toks)?;
-    Ok(NpyHeader {
-        descr,
-        fortran_order,
-        shape,
-        data_offset: prefix + header_len,
-    })
+    Ok(NpyHeader { descr, fortran_order, shape, data_offset: prefix + header_len })
 }
 
 fn shape_str(shape: &[u64]) -> String {
@@ -984,11 +917,7 @@ pub fn read_npy_images(bytes: &[u8]) -> Result<Vec<Rgb32>, PreprocessError> {
                 v
             })
             .collect();
-        images.push(Rgb32 {
-            height: h,
-            width: w,
-            data: pixels,
-        });
+        images.push(Rgb32 { height: h, width: w, data: pixels });
     }
     if out_of_range || nan {
         return Err(npy_err(format!(
@@ -1014,11 +943,7 @@ mod tests {
                 data.extend_from_slice(&f(y, x));
             }
         }
-        Rgb32 {
-            height: h,
-            width: w,
-            data,
-        }
+        Rgb32 { height: h, width: w, data }
     }
 
     fn channel(img: &Rgb32, c: usize) -> Vec<Vec<f32>> {
@@ -1042,14 +967,8 @@ mod tests {
         });
         let out = resize_bilinear_tf1(&img, 2, 2);
         assert_eq!(channel(&out, 0), vec![vec![0.0, 1.5], vec![4.5, 6.0]]);
-        assert_eq!(
-            channel(&out, 1),
-            vec![vec![0.0, 0.1875], vec![0.5625, 0.75]]
-        );
-        assert_eq!(
-            channel(&out, 2),
-            vec![vec![1.0, 0.8125], vec![0.4375, 0.25]]
-        );
+        assert_eq!(channel(&out, 1), vec![vec![0.0, 0.1875], vec![0.5625, 0.75]]);
+        assert_eq!(channel(&out, 2), vec![vec![1.0, 0.8125], vec![0.4375, 0.25]]);
     }
 
     #[test]
@@ -1194,10 +1113,7 @@ mod tests {
         });
         let out = central_crop(&img, 0.5);
         assert_eq!((out.height, out.width), (2, 2));
-        assert_eq!(
-            out.data,
-            [16., 17., 18., 19., 20., 21., 28., 29., 30., 31., 32., 33.]
-        );
+        assert_eq!(out.data, [16., 17., 18., 19., 20., 21., 28., 29., 30., 31., 32., 33.]);
     }
 
     #[test]
@@ -1224,17 +1140,8 @@ mod tests {
     /// Number of values whose bits differ, and the largest absolute difference.
     fn compare_bits(got: &Rgb32, want: &Rgb32) -> (usize, f32) {
         assert_eq!((got.height, got.width), (want.height, want.width));
-        let mismatches = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .filter(|(a, b)| a.to_bits() != b.to_bits());
-        let max = got
-            .data
-            .iter()
-            .zip(&want.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let mismatches = got.data.iter().zip(&want.data).filter(|(a, b)| a.to_bits() != b.to_bits());
+        let max = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         (mismatches.count(), max)
     }
 
@@ -1245,10 +1152,7 @@ mod tests {
         // central_crop, compat.v1 resize_bilinear), JPEGs included.
         let cases = String::from_utf8(read_fixture("cases.tsv")).unwrap();
         let mut n = 0;
-        for line in cases
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
+        for line in cases.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
             let f: Vec<&str> = line.split('\t').collect();
             let crop = match f[1] {
                 "none" => Crop::None,
@@ -1358,12 +1262,7 @@ mod tests {
 
     #[test]
     fn decodes_lossless_formats_exactly() {
-        for format in [
-            ImageFormat::Png,
-            ImageFormat::Bmp,
-            ImageFormat::Tiff,
-            ImageFormat::WebP,
-        ] {
+        for format in [ImageFormat::Png, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::WebP] {
             let bytes = encode(&rgb_test_image(), format);
             assert_is_rgb_test_image(&decode(&bytes));
         }
@@ -1382,26 +1281,16 @@ mod tests {
         use image::codecs::gif::GifEncoder;
         use image::{Delay, Frame};
         let frame = |c: [u8; 4]| {
-            Frame::from_parts(
-                ImageBuffer::from_pixel(4, 3, Rgba(c)),
-                0,
-                0,
-                Delay::from_numer_denom_ms(10, 1),
-            )
+            Frame::from_parts(ImageBuffer::from_pixel(4, 3, Rgba(c)), 0, 0, Delay::from_numer_denom_ms(10, 1))
         };
         let mut bytes = Vec::new();
         {
             let mut enc = GifEncoder::new(&mut bytes);
-            enc.encode_frames([frame([255, 0, 0, 255]), frame([0, 255, 0, 255])])
-                .unwrap();
+            enc.encode_frames([frame([255, 0, 0, 255]), frame([0, 255, 0, 255])]).unwrap();
         }
         let out = decode(&bytes);
         assert_eq!((out.height, out.width), (3, 4));
-        assert!(
-            out.data.chunks(3).all(|p| p == [1.0, 0.0, 0.0]),
-            "{:?}",
-            out.pixel(0, 0)
-        );
+        assert!(out.data.chunks(3).all(|p| p == [1.0, 0.0, 0.0]), "{:?}", out.pixel(0, 0));
     }
 
     /// EXIF APP1 segment with only IFD0's Orientation tag (big-endian TIFF).
@@ -1426,11 +1315,7 @@ mod tests {
         // Stored 16 wide x 8 high: left half red, right half blue. Orientation 6 means
         // "rotate 90 degrees clockwise to display": 8 wide x 16 high, red on top.
         let img = ImageBuffer::from_fn(16, 8, |x, _| {
-            if x < 8 {
-                Rgb([255u8, 0, 0])
-            } else {
-                Rgb([0, 0, 255])
-            }
+            if x < 8 { Rgb([255u8, 0, 0]) } else { Rgb([0, 0, 255]) }
         });
         let plain = encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg);
         let mut with_exif = plain[..2].to_vec(); // SOI
@@ -1504,21 +1389,11 @@ mod tests {
         // (The image crate's zune-jpeg rounds instead and gives 173 for the first.)
         let out = decode(&cmyk_jpeg([200, 100, 50, 220], true));
         assert_eq!((out.height, out.width), (8, 8));
-        assert!(
-            out.data
-                .chunks(3)
-                .all(|p| p == [u8v(172), u8v(86), u8v(43)]),
-            "{:?}",
-            out.pixel(0, 0)
-        );
+        assert!(out.data.chunks(3).all(|p| p == [u8v(172), u8v(86), u8v(43)]), "{:?}", out.pixel(0, 0));
         // Without it, plain CMYK: (255 - k) * (255 - c) / 255 = 35 * 55 / 255 = 7,
         // 35 * 155 / 255 = 21, 35 * 205 / 255 = 28.
         let out = decode(&cmyk_jpeg([200, 100, 50, 220], false));
-        assert!(
-            out.data.chunks(3).all(|p| p == [u8v(7), u8v(21), u8v(28)]),
-            "{:?}",
-            out.pixel(0, 0)
-        );
+        assert!(out.data.chunks(3).all(|p| p == [u8v(7), u8v(21), u8v(28)]), "{:?}", out.pixel(0, 0));
     }
 
     #[test]
@@ -1541,15 +1416,9 @@ mod tests {
         with_exif.extend_from_slice(&jpeg[2..]);
         let m = jpeg::scan_markers(&with_exif);
         assert!(m.adobe);
-        assert_eq!(
-            m.exif.and_then(Orientation::from_exif_chunk),
-            Some(Orientation::Rotate180)
-        );
+        assert_eq!(m.exif.and_then(Orientation::from_exif_chunk), Some(Orientation::Rotate180));
         // Lengths running past the end stop the scan quietly.
-        assert_eq!(
-            jpeg::scan_markers(&with_exif[..7]),
-            jpeg::Markers::default()
-        );
+        assert_eq!(jpeg::scan_markers(&with_exif[..7]), jpeg::Markers::default());
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -1557,11 +1426,7 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
             }
         }
         !crc
@@ -1583,46 +1448,25 @@ mod tests {
         let img = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(100, 100, Rgb([1u8, 2, 3])));
         let png = encode(&img, ImageFormat::Png);
         let err = decode_image(&png, 9_999).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "100 x 100 = 10000 pixels exceeds --max-pixels 9999"
-        );
+        assert_eq!(err.to_string(), "100 x 100 = 10000 pixels exceeds --max-pixels 9999");
         assert!(decode_image(&png, 10_000).is_ok());
 
         // Decompression bombs: headers claiming huge images over a few bytes of data.
         let err = decode_image(&png_claiming(100_000, 100_000), DEFAULT_MAX_PIXELS).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PreprocessError::TooManyPixels {
-                    pixels: 10_000_000_000,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, PreprocessError::TooManyPixels { pixels: 10_000_000_000, .. }), "{err}");
         let mut jpeg = encode(&rgb_test_image(), ImageFormat::Jpeg);
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0x00, 0xFF, 0x00]);
         let err = decode_image(&jpeg, DEFAULT_MAX_PIXELS).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "65280 x 65280 = 4261478400 pixels exceeds --max-pixels 178956970"
-        );
+        assert_eq!(err.to_string(), "65280 x 65280 = 4261478400 pixels exceeds --max-pixels 178956970");
         // Under the pixel limit but with no data behind it: an error, not a crash.
         assert!(decode_image(&png_claiming(5_000, 5_000), DEFAULT_MAX_PIXELS).is_err());
     }
 
     #[test]
     fn rejects_empty_unknown_and_zero_sized() {
-        assert!(matches!(
-            decode_image(b"", 100),
-            Err(PreprocessError::Empty)
-        ));
-        assert!(matches!(
-            decode_image(b"hello, world", 100),
-            Err(PreprocessError::UnknownFormat)
-        ));
+        assert!(matches!(decode_image(b"", 100), Err(PreprocessError::Empty)));
+        assert!(matches!(decode_image(b"hello, world", 100), Err(PreprocessError::UnknownFormat)));
         assert!(decode_image(&png_claiming(0, 5), 100).is_err());
     }
 
@@ -1632,21 +1476,12 @@ mod tests {
         let mut p = Preprocess::new(4, 4);
         assert_eq!(preprocess_image(&png, &p).unwrap().data.len(), 4 * 4 * 3);
         p.crop = Crop::Central(0.0);
-        assert!(matches!(
-            preprocess_image(&png, &p),
-            Err(PreprocessError::InvalidCrop(_))
-        ));
+        assert!(matches!(preprocess_image(&png, &p), Err(PreprocessError::InvalidCrop(_))));
         p.crop = Crop::Central(f32::NAN);
-        assert!(matches!(
-            preprocess_image(&png, &p),
-            Err(PreprocessError::InvalidCrop(_))
-        ));
+        assert!(matches!(preprocess_image(&png, &p), Err(PreprocessError::InvalidCrop(_))));
         p.crop = Crop::None;
         p.size = (0, 4);
-        assert!(matches!(
-            preprocess_image(&png, &p),
-            Err(PreprocessError::InvalidSize { .. })
-        ));
+        assert!(matches!(preprocess_image(&png, &p), Err(PreprocessError::InvalidSize { .. })));
     }
 
     /// Truncations and byte flips of valid files of every format: any result but a panic.
@@ -1700,8 +1535,7 @@ mod tests {
             assert_eq!((img.height, img.width), (3, 4));
             for y in 0..3 {
                 for x in 0..4 {
-                    let want =
-                        [0, 1, 2].map(|c| ((n * 1000 + y * 100 + x * 10 + c) % 97) as f32 / 96.0);
+                    let want = [0, 1, 2].map(|c| ((n * 1000 + y * 100 + x * 10 + c) % 97) as f32 / 96.0);
                     assert_eq!(img.pixel(y, x), want);
                 }
             }
@@ -1729,8 +1563,7 @@ mod tests {
         let mut out = b"\x93NUMPY\x01\x00".to_vec();
         out.extend_from_slice(&(header.len() as u16).to_le_bytes());
         out.extend_from_slice(&header);
-        data.iter()
-            .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         out
     }
 
@@ -1751,21 +1584,16 @@ mod tests {
         v2.extend_from_slice(&v1[10..]);
         assert_eq!(read_npy_images(&v2).unwrap()[0].data, data);
 
-        assert!(npy_error(&npy(hwc, &data[..5]))
-            .contains("needs 24 bytes of float32 data but the file has 20"));
+        assert!(npy_error(&npy(hwc, &data[..5])).contains("needs 24 bytes of float32 data but the file has 20"));
         let out_of_range = [0.0, 2.0, -1.0, 0.5, 0.5, 0.5];
         assert!(npy_error(&npy(hwc, &out_of_range)).contains("found min -1, max 2"));
         let nan = [0.0, f32::NAN, 0.5, 0.5, 0.5, 0.5];
         assert!(npy_error(&npy(hwc, &nan)).contains("NaN"));
         let huge = "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296, 3), }";
         assert!(npy_error(&npy(huge, &data)).contains("more than 2^64"));
-        let too_big =
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }";
+        let too_big = "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }";
         assert!(npy_error(&npy(too_big, &data)).contains("too large"));
-        let nested = format!(
-            "{{'descr': '<f4', 'fortran_order': False, 'shape': {}}}",
-            "(".repeat(100_000)
-        );
+        let nested = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}}}", "(".repeat(100_000));
         assert!(npy_error(&npy(&nested, &data)).contains("malformed header"));
         let record = "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1, 2, 3), }";
         assert!(npy_error(&npy(record, &data)).contains("structured"));

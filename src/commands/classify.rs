@@ -16,11 +16,7 @@ use crate::registry::Module;
 
 pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     if args.top_k == 0 || args.top_k > NUM_CLASSES {
-        return Err(UsageError::new(format!(
-            "--top-k must be between 1 and {NUM_CLASSES}, not {}",
-            args.top_k
-        ))
-        .into());
+        return Err(UsageError::new(format!("--top-k must be between 1 and {NUM_CLASSES}, not {}", args.top_k)).into());
     }
     let config = ModelConfig::resolve(&args.model, Module::Classification)?;
     let engine = config.load_engine(Head::Logits)?;

@@ -17,14 +17,9 @@ pub enum SafetensorsError {
 
 /// True when bytes start like a safetensors file: a little-endian header length, then `{`.
 pub fn is_safetensors(bytes: &[u8]) -> bool {
-    let Some(len) = bytes.get(..8) else {
-        return false;
-    };
+    let Some(len) = bytes.get(..8) else { return false };
     let n = u64::from_le_bytes(len.try_into().unwrap_or_default());
-    n > 1
-        && n < 100_000_000
-        && bytes.get(8) == Some(&b'{')
-        && (n as usize).saturating_add(8) <= bytes.len()
+    n > 1 && n < 100_000_000 && bytes.get(8) == Some(&b'{') && (n as usize).saturating_add(8) <= bytes.len()
 }
 
 pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, SafetensorsError> {
@@ -32,20 +27,10 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, Saf
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
         if view.dtype() != Dtype::F32 {
-            return Err(SafetensorsError::Dtype {
-                name: name.to_string(),
-                dtype: view.dtype(),
-            });
+            return Err(SafetensorsError::Dtype { name: name.to_string(), dtype: view.dtype() });
         }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        out.insert(
-            name.to_string(),
-            RawTensor::new(view.shape().to_vec(), data),
-        );
+        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        out.insert(name.to_string(), RawTensor::new(view.shape().to_vec(), data));
     }
     Ok(out)
 }
@@ -56,19 +41,12 @@ pub fn write_safetensors(
     metadata: HashMap<String, String>,
     path: &Path,
 ) -> Result<(), SafetensorsError> {
-    let bytes: Vec<(&String, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, t)| (k, t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect();
+    let bytes: Vec<(&String, Vec<u8>)> =
+        tensors.iter().map(|(k, t)| (k, t.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
     let views = bytes
         .iter()
         .zip(tensors.values())
-        .map(|((name, data), t)| {
-            Ok((
-                name.as_str(),
-                TensorView::new(Dtype::F32, t.shape.clone(), data)?,
-            ))
-        })
+        .map(|((name, data), t)| Ok((name.as_str(), TensorView::new(Dtype::F32, t.shape.clone(), data)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     safetensors::serialize_to_file(views, Some(metadata), path)?;
     Ok(())
