@@ -22,16 +22,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Top-k ImageNet labels of images (the classification modules).
-    #[command(after_help = "Examples:\n  mnv1 classify cat.jpg\n  mnv1 classify photos/ --variant 025_128 -k 1 --format tsv\n  ls *.png | mnv1 classify - --format jsonl\n  mnv1 classify tensor.npy --weights mobilenet_v1_0.25_128.tflite --variant 025_128")]
+    #[command(
+        after_help = "Examples:\n  mnv1 classify cat.jpg\n  mnv1 classify photos/ --variant 025_128 -k 1 --format tsv\n  ls *.png | mnv1 classify - --format jsonl\n  mnv1 classify tensor.npy --weights mobilenet_v1_0.25_128.tflite --variant 025_128"
+    )]
     Classify(ClassifyArgs),
     /// Feature vectors of images (the feature_vector modules: 256 to 1024 values each).
-    #[command(after_help = "Examples:\n  mnv1 embed photos/ --out feats.npy      (also writes feats.npy.paths.txt)\n  mnv1 embed a.jpg b.jpg --out feats.npz   (arrays `features` and `paths`)\n  mnv1 embed photos/ --variant 100_224 > feats.jsonl")]
+    #[command(
+        after_help = "Examples:\n  mnv1 embed photos/ --out feats.npy      (also writes feats.npy.paths.txt)\n  mnv1 embed a.jpg b.jpg --out feats.npz   (arrays `features` and `paths`)\n  mnv1 embed photos/ --variant 100_224 > feats.jsonl"
+    )]
     Embed(EmbedArgs),
     /// The 32 variants with their size, cost, published accuracy and local weights.
     #[command(after_help = "Examples:\n  mnv1 list\n  mnv1 list --format json")]
     List(ListArgs),
     /// Rewrite weights (checkpoint, archive, .tflite) as mnv1's canonical safetensors.
-    #[command(after_help = "Examples:\n  mnv1 convert mobilenet_v1_0.25_128.tgz --out mnv1_025.safetensors\n  mnv1 convert ckpt/mobilenet_v1_1.0_224.ckpt --out w.safetensors")]
+    #[command(
+        after_help = "Examples:\n  mnv1 convert mobilenet_v1_0.25_128.tgz --out mnv1_025.safetensors\n  mnv1 convert ckpt/mobilenet_v1_1.0_224.ckpt --out w.safetensors"
+    )]
     Convert(ConvertArgs),
     /// Shell completions on stdout.
     #[command(after_help = "Examples:\n  mnv1 completions bash > /etc/bash_completion.d/mnv1\n  mnv1 completions zsh > ~/.zfunc/_mnv1\n  mnv1 completions fish > ~/.config/fish/completions/mnv1.fish")]
@@ -51,6 +57,11 @@ pub enum Command {
     /// Inspect or clear the weights cache ($MNV1_CACHE, else ~/.cache/mnv1).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Time the network alone (no decoding), like TensorFlow Lite's benchmark_model.
+    #[command(
+        after_help = "Examples:\n  mnv1 bench --variant 025_128 --threads 1\n  mnv1 bench --batch 32 --runs 20 --json\n  mnv1 bench --profile    (time per layer)\n\nWithout --weights and without cached weights it runs on random weights (speed does not depend\non the values) and says so on stderr."
+    )]
+    Bench(BenchArgs),
 }
 
 /// Network settings of commands that may download weights.
@@ -274,4 +285,36 @@ pub struct FinetuneArgs {
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 178_956_970, value_name = "N")]
     pub max_pixels: u64,
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which model: 050_160, mobilenet_v1_050_160, 0.5_160, or a TF-Hub handle URL.
+    #[arg(short = 'm', long, default_value = "100_224")]
+    pub variant: String,
+    /// Weights file (any format `classify` takes); default: the cache, else random weights.
+    #[arg(short, long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+    /// Images per forward pass.
+    #[arg(short, long, default_value_t = 1, value_name = "B")]
+    pub batch: usize,
+    /// CPU threads (default: every core).
+    #[arg(short, long, value_name = "T")]
+    pub threads: Option<usize>,
+    /// Timed runs (the median and p90 are over these).
+    #[arg(short, long, default_value_t = 50, value_name = "N")]
+    pub runs: usize,
+    /// Untimed runs first (caches, thread start-up, buffer allocation).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub warmup: usize,
+    /// Run at NxN instead of the variant's resolution (any N >= 32).
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    /// Where the network runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also time every layer (CPU path): median per layer and its share.
+    #[arg(long)]
+    pub profile: bool,
 }

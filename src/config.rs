@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
+use crate::cache;
 use crate::cli::{CropArg, DeviceArg, ModelArgs, NetArgs};
 use crate::engine::{Engine, Head};
 use crate::error::UsageError;
@@ -62,7 +63,9 @@ impl ModelConfig {
         let variant = resolve_variant(variant_arg, module)?;
         let size = args.size.or(manifest.as_ref().map(|m| m.input_size)).unwrap_or(variant.resolution);
         if size < MIN_INPUT {
-            return Err(UsageError::new(format!("--size {size} is too small: the network needs at least {MIN_INPUT}")));
+            return Err(UsageError::new(format!(
+                "--size {size} is too small: the network needs at least {MIN_INPUT}"
+            )));
         }
         if args.batch_size == 0 {
             return Err(UsageError::new("--batch-size must be at least 1"));
@@ -80,7 +83,11 @@ impl ModelConfig {
         };
         Ok(Self {
             weights_path,
-            preprocess: Preprocess { size: (size, size), crop, max_pixels: args.max_pixels },
+            preprocess: Preprocess {
+                size: (size, size),
+                crop,
+                max_pixels: args.max_pixels,
+            },
             batch_size: args.batch_size,
             device: select_device(args.device)?,
             fail_fast: args.fail_fast,
@@ -128,6 +135,14 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, Usage
         )));
     }
     Ok(w)
+/// Where the weights of `variant` are: `--weights` when given, else the cache file when present.
+/// The one place that decides it, so other sources (downloads) slot in here.
+pub fn find_weights(explicit: Option<&Path>, variant: &Variant) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let cached = cache::weights_path(&variant.checkpoint);
+    cached.exists().then_some(cached)
 }
 
 pub fn select_device(arg: DeviceArg) -> Result<Device, UsageError> {

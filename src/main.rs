@@ -17,6 +17,7 @@ fn run(cli: &Cli) -> anyhow::Result<Status> {
         Command::Fetch(a) => commands::fetch::run(a, cli.quiet),
         Command::Cache(c) => commands::cache::run(c, cli.quiet),
         Command::Finetune(a) => commands::finetune::run(a, cli.quiet),
+        Command::Bench(a) => commands::bench::run(a, cli.quiet),
     }
 }
 
@@ -30,7 +31,11 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => exit_codes::SUCCESS,
         Err(e) => {
             eprintln!("mnv1: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() { exit_codes::USAGE } else { exit_codes::SOME_FAILED }
+            if e.downcast_ref::<UsageError>().is_some() {
+                exit_codes::USAGE
+            } else {
+                exit_codes::SOME_FAILED
+            }
         }
     };
     ExitCode::from(code)

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns whether every input succeeded.
 
 pub mod cache;
+pub mod bench;
 pub mod classify;
 pub mod convert;
 pub mod embed;
@@ -25,7 +26,11 @@ pub enum Status {
 
 impl From<Summary> for Status {
     fn from(s: Summary) -> Self {
-        if s.failed == 0 { Status::Ok } else { Status::SomeFailed }
+        if s.failed == 0 {
+            Status::Ok
+        } else {
+            Status::SomeFailed
+        }
     }
 }
 
@@ -36,8 +41,10 @@ pub fn progress(len: usize, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} images [{elapsed_precise}] {wide_bar} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} {pos}/{len} images [{elapsed_precise}] {wide_bar} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }

@@ -15,12 +15,20 @@ pub enum ModelError {
     #[error("the weights have no tensor '{0}'")]
     Missing(String),
     #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
-    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error(
         "the weights are for depth multiplier {found} (Conv2d_0 has {filters} filters), \
          but the variant needs {wanted}: pick the matching --variant or other --weights"
     )]
-    WrongMultiplier { found: String, filters: usize, wanted: f64 },
+    WrongMultiplier {
+        found: String,
+        filters: usize,
+        wanted: f64,
+    },
     #[error(
         "the weights have no logits layer ({LOGITS_SCOPE}); they can serve `mnv1 embed`, \
          not `mnv1 classify`"
@@ -28,6 +36,10 @@ pub enum ModelError {
     NoLogits,
     #[error("input of {height}x{width} is too small: the network needs at least 32x32")]
     TooSmall { height: usize, width: usize },
+    #[error("bad input: {0}")]
+    Input(String),
+    #[error("cannot start the CPU threads: {0}")]
+    Threads(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -53,23 +65,41 @@ pub struct MobileNetV1 {
     logits: Option<(Tensor, Tensor)>,
 }
 
-fn get<'a>(w: &'a BTreeMap<String, RawTensor>, name: &str, shape: &[usize]) -> Result<&'a RawTensor, ModelError> {
-    let t = w.get(name).ok_or_else(|| ModelError::Missing(name.to_string()))?;
+fn get<'a>(
+    w: &'a BTreeMap<String, RawTensor>,
+    name: &str,
+    shape: &[usize],
+) -> Result<&'a RawTensor, ModelError> {
+    let t = w
+        .get(name)
+        .ok_or_else(|| ModelError::Missing(name.to_string()))?;
     if t.shape != shape {
-        return Err(ModelError::Shape { name: name.into(), expected: shape.to_vec(), found: t.shape.clone() });
+        return Err(ModelError::Shape {
+            name: name.into(),
+            expected: shape.to_vec(),
+            found: t.shape.clone(),
+        });
     }
     Ok(t)
 }
 
 /// Per-channel (scale, bias) of a layer: from its BatchNorm, or scale 1 and the folded bias.
-fn scale_and_bias(w: &BTreeMap<String, RawTensor>, layer: &Layer) -> Result<(Vec<f64>, Vec<f32>), ModelError> {
+fn scale_and_bias(
+    w: &BTreeMap<String, RawTensor>,
+    layer: &Layer,
+) -> Result<(Vec<f64>, Vec<f32>), ModelError> {
     let c = [layer.out_channels];
     if w.contains_key(&layer.bias_name()) {
         let bias = get(w, &layer.bias_name(), &c)?;
         return Ok((vec![1.0; layer.out_channels], bias.data.clone()));
     }
     let bn = |leaf: &str| get(w, &layer.bn_name(leaf), &c);
-    let (gamma, beta, mean, var) = (bn("gamma")?, bn("beta")?, bn("moving_mean")?, bn("moving_variance")?);
+    let (gamma, beta, mean, var) = (
+        bn("gamma")?,
+        bn("beta")?,
+        bn("moving_mean")?,
+        bn("moving_variance")?,
+    );
     let mut scale = Vec::with_capacity(layer.out_channels);
     let mut bias = Vec::with_capacity(layer.out_channels);
     for i in 0..layer.out_channels {
@@ -79,6 +109,40 @@ fn scale_and_bias(w: &BTreeMap<String, RawTensor>, layer: &Layer) -> Result<(Vec
         bias.push((beta.data[i] as f64 - mean.data[i] as f64 * s) as f32);
     }
     Ok((scale, bias))
+}
+
+/// A layer's filter with its BatchNorm scale folded in (TF layout, output channel last) and its
+/// bias: what every implementation of the network computes with.
+pub(crate) fn fold(
+    w: &BTreeMap<String, RawTensor>,
+    layer: &Layer,
+) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let filter = get(w, &layer.weight_name(), &layer.weight_shape())?;
+    let (scale, bias) = scale_and_bias(w, layer)?;
+    let c = layer.out_channels;
+    // TF layouts keep the output channel last (HWIO, [kh,kw,C,1]): scale along it.
+    let scaled = filter
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v as f64 * scale[i % c]) as f32)
+        .collect();
+    Ok((scaled, bias))
+}
+
+/// The logits layer's weights `[1, 1, C, K]` and biases `[K]`, shape-checked: K is 1001 for the
+/// ImageNet modules, a fine-tuned head (`mnv1 finetune`) has its own.
+pub(crate) fn logits_layer(
+    w: &BTreeMap<String, RawTensor>,
+    arch: Arch,
+) -> Result<(&RawTensor, &RawTensor), ModelError> {
+    let name = format!("{LOGITS_SCOPE}/weights");
+    let Some(weights) = w.get(&name) else {
+        return Err(ModelError::NoLogits);
+    };
+    let k = weights.shape.last().copied().unwrap_or(NUM_CLASSES);
+    let f = arch.feature_dim();
+    Ok((get(w, &name, &[1, 1, f, k])?, get(w, &format!("{LOGITS_SCOPE}/biases"), &[k])?))
 }
 
 impl MobileNetV1 {
@@ -94,17 +158,9 @@ impl MobileNetV1 {
         check_multiplier(w, &layer_table[0], arch)?;
         let mut layers = Vec::with_capacity(layer_table.len());
         for layer in &layer_table {
-            let filter = get(w, &layer.weight_name(), &layer.weight_shape())?;
-            let (scale, bias) = scale_and_bias(w, layer)?;
+            let (scaled, bias) = fold(w, layer)?;
             let c = layer.out_channels;
-            // TF layouts keep the output channel last (HWIO, [kh,kw,C,1]): scale along it.
-            let scaled: Vec<f32> = filter
-                .data
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| (v as f64 * scale[i % c]) as f32)
-                .collect();
-            let hwio = Tensor::from_vec(scaled, filter.shape.as_slice(), device)?;
+            let hwio = Tensor::from_vec(scaled, layer.weight_shape().as_slice(), device)?;
             let weight = match layer.kind {
                 LayerKind::Conv => vec![hwio.permute((3, 2, 0, 1))?.contiguous()?],
                 LayerKind::Depthwise => {
@@ -118,23 +174,26 @@ impl MobileNetV1 {
                 }
             };
             let bias = Tensor::from_vec(bias, (1, c, 1, 1), device)?;
-            layers.push(FoldedLayer { kind: layer.kind, stride: layer.stride, weight, bias });
+            layers.push(FoldedLayer {
+                kind: layer.kind,
+                stride: layer.stride,
+                weight,
+                bias,
+            });
         }
         let logits = if with_logits {
-            let name = format!("{LOGITS_SCOPE}/weights");
-            if !w.contains_key(&name) {
-                return Err(ModelError::NoLogits);
-            }
             let f = arch.feature_dim();
-            // 1001 for the ImageNet modules; a fine-tuned head (`mnv1 finetune`) has its own K.
-            let k = w.get(&name).and_then(|t| t.shape.last().copied()).unwrap_or(NUM_CLASSES);
-            let lw = get(w, &name, &[1, 1, f, k])?;
-            let lb = get(w, &format!("{LOGITS_SCOPE}/biases"), &[k])?;
+            let (lw, lb) = logits_layer(w, arch)?;
+            let k = lb.data.len();
             Some((Tensor::from_slice(&lw.data, (f, k), device)?, Tensor::from_slice(&lb.data, k, device)?))
         } else {
             None
         };
-        Ok(Self { arch, layers, logits })
+        Ok(Self {
+            arch,
+            layers,
+            logits,
+        })
     }
 
     pub fn arch(&self) -> Arch {
@@ -154,10 +213,17 @@ impl MobileNetV1 {
     pub fn features(&self, images: &Tensor) -> Result<Tensor, ModelError> {
         let (_, h, w, _) = images.dims4()?;
         if h < MIN_INPUT || w < MIN_INPUT {
-            return Err(ModelError::TooSmall { height: h, width: w });
+            return Err(ModelError::TooSmall {
+                height: h,
+                width: w,
+            });
         }
         // The hub signature takes [0,1]; the graph itself works on [-1,1].
-        let mut x = images.to_dtype(DType::F32)?.affine(2.0, -1.0)?.permute((0, 3, 1, 2))?.contiguous()?;
+        let mut x = images
+            .to_dtype(DType::F32)?
+            .affine(2.0, -1.0)?
+            .permute((0, 3, 1, 2))?
+            .contiguous()?;
         for layer in &self.layers {
             x = layer.forward(&x)?;
         }
@@ -173,7 +239,11 @@ impl MobileNetV1 {
 }
 
 /// Turns "0.25 weights for a 0.5 variant" into one clear error instead of a shape mismatch.
-fn check_multiplier(w: &BTreeMap<String, RawTensor>, first: &Layer, arch: Arch) -> Result<(), ModelError> {
+pub(crate) fn check_multiplier(
+    w: &BTreeMap<String, RawTensor>,
+    first: &Layer,
+    arch: Arch,
+) -> Result<(), ModelError> {
     let Some(t) = w.get(&first.weight_name()) else {
         return Err(ModelError::Missing(first.weight_name()));
     };
@@ -182,7 +252,11 @@ fn check_multiplier(w: &BTreeMap<String, RawTensor>, first: &Layer, arch: Arch) 
         let found = Arch::from_first_conv_filters(filters)
             .map(|a| a.depth_multiplier.to_string())
             .unwrap_or_else(|| String::from("unknown"));
-        return Err(ModelError::WrongMultiplier { found, filters, wanted: arch.depth_multiplier });
+        return Err(ModelError::WrongMultiplier {
+            found,
+            filters,
+            wanted: arch.depth_multiplier,
+        });
     }
     Ok(())
 }
@@ -194,7 +268,9 @@ impl FoldedLayer {
                 let (_, _, h, w) = x.dims4()?;
                 let (_, (top, bottom)) = same_padding(h, 3, self.stride);
                 let (_, (left, right)) = same_padding(w, 3, self.stride);
-                let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+                let padded = x
+                    .pad_with_zeros(2, top, bottom)?
+                    .pad_with_zeros(3, left, right)?;
                 padded.conv2d(&self.weight[0], 0, self.stride, 1, 1)?
             }
             LayerKind::Depthwise => depthwise_by_taps(x, &self.weight, self.stride)?,
@@ -218,11 +294,15 @@ pub(crate) fn depthwise_by_taps(x: &Tensor, taps: &[Tensor], stride: usize) -> c
     // One more zero row/column for stride 2 lets every tap take a window of 2*out and keep its
     // even elements; the extra zeros are never read.
     let extra = stride - 1;
-    let padded = x.pad_with_zeros(2, top, bottom + extra)?.pad_with_zeros(3, left, right + extra)?;
+    let padded =
+        x.pad_with_zeros(2, top, bottom + extra)?
+            .pad_with_zeros(3, left, right + extra)?;
     let mut acc: Option<Tensor> = None;
     for (t, tap) in taps.iter().enumerate() {
         let (i, j) = (t / 3, t % 3);
-        let mut view = padded.narrow(2, i, oh * stride)?.narrow(3, j, ow * stride)?;
+        let mut view = padded
+            .narrow(2, i, oh * stride)?
+            .narrow(3, j, ow * stride)?;
         if stride > 1 {
             view = view
                 .contiguous()?

@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod random;
 pub mod safetensors;
 pub mod tflite;
 pub mod transformers;
@@ -41,7 +42,8 @@ pub struct Weights {
 
 impl Weights {
     pub fn has_logits(&self) -> bool {
-        self.tensors.contains_key(&format!("{LOGITS_SCOPE}/weights"))
+        self.tensors
+            .contains_key(&format!("{LOGITS_SCOPE}/weights"))
     }
 
     /// Checks that every tensor of the architecture is present with its exact shape (each layer
@@ -73,7 +75,10 @@ impl Weights {
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{0}: not a weights file mnv1 knows (expected a TF checkpoint prefix, .index or .data file, \
          a hub module or release directory, a .tgz/.tar.gz archive, a float .tflite or a safetensors file)"
@@ -91,24 +96,42 @@ pub enum WeightsError {
     CheckpointFiles(checkpoint::CheckpointError),
     /// Read from inside an archive.
     #[error("{path}: {source}")]
-    Checkpoint { path: PathBuf, source: checkpoint::CheckpointError },
+    Checkpoint {
+        path: PathBuf,
+        source: checkpoint::CheckpointError,
+    },
     #[error("{path}: {source}")]
-    Tflite { path: PathBuf, source: tflite::TfliteError },
+    Tflite {
+        path: PathBuf,
+        source: tflite::TfliteError,
+    },
     #[error("{path}: {source}")]
-    Safetensors { path: PathBuf, source: safetensors::SafetensorsError },
+    Safetensors {
+        path: PathBuf,
+        source: safetensors::SafetensorsError,
+    },
     #[error("{path}: {source}")]
-    Archive { path: PathBuf, source: archive::ArchiveError },
+    Archive {
+        path: PathBuf,
+        source: archive::ArchiveError,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WeightsError + '_ {
-    move |source| WeightsError::Io { path: path.to_path_buf(), source }
+    move |source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Loads weights from a checkpoint prefix, `.index`/`.data-*` file, directory, archive,
 /// `.tflite` or safetensors file, and reduces them to the canonical form.
 pub fn load(path: &Path) -> Result<Weights, WeightsError> {
     let (raw, format) = read_any(path)?;
-    canonicalize(raw, format).map_err(|detail| WeightsError::NotMobileNet { path: path.to_path_buf(), detail })
+    canonicalize(raw, format).map_err(|detail| WeightsError::NotMobileNet {
+        path: path.to_path_buf(),
+        detail,
+    })
 }
 
 type Raw = (BTreeMap<String, RawTensor>, &'static str);
@@ -133,13 +156,22 @@ fn read_any(path: &Path) -> Result<Raw, WeightsError> {
     // caches that mnv1 maps are replaced by rename, never rewritten in place.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io(path))?;
     let bytes: &[u8] = &map;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if archive::is_gzip(bytes) {
-        let members = archive::read_weight_members(bytes)
-            .map_err(|source| WeightsError::Archive { path: path.to_path_buf(), source })?;
+        let members =
+            archive::read_weight_members(bytes).map_err(|source| WeightsError::Archive {
+                path: path.to_path_buf(),
+                source,
+            })?;
         read_members(path, members)
     } else if tflite::is_tflite(bytes) {
-        let t = tflite::read_tflite(bytes).map_err(|source| WeightsError::Tflite { path: path.to_path_buf(), source })?;
+        let t = tflite::read_tflite(bytes).map_err(|source| WeightsError::Tflite {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok((t, ".tflite"))
     } else if safetensors::is_safetensors(bytes) {
         let t = safetensors::read_safetensors(bytes)
@@ -149,9 +181,16 @@ fn read_any(path: &Path) -> Result<Raw, WeightsError> {
                 .map_err(|detail| WeightsError::NotMobileNet { path: path.to_path_buf(), detail })?;
             return Ok((t, "transformers safetensors"));
         }
+        let t =
+            safetensors::read_safetensors(bytes).map_err(|source| WeightsError::Safetensors {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok((t, "safetensors"))
     } else if checkpoint::is_bundle_index(bytes) {
-        let prefix = name.strip_suffix(".index").ok_or_else(|| WeightsError::Unrecognised(path.to_path_buf()))?;
+        let prefix = name
+            .strip_suffix(".index")
+            .ok_or_else(|| WeightsError::Unrecognised(path.to_path_buf()))?;
         read_checkpoint_files(&path.with_file_name(prefix))
     } else if let Some((prefix, _)) = name.split_once(".data-") {
         read_checkpoint_files(&path.with_file_name(prefix))
@@ -200,33 +239,45 @@ fn read_checkpoint_files(prefix: &Path) -> Result<Raw, WeightsError> {
 
 /// An archive's checkpoint (the first `.index` with its shards) or, failing that, its `.tflite`.
 fn read_members(path: &Path, m: archive::WeightMembers) -> Result<Raw, WeightsError> {
-    let ckpt_err = |source| WeightsError::Checkpoint { path: path.to_path_buf(), source };
+    let ckpt_err = |source| WeightsError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some((prefix, index)) = m.indexes.iter().next() {
         let bundle = checkpoint::Bundle::parse_index(index).map_err(ckpt_err)?;
         let n = bundle.num_shards();
         let shards: Vec<&[u8]> = (0..n)
             .map(|i| {
                 let key = format!("{prefix}.data-{i:05}-of-{n:05}");
-                m.shards.get(&key).map(Vec::as_slice).ok_or_else(|| WeightsError::Archive {
-                    path: path.to_path_buf(),
-                    source: archive::ArchiveError::Read(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("the archive has '{prefix}.index' but not its shard '{key}'"),
-                    )),
-                })
+                m.shards
+                    .get(&key)
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| WeightsError::Archive {
+                        path: path.to_path_buf(),
+                        source: archive::ArchiveError::Read(std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("the archive has '{prefix}.index' but not its shard '{key}'"),
+                        )),
+                    })
             })
             .collect::<Result<_, _>>()?;
         let mut tensors = BTreeMap::new();
         for (name, entry) in bundle.entries() {
             if entry.dtype == checkpoint::DT_FLOAT && is_model_tensor(name) {
                 let shard = shards.get(entry.shard_id).copied().unwrap_or_default();
-                tensors.insert(name.to_string(), bundle.read_f32(name, shard).map_err(ckpt_err)?);
+                tensors.insert(
+                    name.to_string(),
+                    bundle.read_f32(name, shard).map_err(ckpt_err)?,
+                );
             }
         }
         return Ok((tensors, "TF checkpoint"));
     }
     if let Some(bytes) = m.tflites.values().next() {
-        let t = tflite::read_tflite(bytes).map_err(|source| WeightsError::Tflite { path: path.to_path_buf(), source })?;
+        let t = tflite::read_tflite(bytes).map_err(|source| WeightsError::Tflite {
+            path: path.to_path_buf(),
+            source,
+        })?;
         return Ok((t, ".tflite"));
     }
     Err(WeightsError::NothingInside(path.to_path_buf()))
@@ -235,23 +286,40 @@ fn read_members(path: &Path, m: archive::WeightMembers) -> Result<Raw, WeightsEr
 /// Skips what checkpoints carry besides the model: optimizer slots, EMA shadows, global_step.
 fn is_model_tensor(name: &str) -> bool {
     let name = name.strip_prefix("module/").unwrap_or(name);
-    name.starts_with("MobilenetV1/") && !name.ends_with("/RMSProp") && !name.ends_with("/RMSProp_1")
+    name.starts_with("MobilenetV1/")
+        && !name.ends_with("/RMSProp")
+        && !name.ends_with("/RMSProp_1")
         && !name.ends_with("/ExponentialMovingAverage")
 }
 
 /// Keeps exactly the tensors of the detected architecture under their canonical names.
-pub fn canonicalize(raw: BTreeMap<String, RawTensor>, format: &'static str) -> Result<Weights, String> {
+pub fn canonicalize(
+    raw: BTreeMap<String, RawTensor>,
+    format: &'static str,
+) -> Result<Weights, String> {
     let mut by_name: BTreeMap<String, RawTensor> = raw
         .into_iter()
         .filter(|(k, _)| is_model_tensor(k))
-        .map(|(k, v)| (k.strip_prefix("module/").map(str::to_string).unwrap_or(k), v))
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("module/").map(str::to_string).unwrap_or(k),
+                v,
+            )
+        })
         .collect();
     let first = "MobilenetV1/Conv2d_0/weights";
-    let conv0 = by_name.get(first).ok_or_else(|| format!("no tensor {first}"))?;
+    let conv0 = by_name
+        .get(first)
+        .ok_or_else(|| format!("no tensor {first}"))?;
     let filters = conv0.shape.last().copied().unwrap_or(0);
     let arch = Arch::from_first_conv_filters(filters)
         .filter(|_| conv0.shape.len() == 4)
-        .ok_or_else(|| format!("{first} has shape {:?}, which fits no depth multiplier", conv0.shape))?;
+        .ok_or_else(|| {
+            format!(
+                "{first} has shape {:?}, which fits no depth multiplier",
+                conv0.shape
+            )
+        })?;
     let mut wanted: Vec<String> = Vec::new();
     for layer in arch.layers() {
         wanted.push(layer.weight_name());
@@ -262,6 +330,13 @@ pub fn canonicalize(raw: BTreeMap<String, RawTensor>, format: &'static str) -> R
     }
     wanted.push(format!("{LOGITS_SCOPE}/weights"));
     wanted.push(format!("{LOGITS_SCOPE}/biases"));
-    let tensors = wanted.into_iter().filter_map(|k| by_name.remove(&k).map(|v| (k, v))).collect();
-    Ok(Weights { tensors, arch, format })
+    let tensors = wanted
+        .into_iter()
+        .filter_map(|k| by_name.remove(&k).map(|v| (k, v)))
+        .collect();
+    Ok(Weights {
+        tensors,
+        arch,
+        format,
+    })
 }

@@ -1,0 +1,335 @@
+//! The CPU fast path: the same folded network as `mobilenet.rs`, run over NHWC activations by the
+//! kernels in `kernels/` (depthwise as its own kernel, pointwise as GEMM, bias and ReLU6 fused into
+//! each layer), with threads over images and rows, and two preallocated ping-pong buffers reused
+//! across calls. `mobilenet.rs` stays the reference and the path for other devices.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::arch::{Arch, LayerKind, NUM_CLASSES};
+use super::kernels::conv0::{conv0_row, Conv0};
+use super::kernels::depthwise::{depthwise_row, Depthwise};
+use super::kernels::pointwise::{add_bias, matmul, pointwise_rows, Pointwise};
+use super::kernels::pool::mean_pool;
+use super::kernels::{Pad, Shape};
+use super::mobilenet::{check_multiplier, fold, logits_layer, ModelError, MIN_INPUT};
+use super::padding::same_padding;
+use crate::weights::RawTensor;
+
+enum Stage {
+    Conv0(Conv0),
+    Depthwise(Depthwise),
+    Pointwise(Pointwise),
+}
+
+struct Step {
+    /// Scope under `MobilenetV1/`, for profiles.
+    name: String,
+    stage: Stage,
+    out_channels: usize,
+}
+
+/// Activations of the current batch size, kept between calls so a forward pass allocates nothing
+/// but its result once they are big enough.
+#[derive(Default)]
+struct Workspace {
+    ping: Vec<f32>,
+    pong: Vec<f32>,
+    pooled: Vec<f32>,
+}
+
+/// MobileNet V1 on the CPU, NHWC, with its own thread pool.
+pub struct CpuMobileNet {
+    arch: Arch,
+    steps: Vec<Step>,
+    /// Logits weights `[C, 1001]` and biases `[1001]`.
+    logits: Option<(Vec<f32>, Vec<f32>)>,
+    pool: rayon::ThreadPool,
+    workspace: Mutex<Workspace>,
+}
+
+/// Wall time of each stage of one forward pass, for `mnv1 bench --profile`.
+pub type Profile = Vec<(String, Duration)>;
+
+/// Rows of at most this many pixels per GEMM call: big enough to amortise packing the weights,
+/// small enough that the block is still in cache for the bias + ReLU6 pass.
+const POINTWISE_BLOCK_ROWS: usize = 256;
+
+impl CpuMobileNet {
+    /// Builds the network from canonical tensors, like `MobileNetV1::from_tensors`, running on
+    /// `threads` threads (at least 1).
+    pub fn from_tensors(
+        w: &BTreeMap<String, RawTensor>,
+        arch: Arch,
+        with_logits: bool,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
+        let layer_table = arch.layers();
+        check_multiplier(w, &layer_table[0], arch)?;
+        let mut steps = Vec::with_capacity(layer_table.len());
+        for layer in &layer_table {
+            // TF's layouts are already the ones the NHWC kernels want: HWIO, [3,3,C,1], [1,1,Cin,Cout].
+            let (filter, bias) = fold(w, layer)?;
+            let stage = match layer.kind {
+                LayerKind::Conv => Stage::Conv0(Conv0 {
+                    filter,
+                    bias,
+                    stride: layer.stride,
+                }),
+                LayerKind::Depthwise => Stage::Depthwise(Depthwise {
+                    taps: filter,
+                    bias,
+                    stride: layer.stride,
+                }),
+                LayerKind::Pointwise => Stage::Pointwise(Pointwise {
+                    weights: filter,
+                    bias,
+                    cin: layer.in_channels,
+                }),
+            };
+            steps.push(Step {
+                name: layer.name.clone(),
+                stage,
+                out_channels: layer.out_channels,
+            });
+        }
+        let logits = if with_logits {
+            let (lw, lb) = logits_layer(w, arch)?;
+            Some((lw.data.clone(), lb.data.clone()))
+        } else {
+            None
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("mnv1-cpu-{i}"))
+            .build()
+            .map_err(|e| ModelError::Threads(e.to_string()))?;
+        Ok(Self {
+            arch,
+            steps,
+            logits,
+            pool,
+            workspace: Mutex::new(Workspace::default()),
+        })
+    }
+
+    /// Number of logits (1001, or K for a fine-tuned head); 0 without a head.
+    pub fn num_classes(&self) -> usize {
+        self.logits.as_ref().map_or(0, |(_, b)| b.len())
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn has_logits(&self) -> bool {
+        self.logits.is_some()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Pooled features `[N, C]`, row-major, of `n` NHWC images `[n, h, w, 3]` with values in [0,1].
+    pub fn features(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.forward(images, n, h, w, false, None)
+    }
+
+    /// Logits `[N, 1001]`, row-major (index 0 = background), of NHWC images in [0,1].
+    pub fn logits(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.forward(images, n, h, w, true, None)
+    }
+
+    /// One forward pass; with `profile`, the wall time of every stage is appended to it.
+    pub fn forward(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        with_logits: bool,
+        mut profile: Option<&mut Profile>,
+    ) -> Result<Vec<f32>, ModelError> {
+        if h < MIN_INPUT || w < MIN_INPUT {
+            return Err(ModelError::TooSmall {
+                height: h,
+                width: w,
+            });
+        }
+        if images.len() != n * h * w * 3 {
+            return Err(ModelError::Input(format!(
+                "{} values for {n} images of {h}x{w}x3",
+                images.len()
+            )));
+        }
+        let logits = match (with_logits, &self.logits) {
+            (true, None) => return Err(ModelError::NoLogits),
+            (true, Some(l)) => Some(l),
+            (false, _) => None,
+        };
+        let shapes = self.shapes(h, w);
+        let largest = shapes.iter().map(Shape::len).max().unwrap_or(0) * n;
+        let mut guard = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        let ws = &mut *guard;
+        for buf in [&mut ws.ping, &mut ws.pong] {
+            if buf.len() < largest {
+                buf.resize(largest, 0.0);
+            }
+        }
+        let (mut src, mut dst) = (&mut ws.ping, &mut ws.pong);
+        let mut input_shape = Shape {
+            height: h,
+            width: w,
+            channels: 3,
+        };
+        for (step, &out_shape) in self.steps.iter().zip(&shapes) {
+            let start = Instant::now();
+            let input: &[f32] = if matches!(step.stage, Stage::Conv0(_)) {
+                images
+            } else {
+                &src[..n * input_shape.len()]
+            };
+            let out = &mut dst[..n * out_shape.len()];
+            self.run_step(step, input, input_shape, out_shape, out);
+            if let Some(p) = profile.as_deref_mut() {
+                p.push((step.name.clone(), start.elapsed()));
+            }
+            std::mem::swap(&mut src, &mut dst);
+            input_shape = out_shape;
+        }
+        let start = Instant::now();
+        let c = input_shape.channels;
+        if ws.pooled.len() < n * c {
+            ws.pooled.resize(n * c, 0.0);
+        }
+        let pooled = &mut ws.pooled[..n * c];
+        let act = &src[..n * input_shape.len()];
+        for (img, out) in act
+            .chunks_exact(input_shape.len())
+            .zip(pooled.chunks_exact_mut(c))
+        {
+            mean_pool(img, c, out);
+        }
+        if let Some(p) = profile.as_deref_mut() {
+            p.push(("AvgPool".into(), start.elapsed()));
+        }
+        let Some((lw, lb)) = logits else {
+            return Ok(pooled.to_vec());
+        };
+        let start = Instant::now();
+        // 1001 for the ImageNet modules, K for a fine-tuned head.
+        let k = lb.len();
+        let mut out = vec![0f32; n * k];
+        matmul(pooled, lw, c, k, &mut out);
+        add_bias(&mut out, lb);
+        if let Some(p) = profile {
+            p.push(("Logits".into(), start.elapsed()));
+        }
+        Ok(out)
+    }
+
+    /// Output shape of every layer for an `h` x `w` input.
+    fn shapes(&self, h: usize, w: usize) -> Vec<Shape> {
+        let (mut h, mut w) = (h, w);
+        self.steps
+            .iter()
+            .map(|s| {
+                let stride = match &s.stage {
+                    Stage::Conv0(l) => l.stride,
+                    Stage::Depthwise(l) => l.stride,
+                    Stage::Pointwise(_) => 1,
+                };
+                h = h.div_ceil(stride);
+                w = w.div_ceil(stride);
+                Shape {
+                    height: h,
+                    width: w,
+                    channels: s.out_channels,
+                }
+            })
+            .collect()
+    }
+
+    fn run_step(
+        &self,
+        step: &Step,
+        input: &[f32],
+        in_shape: Shape,
+        out_shape: Shape,
+        out: &mut [f32],
+    ) {
+        let pad = |stride| Pad {
+            top: same_padding(in_shape.height, 3, stride).1 .0,
+            left: same_padding(in_shape.width, 3, stride).1 .0,
+        };
+        let image_len = in_shape.len();
+        let oh = out_shape.height;
+        match &step.stage {
+            Stage::Conv0(layer) => {
+                let pad = pad(layer.stride);
+                self.for_each_block(out, out_shape.row_len(), |row, block| {
+                    let img = &input[(row / oh) * image_len..][..image_len];
+                    conv0_row(img, in_shape, row % oh, pad, layer, block);
+                });
+            }
+            Stage::Depthwise(layer) => {
+                let pad = pad(layer.stride);
+                self.for_each_block(out, out_shape.row_len(), |row, block| {
+                    let img = &input[(row / oh) * image_len..][..image_len];
+                    depthwise_row(img, in_shape, row % oh, pad, layer, block);
+                });
+            }
+            Stage::Pointwise(layer) => {
+                // A pointwise layer is one GEMM over all pixels of all images: split the pixels.
+                let pixels = input.len() / layer.cin;
+                let per_thread = pixels.div_ceil(self.threads());
+                let rows = per_thread.clamp(1, POINTWISE_BLOCK_ROWS);
+                let cout = out_shape.channels;
+                self.for_each_block(out, rows * cout, |block_index, block| {
+                    let first = block_index * rows;
+                    let count = block.len() / cout;
+                    pointwise_rows(
+                        &input[first * layer.cin..(first + count) * layer.cin],
+                        layer,
+                        block,
+                    );
+                });
+            }
+        }
+    }
+
+    /// Calls `f(i, block)` for the i-th `block_len`-sized block of `out`, on the pool's threads.
+    fn for_each_block(
+        &self,
+        out: &mut [f32],
+        block_len: usize,
+        f: impl Fn(usize, &mut [f32]) + Sync,
+    ) {
+        if self.threads() == 1 {
+            out.chunks_mut(block_len)
+                .enumerate()
+                .for_each(|(i, b)| f(i, b));
+        } else {
+            self.pool.install(|| {
+                out.par_chunks_mut(block_len)
+                    .enumerate()
+                    .for_each(|(i, b)| f(i, b))
+            });
+        }
+    }
+}

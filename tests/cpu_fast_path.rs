@@ -1,0 +1,116 @@
+//! The CPU fast path (`CpuMobileNet`: NHWC kernels, GEMM, fused bias + ReLU6) against the candle
+//! reference network (`MobileNetV1`) on all 16 architectures, random weights, odd and non-square
+//! sizes included, batches of two, on one and on two threads. tests/parity.rs checks both against
+//! TensorFlow itself.
+
+use candle_core::{Device, Tensor};
+use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
+use mnv1::weights::random::random_weights;
+
+const TOLERANCE: f32 = 1e-4;
+
+/// A deterministic batch in [0,1] (values are arbitrary; a ramp with a prime stride).
+fn images(n: usize, h: usize, w: usize, seed: usize) -> Vec<f32> {
+    (0..n * h * w * 3)
+        .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 999.0)
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Logits and features of both implementations agree for a batch of two `h` x `w` images.
+fn check(multiplier: f64, h: usize, w: usize) {
+    let arch = Arch::new(multiplier);
+    let tensors = random_weights(arch, 7);
+    let reference = MobileNetV1::from_tensors(&tensors, arch, true, &Device::Cpu).unwrap();
+    let x = images(2, h, w, h + w);
+    let t = Tensor::from_slice(&x, (2, h, w, 3), &Device::Cpu).unwrap();
+    let want_logits: Vec<f32> = reference
+        .logits(&t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let want_features: Vec<f32> = reference
+        .features(&t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    // The random weights must exercise the network: logits spread, features not all clamped.
+    let spread = want_logits.iter().fold(f32::MIN, |a, &b| a.max(b))
+        - want_logits.iter().fold(f32::MAX, |a, &b| a.min(b));
+    assert!(
+        spread > 0.1,
+        "{multiplier} {h}x{w}: degenerate logits (spread {spread})"
+    );
+    for threads in [1, 2] {
+        let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
+        let logits = fast.logits(&x, 2, h, w).unwrap();
+        let features = fast.features(&x, 2, h, w).unwrap();
+        let dl = max_abs_diff(&logits, &want_logits);
+        let df = max_abs_diff(&features, &want_features);
+        eprintln!("{multiplier} {h}x{w} threads {threads}: max |logits diff| {dl:.2e}, max |features diff| {df:.2e}");
+        assert!(
+            dl <= TOLERANCE,
+            "{multiplier} {h}x{w} threads {threads}: logits differ by {dl}"
+        );
+        assert!(
+            df <= TOLERANCE,
+            "{multiplier} {h}x{w} threads {threads}: features differ by {df}"
+        );
+    }
+}
+
+#[test]
+fn fast_path_matches_reference_on_all_16_architectures() {
+    for m in [0.25, 0.5, 0.75, 1.0] {
+        for r in [128, 160, 192, 224] {
+            check(m, r, r);
+        }
+    }
+}
+
+#[test]
+fn fast_path_matches_reference_at_odd_and_non_square_sizes() {
+    // Odd sizes put the SAME padding on both sides of the stride-2 layers; 33 reaches 1x1.
+    for (m, h, w) in [
+        (0.25, 33, 47),
+        (0.5, 97, 131),
+        (0.75, 65, 35),
+        (1.0, 127, 99),
+    ] {
+        check(m, h, w);
+    }
+}
+
+#[test]
+fn fast_path_refuses_what_the_reference_refuses() {
+    let arch = Arch::new(0.25);
+    let tensors = random_weights(arch, 1);
+    let fast = CpuMobileNet::from_tensors(&tensors, arch, false, 1).unwrap();
+    assert!(
+        fast.logits(&images(1, 32, 32, 0), 1, 32, 32).is_err(),
+        "no logits layer was built"
+    );
+    assert!(
+        fast.features(&images(1, 31, 40, 0), 1, 31, 40).is_err(),
+        "below 32x32"
+    );
+    assert!(
+        fast.features(&images(1, 32, 32, 0), 2, 32, 32).is_err(),
+        "too few values for the batch"
+    );
+    let wrong = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1)
+        .err()
+        .unwrap();
+    assert!(wrong.to_string().contains("0.25"), "{wrong}");
+}
