@@ -26,7 +26,7 @@ fn main() {
             let input: Vec<f32> = (0..batch * size * size * 3)
                 .map(|i| (i % 255) as f32 / 255.0)
                 .collect();
-            let mut once = || {
+            let once = || {
                 let start = Instant::now();
                 std::hint::black_box(model.logits(&input, batch, size, size).expect("forward"));
                 start.elapsed()

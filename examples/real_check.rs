@@ -17,7 +17,10 @@ use mnv1::{labels, output, weights};
 
 fn read_f32(path: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// Writes TensorFlow's [-1,1] input as the [0,1] float32 NHWC .npy that `mnv1` takes.
@@ -25,14 +28,22 @@ fn to_npy(input: &[f32], side: usize, out: &Path) -> Result<()> {
     use npyz::WriterBuilder;
     let file = std::fs::File::create(out)?;
     let shape = [1, side as u64, side as u64, 3];
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(file)
+        .begin_nd()?;
     w.extend(input.iter().map(|v| (v + 1.0) / 2.0))?;
     w.finish()?;
     Ok(())
 }
 
 fn main() -> Result<()> {
-    let data = PathBuf::from(std::env::args().nth(1).context("usage: real_check DATA_DIR")?);
+    let data = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .context("usage: real_check DATA_DIR")?,
+    );
     let w = weights::load(&data.join("weights/mobilenet_v1_0.25_128.tflite"))?;
     let engine = Engine::new(&w, Head::Logits, Device::Cpu)?;
     let labels = labels::owned_imagenet();
@@ -50,8 +61,17 @@ fn main() -> Result<()> {
         for p in &got {
             probs[p.index] = p.probability;
         }
-        let diff = probs.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        let want_top = want.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        let diff = probs
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let want_top = want
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
         println!(
             "golden {name}: max |softmax - TensorFlow| = {diff:.3e}; top-1 {} '{}' (TensorFlow: {want_top})",
             got[0].index, got[0].label
@@ -60,11 +80,17 @@ fn main() -> Result<()> {
 
     let sample = data.join("imagenet-sample-200");
     let tsv = std::fs::read_to_string(sample.join("labels.tsv"))?;
-    let pre = Preprocess { size: (128, 128), crop: Crop::Central(0.875), max_pixels: u64::MAX };
+    let pre = Preprocess {
+        size: (128, 128),
+        crop: Crop::Central(0.875),
+        max_pixels: u64::MAX,
+    };
     let (mut n, mut top1, mut top5) = (0, 0, 0);
     for line in tsv.lines().filter(|l| !l.trim().is_empty()) {
         let mut cols = line.split('\t');
-        let (Some(file), Some(index)) = (cols.next(), cols.next()) else { bail!("bad labels.tsv line: {line}") };
+        let (Some(file), Some(index)) = (cols.next(), cols.next()) else {
+            bail!("bad labels.tsv line: {line}")
+        };
         let index: usize = index.parse()?;
         let img = preprocess::preprocess_image(&std::fs::read(sample.join(file))?, &pre)?;
         let logits = engine.run(&[&img], Head::Logits)?.remove(0);

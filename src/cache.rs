@@ -6,7 +6,9 @@ use std::path::PathBuf;
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("MNV1_CACHE") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("mnv1"),
+        _ => dirs::cache_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("mnv1"),
     }
 }
 

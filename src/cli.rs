@@ -40,19 +40,27 @@ pub enum Command {
     )]
     Convert(ConvertArgs),
     /// Shell completions on stdout.
-    #[command(after_help = "Examples:\n  mnv1 completions bash > /etc/bash_completion.d/mnv1\n  mnv1 completions zsh > ~/.zfunc/_mnv1\n  mnv1 completions fish > ~/.config/fish/completions/mnv1.fish")]
+    #[command(
+        after_help = "Examples:\n  mnv1 completions bash > /etc/bash_completion.d/mnv1\n  mnv1 completions zsh > ~/.zfunc/_mnv1\n  mnv1 completions fish > ~/.config/fish/completions/mnv1.fish"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// The man page (roff) on stdout.
-    #[command(after_help = "Examples:\n  mnv1 man > /usr/local/share/man/man1/mnv1.1\n  mnv1 man | man -l -")]
+    #[command(
+        after_help = "Examples:\n  mnv1 man > /usr/local/share/man/man1/mnv1.1\n  mnv1 man | man -l -"
+    )]
     Man,
     /// Train a new classifier head (and optionally the whole network) on folders of images.
-    #[command(after_help = "DATA_DIR holds one sub-directory per class; the folder names become the labels.\n\nExamples:\n  mnv1 finetune flowers/ --variant 025_128 --weights mobilenet_v1_0.25_128.tgz --out flowers-model\n  mnv1 finetune data/ --variant 050_160 --train-backbone --bn-momentum 0.997 --augment --epochs 10 --out m\n  mnv1 classify --model flowers-model rose.jpg")]
+    #[command(
+        after_help = "DATA_DIR holds one sub-directory per class; the folder names become the labels.\n\nExamples:\n  mnv1 finetune flowers/ --variant 025_128 --weights mobilenet_v1_0.25_128.tgz --out flowers-model\n  mnv1 finetune data/ --variant 050_160 --train-backbone --bn-momentum 0.997 --augment --epochs 10 --out m\n  mnv1 classify --model flowers-model rose.jpg"
+    )]
     Finetune(FinetuneArgs),
     /// Download variants' weights into the cache (release tarball, TF-Hub module or Hugging Face).
-    #[command(after_help = "Examples:\n  mnv1 fetch --variant 050_160\n  mnv1 fetch --variant 025_128 --variant 100_224\n  mnv1 fetch --all --mirror https://mirror.example/tf\n\nSources are tried in order: the release tarball (MNV1_MIRROR / --mirror replaces\nhttp://download.tensorflow.org), the TF-Hub module (MNV1_HUB_BASE replaces https://tfhub.dev),\nthen Hugging Face where the checkpoint is hosted there (HF_ENDPOINT, HF_HOME).\nMNV1_HTTP_TIMEOUT (seconds, default 30) bounds each wait for the network.")]
+    #[command(
+        after_help = "Examples:\n  mnv1 fetch --variant 050_160\n  mnv1 fetch --variant 025_128 --variant 100_224\n  mnv1 fetch --all --mirror https://mirror.example/tf\n\nSources are tried in order: the release tarball (MNV1_MIRROR / --mirror replaces\nhttp://download.tensorflow.org), the TF-Hub module (MNV1_HUB_BASE replaces https://tfhub.dev),\nthen Hugging Face where the checkpoint is hosted there (HF_ENDPOINT, HF_HOME).\nMNV1_HTTP_TIMEOUT (seconds, default 30) bounds each wait for the network."
+    )]
     Fetch(FetchArgs),
     /// Inspect or clear the weights cache ($MNV1_CACHE, else ~/.cache/mnv1).
     #[command(subcommand)]
@@ -78,7 +86,12 @@ pub struct NetArgs {
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Variants whose checkpoints to fetch (repeatable); any spelling --variant takes.
-    #[arg(short = 'm', long, value_name = "VARIANT", required_unless_present = "all")]
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "VARIANT",
+        required_unless_present = "all"
+    )]
     pub variant: Vec<String>,
     /// Fetch all 16 checkpoints (the 32 variants).
     #[arg(long, conflicts_with = "variant")]
@@ -98,7 +111,12 @@ pub enum CacheCommand {
     },
     /// Remove cached weights of some variants, or everything mnv1 cached.
     Rm {
-        #[arg(short = 'm', long, value_name = "VARIANT", required_unless_present = "all")]
+        #[arg(
+            short = 'm',
+            long,
+            value_name = "VARIANT",
+            required_unless_present = "all"
+        )]
         variant: Vec<String>,
         #[arg(long, conflicts_with = "variant")]
         all: bool,
@@ -285,6 +303,8 @@ pub struct FinetuneArgs {
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 178_956_970, value_name = "N")]
     pub max_pixels: u64,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Which model: 050_160, mobilenet_v1_050_160, 0.5_160, or a TF-Hub handle URL.

@@ -10,8 +10,8 @@ use crate::cli::{CropArg, DeviceArg, ModelArgs, NetArgs};
 use crate::engine::{Engine, Head};
 use crate::error::UsageError;
 use crate::hub::{self, FetchOptions};
-use crate::model::mobilenet::MIN_INPUT;
 use crate::labels;
+use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
 use crate::registry::{Module, Registry, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
@@ -29,7 +29,10 @@ pub struct ModelConfig {
 }
 
 pub fn resolve_variant(arg: &str, module: Module) -> Result<Variant, UsageError> {
-    Ok(Registry::builtin().resolve(arg, module).map_err(|e| UsageError::new(e.to_string()))?.clone())
+    Ok(Registry::builtin()
+        .resolve(arg, module)
+        .map_err(|e| UsageError::new(e.to_string()))?
+        .clone())
 }
 
 /// `--weights`, or the variant's weights from the cache, fetched there on first use.
@@ -42,7 +45,8 @@ pub fn resolve_weights_path(
     if let Some(p) = weights {
         return Ok(p.to_path_buf());
     }
-    let opts = FetchOptions::from_env(net.offline, net.mirror.as_deref(), quiet).map_err(|e| UsageError::new(e.to_string()))?;
+    let opts = FetchOptions::from_env(net.offline, net.mirror.as_deref(), quiet)
+        .map_err(|e| UsageError::new(e.to_string()))?;
     hub::ensure_weights(variant, &opts).map_err(|e| UsageError::new(e.to_string()))
 }
 
@@ -52,16 +56,25 @@ impl ModelConfig {
     }
 
     /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
-    pub fn resolve_quiet(args: &ModelArgs, module: Module, quiet: bool) -> Result<Self, UsageError> {
+    pub fn resolve_quiet(
+        args: &ModelArgs,
+        module: Module,
+        quiet: bool,
+    ) -> Result<Self, UsageError> {
         // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
         // of --size and --crop to what it was trained with.
         let manifest = match &args.model {
             Some(dir) => Some(Manifest::read(dir).map_err(|e| UsageError::new(e.to_string()))?),
             None => None,
         };
-        let variant_arg = manifest.as_ref().map_or(args.variant.as_str(), |m| m.variant.as_str());
+        let variant_arg = manifest
+            .as_ref()
+            .map_or(args.variant.as_str(), |m| m.variant.as_str());
         let variant = resolve_variant(variant_arg, module)?;
-        let size = args.size.or(manifest.as_ref().map(|m| m.input_size)).unwrap_or(variant.resolution);
+        let size = args
+            .size
+            .or(manifest.as_ref().map(|m| m.input_size))
+            .unwrap_or(variant.resolution);
         if size < MIN_INPUT {
             return Err(UsageError::new(format!(
                 "--size {size} is too small: the network needs at least {MIN_INPUT}"
@@ -135,6 +148,8 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, Usage
         )));
     }
     Ok(w)
+}
+
 /// Where the weights of `variant` are: `--weights` when given, else the cache file when present.
 /// The one place that decides it, so other sources (downloads) slot in here.
 pub fn find_weights(explicit: Option<&Path>, variant: &Variant) -> Option<PathBuf> {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// Extensions picked up inside directories (case-insensitive). Files named on the command line
 /// are taken whatever their name: their content decides.
-pub const EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "npy"];
+pub const EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "npy",
+];
 
 /// An input that could not even be listed (missing path, empty directory, unreadable entry).
 #[derive(Debug, Clone, PartialEq)]
@@ -88,14 +90,26 @@ fn expand_one(path: PathBuf, items: &mut Vec<InputItem>) {
         return;
     }
     let before = items.len();
-    for entry in walkdir::WalkDir::new(&path).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(&path)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         match entry {
-            Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) => items.push(Ok(e.into_path())),
+            Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) => {
+                items.push(Ok(e.into_path()))
+            }
             Ok(_) => {}
             Err(e) => {
-                let p = e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone());
-                if has_image_extension(&p) || e.loop_ancestor().is_some() || e.io_error().is_some() {
-                    items.push(Err(InputFailure { path: p, reason: e.to_string() }));
+                let p = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| path.clone());
+                if has_image_extension(&p) || e.loop_ancestor().is_some() || e.io_error().is_some()
+                {
+                    items.push(Err(InputFailure {
+                        path: p,
+                        reason: e.to_string(),
+                    }));
                 }
             }
         }
@@ -121,8 +135,14 @@ mod tests {
             std::fs::write(d.join(f), b"x").unwrap();
         }
         let items = expand(&[d.to_path_buf()], &mut std::io::empty());
-        let names: Vec<_> = items.iter().map(|i| i.as_ref().unwrap().strip_prefix(d).unwrap().to_path_buf()).collect();
-        let want: Vec<PathBuf> = ["a.png", "b.JPG", "sub/c.npy", "sub/d.webp"].iter().map(PathBuf::from).collect();
+        let names: Vec<_> = items
+            .iter()
+            .map(|i| i.as_ref().unwrap().strip_prefix(d).unwrap().to_path_buf())
+            .collect();
+        let want: Vec<PathBuf> = ["a.png", "b.JPG", "sub/c.npy", "sub/d.webp"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
         assert_eq!(names, want);
     }
 
@@ -133,7 +153,11 @@ mod tests {
         std::fs::write(&a, b"x").unwrap();
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        let mut stdin = std::io::Cursor::new(format!("{}\r\n\n{}\n", a.display(), dir.path().join("missing.jpg").display()));
+        let mut stdin = std::io::Cursor::new(format!(
+            "{}\r\n\n{}\n",
+            a.display(),
+            dir.path().join("missing.jpg").display()
+        ));
         let items = expand(&[PathBuf::from("-"), empty.clone()], &mut stdin);
         assert_eq!(items.len(), 3);
         assert_eq!(items[0].as_ref().unwrap(), &a);

@@ -6,7 +6,11 @@ use std::sync::OnceLock;
 /// Label of each of the 1001 logits; index 0 is `background`.
 pub fn imagenet() -> &'static [&'static str] {
     static LABELS: OnceLock<Vec<&'static str>> = OnceLock::new();
-    LABELS.get_or_init(|| include_str!("../labels/imagenet_labels.txt").lines().collect())
+    LABELS.get_or_init(|| {
+        include_str!("../labels/imagenet_labels.txt")
+            .lines()
+            .collect()
+    })
 }
 
 /// Labels of a fine-tuned model or the ImageNet ones, as one owned list.

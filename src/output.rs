@@ -21,10 +21,16 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new().prefix(".mnv1-").suffix(".tmp").tempfile_in(dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".mnv1-")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
         // Uncommitted temporaries are deleted on drop, and on Ctrl-C by the handler.
         crate::interrupt::register(tmp.path());
-        Ok(Self { tmp: BufWriter::new(tmp), target: target.to_path_buf() })
+        Ok(Self {
+            tmp: BufWriter::new(tmp),
+            target: target.to_path_buf(),
+        })
     }
 
     pub fn commit(self) -> io::Result<()> {
@@ -132,13 +138,17 @@ struct Classified<'a> {
 pub struct ClassifyWriter {
     format: ClassifyFormat,
     sink: Sink,
-    /// `json` is one array: its elements are kept until the end.
-    json: Vec<serde_json::Value>,
+    /// `json` is one array: its elements are kept (serialized) until the end.
+    json: Vec<String>,
 }
 
 impl ClassifyWriter {
     pub fn new(format: ClassifyFormat, sink: Sink) -> io::Result<Self> {
-        let mut writer = Self { format, sink, json: Vec::new() };
+        let mut writer = Self {
+            format,
+            sink,
+            json: Vec::new(),
+        };
         writer.table_row(["path", "rank", "index", "label", "probability", "logit"])?;
         Ok(writer)
     }
@@ -150,7 +160,9 @@ impl ClassifyWriter {
             ClassifyFormat::Tsv => b'\t',
             _ => return Ok(()),
         };
-        let mut w = csv::WriterBuilder::new().delimiter(delimiter).from_writer(&mut self.sink);
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(&mut self.sink);
         w.write_record(fields)?;
         w.flush()
     }
@@ -160,7 +172,11 @@ impl ClassifyWriter {
             ClassifyFormat::Text => {
                 writeln!(self.sink, "{}", text_safe(path))?;
                 for p in predictions {
-                    writeln!(self.sink, "  {:.4}  {} ({})", p.probability, p.label, p.index)?;
+                    writeln!(
+                        self.sink,
+                        "  {:.4}  {} ({})",
+                        p.probability, p.label, p.index
+                    )?;
                 }
             }
             ClassifyFormat::Jsonl => {
@@ -168,7 +184,11 @@ impl ClassifyWriter {
                 writeln!(self.sink)?;
             }
             ClassifyFormat::Json => {
-                self.json.push(serde_json::to_value(Classified { path, predictions })?);
+                // Serialized now, so numbers read exactly as in the jsonl format.
+                self.json.push(serde_json::to_string_pretty(&Classified {
+                    path,
+                    predictions,
+                })?);
             }
             ClassifyFormat::Csv | ClassifyFormat::Tsv => {
                 for (rank, p) in predictions.iter().enumerate() {
@@ -189,8 +209,7 @@ impl ClassifyWriter {
 
     pub fn finish(mut self) -> io::Result<()> {
         if self.format == ClassifyFormat::Json {
-            serde_json::to_writer_pretty(&mut self.sink, &self.json)?;
-            writeln!(self.sink)?;
+            writeln!(self.sink, "[{}]", self.json.join(",\n"))?;
         }
         self.sink.finish()
     }
@@ -236,8 +255,17 @@ pub struct EmbedWriter {
 
 impl EmbedWriter {
     pub fn new(format: EmbedFormat, out: Option<&Path>, dim: usize) -> io::Result<Self> {
-        let lines = (format == EmbedFormat::Jsonl).then(|| Sink::open(out)).transpose()?;
-        Ok(Self { format, out: out.map(Path::to_path_buf), lines, dim, paths: Vec::new(), features: Vec::new() })
+        let lines = (format == EmbedFormat::Jsonl)
+            .then(|| Sink::open(out))
+            .transpose()?;
+        Ok(Self {
+            format,
+            out: out.map(Path::to_path_buf),
+            lines,
+            dim,
+            paths: Vec::new(),
+            features: Vec::new(),
+        })
     }
 
     pub fn write(&mut self, path: &str, features: &[f32]) -> io::Result<()> {
@@ -282,23 +310,50 @@ impl EmbedWriter {
 
 fn write_npy_f32(w: impl Write, shape: &[u64], data: &[f32]) -> io::Result<()> {
     use npyz::WriterBuilder;
-    let mut writer = npyz::WriteOptions::new().default_dtype().shape(shape).writer(w).begin_nd()?;
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(w)
+        .begin_nd()?;
     writer.extend(data.iter().copied())?;
     writer.finish()
 }
 
-fn write_npz(file: &mut AtomicFile, shape: &[u64], data: &[f32], paths: &[String]) -> io::Result<()> {
+fn write_npz(
+    file: &mut AtomicFile,
+    shape: &[u64],
+    data: &[f32],
+    paths: &[String],
+) -> io::Result<()> {
     use npyz::WriterBuilder;
     // The zip writer needs Seek: build the archive in memory (features are small next to images).
     let mut npz = npyz::npz::NpzWriter::new(io::Cursor::new(Vec::new()));
-    let options = zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut w = npz.array::<f32>("features", options)?.default_dtype().shape(shape).begin_nd()?;
+    let options =
+        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut w = npz
+        .array::<f32>("features", options)?
+        .default_dtype()
+        .shape(shape)
+        .begin_nd()?;
     w.extend(data.iter().copied())?;
     w.finish()?;
     // numpy's own dtype for Python str: '<U{longest}' (code points).
-    let longest = paths.iter().map(|p| p.chars().count()).max().unwrap_or(1).max(1);
-    let dtype = npyz::DType::Plain(format!("<U{longest}").parse().map_err(|e| io::Error::other(format!("{e}")))?);
-    let mut w = npz.array::<String>("paths", options)?.dtype(dtype).shape(&[paths.len() as u64]).begin_nd()?;
+    let longest = paths
+        .iter()
+        .map(|p| p.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let dtype = npyz::DType::Plain(
+        format!("<U{longest}")
+            .parse()
+            .map_err(|e| io::Error::other(format!("{e}")))?,
+    );
+    let mut w = npz
+        .array::<String>("paths", options)?
+        .dtype(dtype)
+        .shape(&[paths.len() as u64])
+        .begin_nd()?;
     w.extend(paths.iter().cloned())?;
     w.finish()?;
     let bytes = npz.zip_writer().finish()?.into_inner();

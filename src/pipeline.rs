@@ -13,8 +13,14 @@ use crate::preprocess::{self, Preprocess, Rgb32};
 /// What happened to one image.
 pub enum Outcome<'a> {
     /// `name` is the path, with `[i]` appended for the i-th image of a multi-image .npy.
-    Done { name: &'a str, row: &'a [f32] },
-    Failed { path: &'a Path, reason: &'a str },
+    Done {
+        name: &'a str,
+        row: &'a [f32],
+    },
+    Failed {
+        path: &'a Path,
+        reason: &'a str,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,7 +48,11 @@ fn load(path: &Path, pre: &Preprocess) -> Loaded {
         if images.len() == 1 {
             images.into_iter().map(|i| (name.clone(), i)).collect()
         } else {
-            images.into_iter().enumerate().map(|(k, i)| (format!("{name}[{k}]"), i)).collect()
+            images
+                .into_iter()
+                .enumerate()
+                .map(|(k, i)| (format!("{name}[{k}]"), i))
+                .collect()
         }
     } else {
         let img = preprocess::preprocess_image(&bytes, pre).map_err(|e| e.to_string())?;
@@ -50,7 +60,10 @@ fn load(path: &Path, pre: &Preprocess) -> Loaded {
     };
     for (_, img) in &images {
         if img.height < MIN_INPUT || img.width < MIN_INPUT {
-            return Err(format!("{}x{} is smaller than the network's {MIN_INPUT}x{MIN_INPUT} minimum", img.height, img.width));
+            return Err(format!(
+                "{}x{} is smaller than the network's {MIN_INPUT}x{MIN_INPUT} minimum",
+                img.height, img.width
+            ));
         }
     }
     Ok(images)
@@ -76,19 +89,29 @@ impl Pipeline<'_> {
                 })
                 .collect();
             // Same-sized images share forward passes; order is restored when emitting.
-            let mut rows: Vec<Vec<Result<Vec<f32>, String>>> =
-                loaded.iter().map(|(_, l)| l.as_ref().map(|v| v.len()).unwrap_or(0)).map(Vec::with_capacity).collect();
+            let mut rows: Vec<Vec<Result<Vec<f32>, String>>> = loaded
+                .iter()
+                .map(|(_, l)| l.as_ref().map(|v| v.len()).unwrap_or(0))
+                .map(Vec::with_capacity)
+                .collect();
             let images: Vec<(usize, &Rgb32)> = loaded
                 .iter()
                 .enumerate()
-                .filter_map(|(i, (_, l))| l.as_ref().ok().map(|v| v.iter().map(move |(_, img)| (i, img))))
+                .filter_map(|(i, (_, l))| {
+                    l.as_ref()
+                        .ok()
+                        .map(|v| v.iter().map(move |(_, img)| (i, img)))
+                })
                 .flatten()
                 .collect();
             let mut start = 0;
             while start < images.len() {
                 let size = (images[start].1.height, images[start].1.width);
                 let mut end = start;
-                while end < images.len() && end - start < batch && (images[end].1.height, images[end].1.width) == size {
+                while end < images.len()
+                    && end - start < batch
+                    && (images[end].1.height, images[end].1.width) == size
+                {
                     end += 1;
                 }
                 let group: Vec<&Rgb32> = images[start..end].iter().map(|(_, img)| *img).collect();
@@ -124,7 +147,10 @@ impl Pipeline<'_> {
                     }
                     Err(reason) => {
                         summary.failed += 1;
-                        sink(Outcome::Failed { path, reason: &reason })?;
+                        sink(Outcome::Failed {
+                            path,
+                            reason: &reason,
+                        })?;
                         if self.fail_fast {
                             return Ok(summary);
                         }

@@ -55,24 +55,40 @@ pub struct Registry {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("unknown variant '{spec}'{}", suggest(.suggestions))]
-    Unknown { spec: String, suggestions: Vec<String> },
+    Unknown {
+        spec: String,
+        suggestions: Vec<String>,
+    },
     #[error(
         "'{spec}' names the {found} module, but this command needs the {wanted} module \
          (the same checkpoint also serves it: try --variant {id})"
     )]
-    WrongModule { spec: String, id: String, found: &'static str, wanted: &'static str },
+    WrongModule {
+        spec: String,
+        id: String,
+        found: &'static str,
+        wanted: &'static str,
+    },
 }
 
 fn suggest(ids: &[String]) -> String {
     if ids.is_empty() {
         String::from("; `mnv1 list` shows all 32")
     } else {
-        format!("; did you mean {}? (`mnv1 list` shows all 32)", ids.join(", "))
+        format!(
+            "; did you mean {}? (`mnv1 list` shows all 32)",
+            ids.join(", ")
+        )
     }
 }
 
 /// Variant ids of the four multipliers and four resolutions, also in their long spellings.
-const MULTIPLIERS: [(&str, &str); 4] = [("025", "0.25"), ("050", "0.5"), ("075", "0.75"), ("100", "1.0")];
+const MULTIPLIERS: [(&str, &str); 4] = [
+    ("025", "0.25"),
+    ("050", "0.5"),
+    ("075", "0.75"),
+    ("100", "1.0"),
+];
 
 impl Registry {
     /// The registry compiled into the binary from models.toml.
@@ -110,7 +126,9 @@ impl Registry {
 
     /// The classification row of each checkpoint (16), in models.toml order.
     pub fn checkpoints(&self) -> impl Iterator<Item = &Variant> {
-        self.variants.iter().filter(|v| v.module == Module::Classification)
+        self.variants
+            .iter()
+            .filter(|v| v.module == Module::Classification)
     }
 
     /// The error for an unknown spelling, with the nearest ids: the same multiplier at the
@@ -119,7 +137,10 @@ impl Registry {
         let wanted = spec.trim().to_ascii_lowercase();
         let short = wanted.strip_prefix("mobilenet_v1_").unwrap_or(&wanted);
         let (mult, res) = short.split_once('_').unwrap_or((short, ""));
-        let code = MULTIPLIERS.iter().find(|(c, l)| mult == *c || mult == *l).map(|(c, _)| *c);
+        let code = MULTIPLIERS
+            .iter()
+            .find(|(c, l)| mult == *c || mult == *l)
+            .map(|(c, _)| *c);
         let res: Option<usize> = res.parse().ok();
         let ids: Vec<&str> = self.checkpoints().map(|v| v.id.as_str()).collect();
         let mut scored: Vec<(f64, &str)> = ids
@@ -143,7 +164,10 @@ impl Registry {
             .filter(|(score, _)| *score >= 0.4)
             .map(|(_, id)| id.to_string())
             .collect();
-        RegistryError::Unknown { spec: spec.to_string(), suggestions }
+        RegistryError::Unknown {
+            spec: spec.to_string(),
+            suggestions,
+        }
     }
 }
 
@@ -173,9 +197,14 @@ fn parse_spec(spec: &str) -> Option<(String, Option<Module>)> {
 fn parse_id(s: &str) -> Option<String> {
     let s = s.strip_prefix("mobilenet_v1_").unwrap_or(s);
     let (mult, res) = s.split_once('_')?;
-    let code = MULTIPLIERS.iter().find(|(code, long)| mult == *code || mult == *long)?.0;
+    let code = MULTIPLIERS
+        .iter()
+        .find(|(code, long)| mult == *code || mult == *long)?
+        .0;
     let res: usize = res.parse().ok()?;
-    [128, 160, 192, 224].contains(&res).then(|| format!("{code}_{res}"))
+    [128, 160, 192, 224]
+        .contains(&res)
+        .then(|| format!("{code}_{res}"))
 }
 
 #[cfg(test)]
@@ -189,9 +218,17 @@ mod tests {
         assert_eq!(r.checkpoints().count(), 16);
         for v in r.variants() {
             let width = ((1024.0 * v.depth_multiplier) as usize).max(8);
-            let outputs = if v.module == Module::Classification { 1001 } else { width };
+            let outputs = if v.module == Module::Classification {
+                1001
+            } else {
+                width
+            };
             assert_eq!(v.outputs, outputs, "{}", v.id);
-            assert!(v.hub_handle.ends_with(&format!("mobilenet_v1_{}/{}/3", v.id, v.module.as_str())));
+            assert!(v.hub_handle.ends_with(&format!(
+                "mobilenet_v1_{}/{}/3",
+                v.id,
+                v.module.as_str()
+            )));
             assert!(v.release_url.ends_with(&format!("/{}.tgz", v.checkpoint)));
         }
     }
@@ -226,10 +263,22 @@ mod tests {
         let r = Registry::builtin();
         let err = r.resolve("050_150", Module::Classification).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("did you mean 050_160, 050_128, 050_192?"), "{msg}");
-        let msg = r.resolve("0.75_200", Module::Classification).unwrap_err().to_string();
-        assert!(msg.contains("did you mean 075_192, 075_224, 075_160?"), "{msg}");
-        let msg = r.resolve("030_224", Module::Classification).unwrap_err().to_string();
+        assert!(
+            msg.contains("did you mean 050_160, 050_128, 050_192?"),
+            "{msg}"
+        );
+        let msg = r
+            .resolve("0.75_200", Module::Classification)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("did you mean 075_192, 075_224, 075_160?"),
+            "{msg}"
+        );
+        let msg = r
+            .resolve("030_224", Module::Classification)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("224"), "{msg}");
         assert!(r.resolve("0.3_128", Module::Classification).is_err());
         assert!(r.resolve("", Module::Classification).is_err());

@@ -10,19 +10,28 @@ use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn mnv1() -> Command {
     let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.env("MNV1_CACHE", std::env::temp_dir().join("mnv1-cli-test-empty-cache"));
+    cmd.env(
+        "MNV1_CACHE",
+        std::env::temp_dir().join("mnv1-cli-test-empty-cache"),
+    );
     cmd
 }
 
 /// `mnv1 <sub> --variant 025_128 --weights <fixture> ...`
 fn with_fixture(sub: &str) -> Command {
     let mut cmd = mnv1();
-    cmd.arg(sub).arg("--variant").arg("025_128").arg("--weights").arg(fixture("mobilenet_v1_0.25_128.tgz"));
+    cmd.arg(sub)
+        .arg("--variant")
+        .arg("025_128")
+        .arg("--weights")
+        .arg(fixture("mobilenet_v1_0.25_128.tgz"));
     cmd
 }
 
@@ -52,36 +61,76 @@ fn image_tree() -> (tempfile::TempDir, Vec<PathBuf>) {
         ("e.bmp", ImageFormat::Bmp),
         ("f.tiff", ImageFormat::Tiff),
     ] {
-        let img = if format == ImageFormat::WebP { DynamicImage::ImageRgba8(rgb.to_rgba8()) } else { rgb.clone() };
+        let img = if format == ImageFormat::WebP {
+            DynamicImage::ImageRgba8(rgb.to_rgba8())
+        } else {
+            rgb.clone()
+        };
         save(&img, &d.join(name), format);
         files.push(d.join(name));
     }
     let grey = ImageBuffer::from_fn(64, 90, |x, y| Luma([((x * 4 + y * 2) % 256) as u8]));
-    save(&DynamicImage::ImageLuma8(grey.clone()), &d.join("g_grey.png"), ImageFormat::Png);
+    save(
+        &DynamicImage::ImageLuma8(grey.clone()),
+        &d.join("g_grey.png"),
+        ImageFormat::Png,
+    );
     let grey_alpha = ImageBuffer::from_fn(64, 90, |x, y| LumaA([((x * 4 + y) % 256) as u8, 128]));
-    save(&DynamicImage::ImageLumaA8(grey_alpha), &d.join("h_grey_alpha.png"), ImageFormat::Png);
+    save(
+        &DynamicImage::ImageLumaA8(grey_alpha),
+        &d.join("h_grey_alpha.png"),
+        ImageFormat::Png,
+    );
     let rgba = ImageBuffer::from_fn(70, 70, |x, y| Rgba([(x * 3) as u8, (y * 3) as u8, 90, 200]));
-    save(&DynamicImage::ImageRgba8(rgba), &d.join("i_rgba.png"), ImageFormat::Png);
-    let rgb16 = ImageBuffer::from_fn(80, 60, |x, y| Rgb([(x * 800) as u16, (y * 1000) as u16, 30000]));
-    save(&DynamicImage::ImageRgb16(rgb16), &d.join("j_rgb16.png"), ImageFormat::Png);
-    for f in ["g_grey.png", "h_grey_alpha.png", "i_rgba.png", "j_rgb16.png"] {
+    save(
+        &DynamicImage::ImageRgba8(rgba),
+        &d.join("i_rgba.png"),
+        ImageFormat::Png,
+    );
+    let rgb16 = ImageBuffer::from_fn(80, 60, |x, y| {
+        Rgb([(x * 800) as u16, (y * 1000) as u16, 30000])
+    });
+    save(
+        &DynamicImage::ImageRgb16(rgb16),
+        &d.join("j_rgb16.png"),
+        ImageFormat::Png,
+    );
+    for f in [
+        "g_grey.png",
+        "h_grey_alpha.png",
+        "i_rgba.png",
+        "j_rgb16.png",
+    ] {
         files.push(d.join(f));
     }
     (dir, files)
 }
 
 fn jsonl(stdout: &[u8]) -> Vec<Value> {
-    std::str::from_utf8(stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::str::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn logits_of(v: &Value) -> Vec<f64> {
-    v["predictions"].as_array().unwrap().iter().map(|p| p["logit"].as_f64().unwrap()).collect()
+    v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["logit"].as_f64().unwrap())
+        .collect()
 }
 
 #[test]
 fn classify_every_image_format_as_jsonl() {
     let (dir, files) = image_tree();
-    let out = with_fixture("classify").arg(dir.path()).args(["--format", "jsonl", "-k", "5"]).assert().success();
+    let out = with_fixture("classify")
+        .arg(dir.path())
+        .args(["--format", "jsonl", "-k", "5"])
+        .assert()
+        .success();
     let rows = jsonl(&out.get_output().stdout);
     assert_eq!(rows.len(), files.len(), "one line per image");
     // Directories are walked in sorted order.
@@ -91,29 +140,50 @@ fn classify_every_image_format_as_jsonl() {
         assert_eq!(row["path"].as_str().unwrap(), file.display().to_string());
         let preds = row["predictions"].as_array().unwrap();
         assert_eq!(preds.len(), 5);
-        let probs: Vec<f64> = preds.iter().map(|p| p["probability"].as_f64().unwrap()).collect();
+        let probs: Vec<f64> = preds
+            .iter()
+            .map(|p| p["probability"].as_f64().unwrap())
+            .collect();
         assert!(probs.windows(2).all(|w| w[0] >= w[1]), "sorted: {probs:?}");
         assert!(probs.iter().all(|p| *p > 0.0 && *p < 1.0));
         assert!(probs.iter().sum::<f64>() <= 1.0 + 1e-6);
         for p in preds {
             let index = p["index"].as_u64().unwrap() as usize;
             assert!(index < 1001);
-            assert_eq!(p["label"].as_str().unwrap(), mnv1::labels::imagenet()[index]);
+            assert_eq!(
+                p["label"].as_str().unwrap(),
+                mnv1::labels::imagenet()[index]
+            );
         }
     }
     // Lossless formats of the same pixels give the same result (decoding is format-independent).
-    let by_name = |n: &str| rows.iter().find(|r| r["path"].as_str().unwrap().ends_with(n)).unwrap();
+    let by_name = |n: &str| {
+        rows.iter()
+            .find(|r| r["path"].as_str().unwrap().ends_with(n))
+            .unwrap()
+    };
     for lossless in ["e.bmp", "f.tiff", "c.webp"] {
-        assert_eq!(logits_of(by_name("b.png")), logits_of(by_name(lossless)), "{lossless}");
+        assert_eq!(
+            logits_of(by_name("b.png")),
+            logits_of(by_name(lossless)),
+            "{lossless}"
+        );
     }
-    assert_ne!(logits_of(by_name("b.png")), logits_of(by_name("g_grey.png")));
+    assert_ne!(
+        logits_of(by_name("b.png")),
+        logits_of(by_name("g_grey.png"))
+    );
 }
 
 #[test]
 fn every_classify_format_parses_and_agrees() {
     let (_dir, files) = image_tree();
     let run = |format: &str| {
-        let out = with_fixture("classify").args(&files[..3]).args(["--format", format, "-k", "3"]).assert().success();
+        let out = with_fixture("classify")
+            .args(&files[..3])
+            .args(["--format", format, "-k", "3"])
+            .assert()
+            .success();
         String::from_utf8(out.get_output().stdout.clone()).unwrap()
     };
     let lines = jsonl(run("jsonl").as_bytes());
@@ -122,9 +192,19 @@ fn every_classify_format_parses_and_agrees() {
 
     for (format, delimiter) in [("csv", b','), ("tsv", b'\t')] {
         let text = run(format);
-        let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text.as_bytes());
-        let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
-        assert_eq!(header, ["path", "rank", "index", "label", "probability", "logit"]);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(text.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            header,
+            ["path", "rank", "index", "label", "probability", "logit"]
+        );
         let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
         assert_eq!(records.len(), 9);
         for (r, rec) in records.iter().enumerate() {
@@ -132,7 +212,10 @@ fn every_classify_format_parses_and_agrees() {
             let pred = &line["predictions"][r % 3];
             assert_eq!(&rec[0], line["path"].as_str().unwrap());
             assert_eq!(rec[1].parse::<usize>().unwrap(), r % 3 + 1);
-            assert_eq!(rec[2].parse::<u64>().unwrap(), pred["index"].as_u64().unwrap());
+            assert_eq!(
+                rec[2].parse::<u64>().unwrap(),
+                pred["index"].as_u64().unwrap()
+            );
             assert_eq!(&rec[3], pred["label"].as_str().unwrap());
             let p: f64 = rec[4].parse().unwrap();
             assert!((p - pred["probability"].as_f64().unwrap()).abs() < 1e-6);
@@ -156,7 +239,15 @@ fn stdin_paths_and_batching_give_the_same_results() {
     let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
     let run = |batch: &str| {
         let out = with_fixture("classify")
-            .args(["-", "--format", "jsonl", "-k", "1001", "--batch-size", batch])
+            .args([
+                "-",
+                "--format",
+                "jsonl",
+                "-k",
+                "1001",
+                "--batch-size",
+                batch,
+            ])
             .write_stdin(list.clone())
             .assert()
             .success();
@@ -167,7 +258,11 @@ fn stdin_paths_and_batching_give_the_same_results() {
     assert_eq!(one.len(), files.len());
     for (a, b) in one.iter().zip(&many) {
         assert_eq!(a["path"], b["path"], "input order kept");
-        let diff = logits_of(a).iter().zip(logits_of(b)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let diff = logits_of(a)
+            .iter()
+            .zip(logits_of(b))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
         assert!(diff <= 1e-5, "batch 7 vs batch 1 differ by {diff}");
     }
 }
@@ -184,10 +279,19 @@ fn embed_writes_npy_npz_and_jsonl_that_agree() {
     let (dir, files) = image_tree();
     let out_dir = tempfile::tempdir().unwrap();
     let npy = out_dir.path().join("feats.npy");
-    with_fixture("embed").arg(dir.path()).arg("--out").arg(&npy).assert().success().stdout("");
+    with_fixture("embed")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&npy)
+        .assert()
+        .success()
+        .stdout("");
     let (shape, features) = read_npy(&npy);
     assert_eq!(shape, vec![files.len() as u64, 256]);
-    assert!(features.iter().all(|v| v.is_finite() && *v >= 0.0), "pooled ReLU6 outputs are >= 0");
+    assert!(
+        features.iter().all(|v| v.is_finite() && *v >= 0.0),
+        "pooled ReLU6 outputs are >= 0"
+    );
     let paths = std::fs::read_to_string(out_dir.path().join("feats.npy.paths.txt")).unwrap();
     let mut sorted = files.clone();
     sorted.sort();
@@ -195,17 +299,37 @@ fn embed_writes_npy_npz_and_jsonl_that_agree() {
     assert_eq!(paths.lines().collect::<Vec<_>>(), want);
 
     let npz = out_dir.path().join("feats.npz");
-    with_fixture("embed").arg(dir.path()).arg("--out").arg(&npz).assert().success();
+    with_fixture("embed")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&npz)
+        .assert()
+        .success();
     let mut archive = npyz::npz::NpzArchive::open(&npz).unwrap();
-    let f = archive.by_name("features").unwrap().unwrap().into_vec::<f32>().unwrap();
+    let f = archive
+        .by_name("features")
+        .unwrap()
+        .unwrap()
+        .into_vec::<f32>()
+        .unwrap();
     assert_eq!(f, features);
-    let p = archive.by_name("paths").unwrap().unwrap().into_vec::<String>().unwrap();
+    let p = archive
+        .by_name("paths")
+        .unwrap()
+        .unwrap()
+        .into_vec::<String>()
+        .unwrap();
     assert_eq!(p, want);
 
     let out = with_fixture("embed").arg(dir.path()).assert().success();
     let rows = jsonl(&out.get_output().stdout);
     for (i, row) in rows.iter().enumerate() {
-        let v: Vec<f32> = row["features"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let v: Vec<f32> = row["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(v, features[i * 256..(i + 1) * 256]);
     }
 }
@@ -216,7 +340,9 @@ fn npy_inputs_skip_preprocessing_and_run_at_their_own_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("two.npy");
     let (n, h, w) = (2u64, 40u64, 52u64);
-    let data: Vec<f32> = (0..n * h * w * 3).map(|i| ((i * 7919) % 1000) as f32 / 999.0).collect();
+    let data: Vec<f32> = (0..n * h * w * 3)
+        .map(|i| ((i * 7919) % 1000) as f32 / 999.0)
+        .collect();
     let mut writer = npyz::WriteOptions::new()
         .default_dtype()
         .shape(&[n, h, w, 3])
@@ -237,7 +363,11 @@ fn npy_inputs_skip_preprocessing_and_run_at_their_own_size() {
 fn a_bad_input_is_reported_and_the_others_still_done() {
     let (dir, _) = image_tree();
     std::fs::write(dir.path().join("broken.jpg"), b"this is not a jpeg").unwrap();
-    let out = with_fixture("classify").arg(dir.path()).args(["--format", "jsonl"]).assert().code(1);
+    let out = with_fixture("classify")
+        .arg(dir.path())
+        .args(["--format", "jsonl"])
+        .assert()
+        .code(1);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("broken.jpg"), "{stderr}");
     assert_eq!(jsonl(&out.get_output().stdout).len(), 10);
@@ -252,16 +382,29 @@ fn usage_errors_exit_2_with_a_helpful_message() {
         .code(2)
         .stderr(predicates::str::contains("050_160"));
     // 0.25 weights for a 0.5 variant: refused, never garbage output.
-    with_fixture("classify")
+    mnv1()
+        .args(["classify", "--variant", "050_160", "--weights"])
+        .arg(fixture("mobilenet_v1_0.25_128.tgz"))
         .arg(&files[0])
-        .args(["--variant", "050_160"])
         .assert()
         .code(2)
         .stdout("")
         .stderr(predicates::str::contains("depth multiplier 0.25"));
-    with_fixture("classify").arg(&files[0]).args(["-k", "0"]).assert().code(2);
-    with_fixture("classify").arg(&files[0]).args(["--size", "16"]).assert().code(2);
-    with_fixture("embed").arg(&files[0]).args(["--out", "feats.txt"]).assert().code(2);
+    with_fixture("classify")
+        .arg(&files[0])
+        .args(["-k", "0"])
+        .assert()
+        .code(2);
+    with_fixture("classify")
+        .arg(&files[0])
+        .args(["--size", "16"])
+        .assert()
+        .code(2);
+    with_fixture("embed")
+        .arg(&files[0])
+        .args(["--out", "feats.txt"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -269,11 +412,19 @@ fn list_shows_32_variants() {
     let out = mnv1().args(["list", "--format", "json"]).assert().success();
     let rows: Vec<Value> = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(rows.len(), 32);
-    let row = rows.iter().find(|r| r["id"] == "100_224" && r["module"] == "classification").unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["id"] == "100_224" && r["module"] == "classification")
+        .unwrap();
     assert_eq!(row["params"], 4_233_001);
     assert_eq!(row["published_top1"], 70.9);
     let text = mnv1().arg("list").assert().success();
-    assert_eq!(String::from_utf8_lossy(&text.get_output().stdout).lines().count(), 33);
+    assert_eq!(
+        String::from_utf8_lossy(&text.get_output().stdout)
+            .lines()
+            .count(),
+        33
+    );
 }
 
 #[test]
@@ -281,10 +432,27 @@ fn converted_safetensors_classify_like_the_archive() {
     let (_dir, files) = image_tree();
     let out_dir = tempfile::tempdir().unwrap();
     let st = out_dir.path().join("w.safetensors");
-    mnv1().arg("convert").arg(fixture("mobilenet_v1_0.25_128.tgz")).arg("--out").arg(&st).assert().success();
-    let a = with_fixture("classify").arg(&files[1]).args(["--format", "jsonl"]).assert().success();
+    mnv1()
+        .arg("convert")
+        .arg(fixture("mobilenet_v1_0.25_128.tgz"))
+        .arg("--out")
+        .arg(&st)
+        .assert()
+        .success();
+    let a = with_fixture("classify")
+        .arg(&files[1])
+        .args(["--format", "jsonl"])
+        .assert()
+        .success();
     let b = mnv1()
-        .args(["classify", "--variant", "0.25_128", "--format", "jsonl", "--weights"])
+        .args([
+            "classify",
+            "--variant",
+            "0.25_128",
+            "--format",
+            "jsonl",
+            "--weights",
+        ])
         .arg(&st)
         .arg(&files[1])
         .assert()

@@ -25,11 +25,18 @@ fn draw(class: usize, rng: &mut StdRng) -> RgbImage {
         let g = level.saturating_add(rng.random_range(0..16u8));
         Rgb([g, g, g])
     });
-    let (cx, cy) = (rng.random_range(36..60) as i32, rng.random_range(36..60) as i32);
+    let (cx, cy) = (
+        rng.random_range(36..60) as i32,
+        rng.random_range(36..60) as i32,
+    );
     let r = rng.random_range(20..34) as i32;
     let period = rng.random_range(12..24u32);
     let shade = rng.random_range(170..250u8);
-    let colour = [Rgb([shade, 30, 30]), Rgb([30, shade, 40]), Rgb([30, 40, shade])][class];
+    let colour = [
+        Rgb([shade, 30, 30]),
+        Rgb([30, shade, 40]),
+        Rgb([30, 40, shade]),
+    ][class];
     for y in 0..n {
         for x in 0..n {
             let (dx, dy) = (x as i32 - cx, y as i32 - cy);
@@ -53,7 +60,9 @@ fn shapes_dataset(dir: &Path, per_class: usize) {
         let class = [0, 2, 1][c];
         std::fs::create_dir_all(dir.join(name)).unwrap();
         for i in 0..per_class {
-            draw(class, &mut rng).save(dir.join(name).join(format!("{i:02}.png"))).unwrap();
+            draw(class, &mut rng)
+                .save(dir.join(name).join(format!("{i:02}.png")))
+                .unwrap();
         }
     }
 }
@@ -80,21 +89,49 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
     let data = tmp.path().join("data");
     shapes_dataset(&data, 16);
     let model = tmp.path().join("model");
-    let args = ["--epochs", "30", "--batch-size", "8", "--optimizer", "adam", "--learning-rate", "0.01", "--seed", "3"];
-    let out = finetune(&data, &model, &[&args[..], &["--assert-accuracy-at-least", "0.95"]].concat()).success();
+    let args = [
+        "--epochs",
+        "30",
+        "--batch-size",
+        "8",
+        "--optimizer",
+        "adam",
+        "--learning-rate",
+        "0.01",
+        "--seed",
+        "3",
+    ];
+    let out = finetune(
+        &data,
+        &model,
+        &[&args[..], &["--assert-accuracy-at-least", "0.95"]].concat(),
+    )
+    .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("epoch 30/30: train loss"), "{stderr}");
-    assert!(out.get_output().stdout.is_empty(), "stdout is for results only");
+    assert!(
+        out.get_output().stdout.is_empty(),
+        "stdout is for results only"
+    );
 
     // Manifest: variant, size, classes, figures.
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["variant"], "025_128");
     assert_eq!(manifest["input_size"], 128);
-    assert_eq!(manifest["classes"], serde_json::json!(["disc", "square", "stripes"]));
+    assert_eq!(
+        manifest["classes"],
+        serde_json::json!(["disc", "square", "stripes"])
+    );
     assert_eq!(manifest["history"].as_array().unwrap().len(), 30);
-    assert!(manifest["final_validation"]["accuracy"].as_f64().unwrap() >= 0.95, "{manifest}");
-    assert_eq!(std::fs::read_to_string(model.join("labels.txt")).unwrap(), "disc\nsquare\nstripes\n");
+    assert!(
+        manifest["final_validation"]["accuracy"].as_f64().unwrap() >= 0.95,
+        "{manifest}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(model.join("labels.txt")).unwrap(),
+        "disc\nsquare\nstripes\n"
+    );
 
     // Frozen backbone: every backbone tensor bit-identical to the fixture's; the new head [1,1,256,3].
     let before = weights::load(&fixture()).unwrap();
@@ -104,14 +141,23 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
             assert_eq!(&after.tensors[name], t, "{name} changed");
         }
     }
-    assert_eq!(after.tensors[&format!("{LOGITS_SCOPE}/weights")].shape, vec![1, 1, 256, 3]);
-    assert_eq!(after.tensors[&format!("{LOGITS_SCOPE}/biases")].shape, vec![3]);
+    assert_eq!(
+        after.tensors[&format!("{LOGITS_SCOPE}/weights")].shape,
+        vec![1, 1, 256, 3]
+    );
+    assert_eq!(
+        after.tensors[&format!("{LOGITS_SCOPE}/biases")].shape,
+        vec![3]
+    );
 
     // Same seed, same result: every tensor bit-identical, the same figures epoch by epoch.
     let again = tmp.path().join("again");
     finetune(&data, &again, &args).success();
     let twice = weights::load(&again.join("model.safetensors")).unwrap();
-    assert!(twice.tensors == after.tensors, "a second run with the same seed gave other weights");
+    assert!(
+        twice.tensors == after.tensors,
+        "a second run with the same seed gave other weights"
+    );
     let manifest2: serde_json::Value =
         serde_json::from_slice(&std::fs::read(again.join("manifest.json")).unwrap()).unwrap();
     let figures = |m: &serde_json::Value| -> Vec<(f64, f64)> {
@@ -119,7 +165,12 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["train"]["loss"].as_f64().unwrap(), e["validation"]["accuracy"].as_f64().unwrap()))
+            .map(|e| {
+                (
+                    e["train"]["loss"].as_f64().unwrap(),
+                    e["validation"]["accuracy"].as_f64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(figures(&manifest), figures(&manifest2));
@@ -137,7 +188,13 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
     for name in ["disc", "square", "stripes"] {
         assert!(text.contains(name), "{text}");
     }
-    mnv1().args(["classify", "--model"]).arg(&model).arg(data.join("square/00.png")).args(["-k", "4"]).assert().code(2);
+    mnv1()
+        .args(["classify", "--model"])
+        .arg(&model)
+        .arg(data.join("square/00.png"))
+        .args(["-k", "4"])
+        .assert()
+        .code(2);
     mnv1()
         .args(["classify", "--model"])
         .arg(&model)
@@ -147,7 +204,12 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
         .code(2);
 
     // embed --model: the backbone's 256 features.
-    let out = mnv1().args(["embed", "--model"]).arg(&model).arg(data.join("disc/00.png")).assert().success();
+    let out = mnv1()
+        .args(["embed", "--model"])
+        .arg(&model)
+        .arg(data.join("disc/00.png"))
+        .assert()
+        .success();
     let line: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(line["features"].as_array().unwrap().len(), 256);
 }
@@ -176,19 +238,37 @@ fn train_backbone_updates_batch_norm_statistics_and_warns_on_small_batches() {
     )
     .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(stderr.contains("warning: --batch-size 4 with --train-backbone"), "{stderr}");
+    assert!(
+        stderr.contains("warning: --batch-size 4 with --train-backbone"),
+        "{stderr}"
+    );
     let before = weights::load(&fixture()).unwrap();
     let after = weights::load(&model.join("model.safetensors")).unwrap();
     let name = "MobilenetV1/Conv2d_5_pointwise/BatchNorm/moving_mean";
     let (b, a) = (&before.tensors[name].data, &after.tensors[name].data);
     assert_ne!(a, b, "moving averages updated");
     // With momentum 0.997 over a few steps they move by a small fraction of the way only.
-    let moved: f32 = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let moved: f32 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     let scale: f32 = b.iter().map(|v| v.abs()).fold(0.0, f32::max);
-    assert!(moved.is_finite() && moved < 0.1 * scale.max(1.0), "moved {moved}");
+    assert!(
+        moved.is_finite() && moved < 0.1 * scale.max(1.0),
+        "moved {moved}"
+    );
     let w = "MobilenetV1/Conv2d_3_depthwise/depthwise_weights";
-    assert_ne!(after.tensors[w].data, before.tensors[w].data, "backbone weights trained");
-    mnv1().args(["classify", "--model"]).arg(&model).arg(data.join("disc/00.png")).assert().success();
+    assert_ne!(
+        after.tensors[w].data, before.tensors[w].data,
+        "backbone weights trained"
+    );
+    mnv1()
+        .args(["classify", "--model"])
+        .arg(&model)
+        .arg(data.join("disc/00.png"))
+        .assert()
+        .success();
 }
 
 #[test]
@@ -200,13 +280,23 @@ fn assert_accuracy_fails_on_an_unlearnable_task_and_bad_input_is_a_usage_error()
     for class in ["a", "b"] {
         std::fs::create_dir_all(data.join(class)).unwrap();
         for i in 0..8 {
-            let img = RgbImage::from_fn(40, 40, |_, _| Rgb([rng.random(), rng.random(), rng.random()]));
+            let img = RgbImage::from_fn(40, 40, |_, _| {
+                Rgb([rng.random(), rng.random(), rng.random()])
+            });
             img.save(data.join(class).join(format!("{i}.png"))).unwrap();
         }
     }
-    let out = finetune(&data, &tmp.path().join("m"), &["--epochs", "2", "--assert-accuracy-at-least", "1.0"]).code(1);
+    let out = finetune(
+        &data,
+        &tmp.path().join("m"),
+        &["--epochs", "2", "--assert-accuracy-at-least", "1.0"],
+    )
+    .code(1);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(stderr.contains("is below --assert-accuracy-at-least 1"), "{stderr}");
+    assert!(
+        stderr.contains("is below --assert-accuracy-at-least 1"),
+        "{stderr}"
+    );
 
     finetune(&data, &tmp.path().join("m2"), &["--bn-momentum", "1.5"]).code(2);
     let one_class = tmp.path().join("one");

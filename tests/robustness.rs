@@ -11,27 +11,43 @@ use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn args_025() -> Vec<std::ffi::OsString> {
-    ["--variant".into(), "025_128".into(), "--weights".into(), fixture("mobilenet_v1_0.25_128.tgz").into_os_string()]
-        .into()
+    [
+        "--variant".into(),
+        "025_128".into(),
+        "--weights".into(),
+        fixture("mobilenet_v1_0.25_128.tgz").into_os_string(),
+    ]
+    .into()
 }
 
 fn mnv1(sub: &str) -> Command {
     let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.env("MNV1_CACHE", std::env::temp_dir().join("mnv1-robustness-empty-cache")).arg(sub).args(args_025());
+    cmd.env(
+        "MNV1_CACHE",
+        std::env::temp_dir().join("mnv1-robustness-empty-cache"),
+    )
+    .arg(sub)
+    .args(args_025());
     cmd
 }
 
 fn good_png(path: &Path) {
     let img = ImageBuffer::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 100]));
-    DynamicImage::ImageRgb8(img).save_with_format(path, ImageFormat::Png).unwrap();
+    DynamicImage::ImageRgb8(img)
+        .save_with_format(path, ImageFormat::Png)
+        .unwrap();
 }
 
 fn encoded(format: ImageFormat) -> Vec<u8> {
-    let img = DynamicImage::ImageRgb8(ImageBuffer::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 7])));
+    let img = DynamicImage::ImageRgb8(ImageBuffer::from_fn(64, 48, |x, y| {
+        Rgb([(x * 4) as u8, (y * 5) as u8, 7])
+    }));
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, format).unwrap();
     out.into_inner()
@@ -52,14 +68,21 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
 }
 
 fn jsonl(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(bytes).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -75,17 +98,38 @@ fn each_bad_input_is_one_line_on_stderr_and_the_rest_is_done() {
     std::fs::write(d.join("e_text.jpg"), b"hello, I am text\n").unwrap();
     std::fs::write(d.join("f_bomb.png"), png_claiming(100_000, 100_000)).unwrap();
     std::os::unix::fs::symlink(d.join("nowhere.png"), d.join("g_broken_link.png")).unwrap();
-    std::fs::write(d.join("h_float64.npy"), npy_header("<f8", "(1, 40, 40, 3)", 40 * 40 * 3 * 8)).unwrap();
-    std::fs::write(d.join("i_chw.npy"), npy_header("<f4", "(3, 40, 40)", 40 * 40 * 3 * 4)).unwrap();
+    std::fs::write(
+        d.join("h_float64.npy"),
+        npy_header("<f8", "(1, 40, 40, 3)", 40 * 40 * 3 * 8),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("i_chw.npy"),
+        npy_header("<f4", "(3, 40, 40)", 40 * 40 * 3 * 4),
+    )
+    .unwrap();
     good_png(&d.join("z_good.png"));
-    let out = mnv1("classify").arg(d).args(["--format", "jsonl"]).assert().code(1);
+    let out = mnv1("classify")
+        .arg(d)
+        .args(["--format", "jsonl"])
+        .assert()
+        .code(1);
     let rows = jsonl(&out.get_output().stdout);
     let done: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
     assert_eq!(done.len(), 2, "{done:?}");
     assert!(done[0].ends_with("a_good.png") && done[1].ends_with("z_good.png"));
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     let lines: Vec<&str> = stderr.lines().collect();
-    let bad = ["b_empty", "c_truncated", "d_truncated", "e_text", "f_bomb", "g_broken_link", "h_float64", "i_chw"];
+    let bad = [
+        "b_empty",
+        "c_truncated",
+        "d_truncated",
+        "e_text",
+        "f_bomb",
+        "g_broken_link",
+        "h_float64",
+        "i_chw",
+    ];
     assert_eq!(lines.len(), bad.len(), "one line per failure:\n{stderr}");
     for (line, name) in lines.iter().zip(bad) {
         assert!(line.starts_with("mnv1: ") && line.contains(name), "{line}");
@@ -112,8 +156,17 @@ fn max_pixels_can_be_lowered_and_raised() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img.png");
     good_png(&img); // 64 x 48 = 3072 pixels
-    mnv1("classify").arg(&img).args(["--max-pixels", "3000"]).assert().code(1).stderr(predicates::str::contains("3072"));
-    mnv1("classify").arg(&img).args(["--max-pixels", "3072"]).assert().success();
+    mnv1("classify")
+        .arg(&img)
+        .args(["--max-pixels", "3000"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("3072"));
+    mnv1("classify")
+        .arg(&img)
+        .args(["--max-pixels", "3072"])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -121,23 +174,45 @@ fn fail_fast_stops_at_the_first_failure() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a_bad.png"), b"nope").unwrap();
     good_png(&dir.path().join("b_good.png"));
-    let out = mnv1("classify").arg(dir.path()).args(["--format", "jsonl", "--fail-fast"]).assert().code(1);
+    let out = mnv1("classify")
+        .arg(dir.path())
+        .args(["--format", "jsonl", "--fail-fast"])
+        .assert()
+        .code(1);
     assert!(out.get_output().stdout.is_empty());
-    mnv1("classify").arg(dir.path()).args(["--format", "jsonl"]).assert().code(1).stdout(predicates::str::contains("b_good"));
+    mnv1("classify")
+        .arg(dir.path())
+        .args(["--format", "jsonl"])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("b_good"));
 }
 
 #[test]
 fn directories_without_images_and_missing_paths_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
-    mnv1("classify").arg(dir.path()).assert().code(1).stderr(predicates::str::contains("no images"));
-    mnv1("embed").arg(dir.path().join("missing.jpg")).assert().code(1).stderr(predicates::str::contains("missing.jpg"));
+    mnv1("classify")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("no images"));
+    mnv1("embed")
+        .arg(dir.path().join("missing.jpg"))
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("missing.jpg"));
 }
 
 #[test]
 fn awkward_names_survive_every_format() {
     let dir = tempfile::tempdir().unwrap();
-    let names = ["with space.png", "quote\"d 'x'.png", "new\nline.png", "comma,tab\t.png"];
+    let names = [
+        "with space.png",
+        "quote\"d 'x'.png",
+        "new\nline.png",
+        "comma,tab\t.png",
+    ];
     for n in names {
         good_png(&dir.path().join(n));
     }
@@ -146,25 +221,53 @@ fn awkward_names_survive_every_format() {
     good_png(&non_utf8);
     let paths: Vec<PathBuf> = names.iter().map(|n| dir.path().join(n)).collect();
 
-    let out = mnv1("classify").args(&paths).args(["--format", "jsonl", "-k", "1"]).assert().success();
+    let out = mnv1("classify")
+        .args(&paths)
+        .args(["--format", "jsonl", "-k", "1"])
+        .assert()
+        .success();
     let rows = jsonl(&out.get_output().stdout);
     for (row, p) in rows.iter().zip(&paths) {
         assert_eq!(row["path"].as_str().unwrap(), p.to_str().unwrap());
     }
     for (format, delim) in [("csv", b','), ("tsv", b'\t')] {
-        let out = mnv1("classify").args(&paths).args(["--format", format, "-k", "1"]).assert().success();
-        let mut r = csv::ReaderBuilder::new().delimiter(delim).from_reader(&out.get_output().stdout[..]);
+        let out = mnv1("classify")
+            .args(&paths)
+            .args(["--format", format, "-k", "1"])
+            .assert()
+            .success();
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(delim)
+            .from_reader(&out.get_output().stdout[..]);
         let got: Vec<String> = r.records().map(|rec| rec.unwrap()[0].to_string()).collect();
-        let want: Vec<String> = paths.iter().map(|p| p.to_str().unwrap().to_string()).collect();
+        let want: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_str().unwrap().to_string())
+            .collect();
         assert_eq!(got, want, "{format}");
     }
-    let out = mnv1("classify").args(&paths).args(["--format", "text", "-k", "1"]).assert().success();
+    let out = mnv1("classify")
+        .args(&paths)
+        .args(["--format", "text", "-k", "1"])
+        .assert()
+        .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert_eq!(text.lines().count(), 2 * paths.len(), "a newline in a name stays on one line:\n{text}");
+    assert_eq!(
+        text.lines().count(),
+        2 * paths.len(),
+        "a newline in a name stays on one line:\n{text}"
+    );
     assert!(text.contains("new\\nline.png"));
     // Non-UTF-8 names are processed; outputs show them with U+FFFD.
-    let out = mnv1("classify").arg(&non_utf8).args(["--format", "jsonl"]).assert().success();
-    assert!(jsonl(&out.get_output().stdout)[0]["path"].as_str().unwrap().contains("caf\u{fffd}.png"));
+    let out = mnv1("classify")
+        .arg(&non_utf8)
+        .args(["--format", "jsonl"])
+        .assert()
+        .success();
+    assert!(jsonl(&out.get_output().stdout)[0]["path"]
+        .as_str()
+        .unwrap()
+        .contains("caf\u{fffd}.png"));
 }
 
 #[test]
@@ -188,7 +291,12 @@ fn a_closed_pipe_ends_quietly_with_status_0() {
     assert!(first.ends_with("00.png\n"), "{first}");
     drop(stdout); // like `| head -1`
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(stderr.is_empty(), "{stderr}");
@@ -201,7 +309,9 @@ fn interrupted_runs_leave_no_output_file() {
     good_png(&img);
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("results.jsonl");
-    let list: String = (0..20_000).map(|_| format!("{}\n", img.display())).collect();
+    let list: String = (0..20_000)
+        .map(|_| format!("{}\n", img.display()))
+        .collect();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mnv1"))
         .arg("classify")
         .args(args_025())
@@ -213,22 +323,37 @@ fn interrupted_runs_leave_no_output_file() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(list.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.as_bytes())
+        .unwrap();
     // Wait (bounded) for the temporary file: then the run is under way.
     let started = (0..600).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
         std::fs::read_dir(out_dir.path()).unwrap().count() > 0
     });
     assert!(started, "no temporary output appeared");
-    let kill = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = child.wait().unwrap();
     if status.success() {
         // The run finished before the signal: then the output must be complete.
-        assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 20_000);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap().lines().count(),
+            20_000
+        );
     } else {
         assert_eq!(status.code(), Some(130));
-        let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(out_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
@@ -240,11 +365,23 @@ fn out_files_appear_only_complete() {
     std::fs::write(dir.path().join("b.png"), b"bad").unwrap();
     let out = dir.path().join("r.csv");
     // Some inputs failed: the others' results are written, atomically.
-    mnv1("classify").arg(dir.path()).arg("--format").arg("csv").arg("--out").arg(&out).assert().code(1).stdout("");
+    mnv1("classify")
+        .arg(dir.path())
+        .arg("--format")
+        .arg("csv")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stdout("");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 1 + 5);
     let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp")
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")
     });
     assert_eq!(leftovers.count(), 0);
 }
@@ -260,13 +397,28 @@ fn wrong_usage_reads_like_help() {
         (vec!["--top-k".into(), "1002".into()], "--top-k"),
         (vec!["--size".into(), "31".into()], "--size"),
         (vec!["--format".into(), "xml".into()], "xml"),
-        (vec!["--weights".into(), not_weights.clone().into_os_string()], "not a weights file"),
     ];
     for (extra, needle) in cases {
-        mnv1("classify").arg(&img).args(extra).assert().code(2).stderr(predicates::str::contains(needle));
+        mnv1("classify")
+            .arg(&img)
+            .args(extra)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(needle));
     }
     let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.args(["classify", "--variant", "075_200"]).arg(&img).assert().code(2).stderr(predicates::str::contains("075_192"));
+    cmd.args(["classify", "--variant", "025_128", "--weights"])
+        .arg(&not_weights)
+        .arg(&img);
+    cmd.assert()
+        .code(2)
+        .stderr(predicates::str::contains("not a weights file"));
+    let mut cmd = Command::cargo_bin("mnv1").unwrap();
+    cmd.args(["classify", "--variant", "075_200"])
+        .arg(&img)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("075_192"));
 }
 
 #[test]
@@ -274,15 +426,31 @@ fn quiet_silences_all_but_errors_and_help_has_examples() {
     let dir = tempfile::tempdir().unwrap();
     let st = dir.path().join("w.safetensors");
     let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.arg("-q").arg("convert").arg(fixture("mobilenet_v1_0.25_128.tgz")).arg("--out").arg(&st).assert().success().stderr("");
+    cmd.arg("-q")
+        .arg("convert")
+        .arg(fixture("mobilenet_v1_0.25_128.tgz"))
+        .arg("--out")
+        .arg(&st)
+        .assert()
+        .success()
+        .stderr("");
     for sub in ["classify", "embed", "list", "convert", "completions", "man"] {
         let mut cmd = Command::cargo_bin("mnv1").unwrap();
-        cmd.args([sub, "--help"]).assert().success().stdout(predicates::str::contains("Examples:"));
+        cmd.args([sub, "--help"])
+            .assert()
+            .success()
+            .stdout(predicates::str::contains("Examples:"));
     }
     for shell in ["bash", "zsh", "fish", "powershell"] {
         let mut cmd = Command::cargo_bin("mnv1").unwrap();
-        cmd.args(["completions", shell]).assert().success().stdout(predicates::str::contains("classify"));
+        cmd.args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicates::str::contains("classify"));
     }
     let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.arg("man").assert().success().stdout(predicates::str::contains(".TH mnv1"));
+    cmd.arg("man")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(".TH mnv1"));
 }

@@ -17,7 +17,10 @@ const DEFAULT_TOP_K: usize = 5;
 
 pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     if let Some(k) = args.top_k.filter(|&k| k == 0 || k > NUM_CLASSES) {
-        return Err(UsageError::new(format!("--top-k must be between 1 and {NUM_CLASSES}, not {k}")).into());
+        return Err(UsageError::new(format!(
+            "--top-k must be between 1 and {NUM_CLASSES}, not {k}"
+        ))
+        .into());
     }
     let config = ModelConfig::resolve_quiet(&args.model, Module::Classification, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
@@ -26,7 +29,10 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     let classes = engine.num_classes();
     let k = match args.top_k {
         Some(k) if k > classes => {
-            return Err(UsageError::new(format!("--top-k must be between 1 and {classes} for this model, not {k}")).into())
+            return Err(UsageError::new(format!(
+                "--top-k must be between 1 and {classes} for this model, not {k}"
+            ))
+            .into())
         }
         Some(k) => k,
         None => DEFAULT_TOP_K.min(classes),

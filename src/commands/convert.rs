@@ -13,7 +13,10 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
     let w = weights::load(&args.input).map_err(|e| UsageError::new(e.to_string()))?;
     let metadata = HashMap::from([
         ("format".to_string(), "mnv1".to_string()),
-        ("depth_multiplier".to_string(), w.arch.depth_multiplier.to_string()),
+        (
+            "depth_multiplier".to_string(),
+            w.arch.depth_multiplier.to_string(),
+        ),
         ("source_format".to_string(), w.format.to_string()),
     ]);
     write_safetensors(&w.tensors, metadata, &args.out)?;
@@ -24,7 +27,11 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             w.tensors.len(),
             w.arch.depth_multiplier,
             w.format,
-            if w.has_logits() { "" } else { ", no logits layer" }
+            if w.has_logits() {
+                ""
+            } else {
+                ", no logits layer"
+            }
         );
     }
     Ok(Status::Ok)

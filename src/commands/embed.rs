@@ -16,7 +16,10 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
     let format = match &args.out {
         None => EmbedFormat::Jsonl,
         Some(out) => EmbedFormat::from_path(out).ok_or_else(|| {
-            UsageError::new(format!("--out {}: name it .npy, .npz or .jsonl to choose the format", out.display()))
+            UsageError::new(format!(
+                "--out {}: name it .npy, .npz or .jsonl to choose the format",
+                out.display()
+            ))
         })?,
     };
     let config = ModelConfig::resolve_quiet(&args.model, Module::FeatureVector, quiet)?;

@@ -17,7 +17,9 @@ use crate::error::UsageError;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
 use crate::registry::Module;
-use crate::train::manifest::{self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE};
+use crate::train::manifest::{
+    self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE,
+};
 use crate::train::optimizer::OptimizerKind;
 use crate::train::{data, fine_tune, Event, Prepared, Settings};
 use crate::weights::safetensors::write_safetensors;
@@ -34,10 +36,16 @@ fn check(args: &FinetuneArgs) -> Result<(), UsageError> {
         return bad("--batch-size must be at least 1".into());
     }
     if !(args.learning_rate > 0.0 && args.learning_rate.is_finite()) {
-        return bad(format!("--learning-rate must be positive, not {}", args.learning_rate));
+        return bad(format!(
+            "--learning-rate must be positive, not {}",
+            args.learning_rate
+        ));
     }
     if !(0.0..1.0).contains(&args.momentum) {
-        return bad(format!("--momentum must be in [0, 1), not {}", args.momentum));
+        return bad(format!(
+            "--momentum must be in [0, 1), not {}",
+            args.momentum
+        ));
     }
     if !(0.0..1.0).contains(&args.bn_momentum) {
         return bad(format!(
@@ -49,11 +57,16 @@ fn check(args: &FinetuneArgs) -> Result<(), UsageError> {
         return bad(format!("--dropout must be in [0, 1), not {}", args.dropout));
     }
     if !(0.0..1.0).contains(&args.validation_split) {
-        return bad(format!("--validation-split must be in [0, 1), not {}", args.validation_split));
+        return bad(format!(
+            "--validation-split must be in [0, 1), not {}",
+            args.validation_split
+        ));
     }
     if let Some(x) = args.assert_accuracy_at_least {
         if !(0.0..=1.0).contains(&x) {
-            return bad(format!("--assert-accuracy-at-least is a fraction in [0, 1], not {x}"));
+            return bad(format!(
+                "--assert-accuracy-at-least is a fraction in [0, 1], not {x}"
+            ));
         }
     }
     Ok(())
@@ -65,15 +78,20 @@ fn epoch_bar(batches: usize, epoch: usize, epochs: usize, quiet: bool) -> Progre
     }
     let bar = ProgressBar::new(batches as u64);
     bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} {wide_bar} {pos}/{len} batches [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "epoch {prefix} {wide_bar} {pos}/{len} batches [{elapsed_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
 }
 
 fn show(f: Option<Figures>) -> String {
-    f.map_or_else(|| "n/a".to_string(), |f| format!("loss {:.4} accuracy {:.4}", f.loss, f.accuracy))
+    f.map_or_else(
+        || "n/a".to_string(),
+        |f| format!("loss {:.4} accuracy {:.4}", f.loss, f.accuracy),
+    )
 }
 
 pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
@@ -92,7 +110,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         );
     }
     let optimizer = match args.optimizer {
-        OptimizerArg::Sgd => OptimizerKind::Sgd { momentum: args.momentum },
+        OptimizerArg::Sgd => OptimizerKind::Sgd {
+            momentum: args.momentum,
+        },
         OptimizerArg::Adam => OptimizerKind::Adam,
     };
     let settings = Settings {
@@ -110,7 +130,8 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
 
     let mut rng = StdRng::seed_from_u64(args.seed);
     let (classes, examples) = data::scan(&args.data).map_err(|e| UsageError::new(e.to_string()))?;
-    let (train, validation) = data::split(&examples, classes.len(), args.validation_split, &mut rng);
+    let (train, validation) =
+        data::split(&examples, classes.len(), args.validation_split, &mut rng);
     if !quiet {
         eprintln!(
             "mnv1: {} classes, {} training and {} validation images; {} {} from {} ({}){}",
@@ -118,7 +139,11 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             train.len(),
             validation.len(),
             variant.id,
-            if args.train_backbone { "trained whole (batch norm in train mode)" } else { "frozen, new head only" },
+            if args.train_backbone {
+                "trained whole (batch norm in train mode)"
+            } else {
+                "frozen, new head only"
+            },
             weights_path.display(),
             weights.format,
             if args.augment { ", augmented" } else { "" }
@@ -147,12 +172,23 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             }
         }
     };
-    let trained = fine_tune(&weights, &prepared, &settings, &device, &mut rng, &mut on_event)?;
+    let trained = fine_tune(
+        &weights,
+        &prepared,
+        &settings,
+        &device,
+        &mut rng,
+        &mut on_event,
+    )?;
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let metadata = HashMap::from([
         ("format".to_string(), "mnv1".to_string()),
-        ("depth_multiplier".to_string(), weights.arch.depth_multiplier.to_string()),
+        (
+            "depth_multiplier".to_string(),
+            weights.arch.depth_multiplier.to_string(),
+        ),
         ("source_format".to_string(), "mnv1 finetune".to_string()),
         ("classes".to_string(), prepared.classes.len().to_string()),
     ]);

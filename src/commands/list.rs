@@ -45,7 +45,8 @@ pub fn run(args: &ListArgs) -> Result<Status> {
                 resolution: v.resolution,
                 outputs: v.outputs,
                 params: arch.trainable_params() - if classification { 0 } else { head_params },
-                macs: arch.macs(v.resolution, v.resolution) - if classification { 0 } else { head_macs },
+                macs: arch.macs(v.resolution, v.resolution)
+                    - if classification { 0 } else { head_macs },
                 published_top1: v.published_top1,
                 published_top5: v.published_top5,
                 hub_handle: &v.hub_handle,
@@ -60,7 +61,11 @@ pub fn run(args: &ListArgs) -> Result<Status> {
             writeln!(out)?;
         }
         ListFormat::Text => {
-            writeln!(out, "{:<8} {:<15} {:>7} {:>10} {:>8} {:>6} {:>6}  weights", "variant", "module", "outputs", "params", "MACs", "top-1", "top-5")?;
+            writeln!(
+                out,
+                "{:<8} {:<15} {:>7} {:>10} {:>8} {:>6} {:>6}  weights",
+                "variant", "module", "outputs", "params", "MACs", "top-1", "top-5"
+            )?;
             for r in &rows {
                 writeln!(
                     out,

@@ -1,7 +1,7 @@
 //! One module per subcommand; each returns whether every input succeeded.
 
-pub mod cache;
 pub mod bench;
+pub mod cache;
 pub mod classify;
 pub mod convert;
 pub mod embed;

@@ -9,7 +9,9 @@ pub const SCOPE: &str = "MobilenetV1";
 pub const LOGITS_SCOPE: &str = "MobilenetV1/Logits/Conv2d_1c_1x1";
 
 const DEPTHWISE_STRIDES: [usize; 13] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1];
-const POINTWISE_DEPTHS: [usize; 13] = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024];
+const POINTWISE_DEPTHS: [usize; 13] = [
+    64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
+];
 pub const MULTIPLIERS: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,12 +37,20 @@ pub struct Layer {
 
 impl Layer {
     pub fn kernel(&self) -> usize {
-        if self.kind == LayerKind::Pointwise { 1 } else { 3 }
+        if self.kind == LayerKind::Pointwise {
+            1
+        } else {
+            3
+        }
     }
 
     /// Canonical name of the filter: `weights`, or `depthwise_weights` for depthwise layers.
     pub fn weight_name(&self) -> String {
-        let leaf = if self.kind == LayerKind::Depthwise { "depthwise_weights" } else { "weights" };
+        let leaf = if self.kind == LayerKind::Depthwise {
+            "depthwise_weights"
+        } else {
+            "weights"
+        };
         format!("{SCOPE}/{}/{leaf}", self.name)
     }
 
@@ -118,7 +128,10 @@ impl Arch {
 
     /// Multiplier whose Conv2d_0 has `filters` output channels (8/16/24/32).
     pub fn from_first_conv_filters(filters: usize) -> Option<Arch> {
-        MULTIPLIERS.iter().map(|&m| Arch::new(m)).find(|a| a.depth(32) == filters)
+        MULTIPLIERS
+            .iter()
+            .map(|&m| Arch::new(m))
+            .find(|a| a.depth(32) == filters)
     }
 
     /// Trainable parameters: conv weights, BN gamma and beta, logits weights and biases.
@@ -161,7 +174,12 @@ mod tests {
 
     #[test]
     fn widths_follow_depth_rule() {
-        for (m, first, last) in [(0.25, 8, 256), (0.5, 16, 512), (0.75, 24, 768), (1.0, 32, 1024)] {
+        for (m, first, last) in [
+            (0.25, 8, 256),
+            (0.5, 16, 512),
+            (0.75, 24, 768),
+            (1.0, 32, 1024),
+        ] {
             let a = Arch::new(m);
             let layers = a.layers();
             assert_eq!(layers.len(), 27);

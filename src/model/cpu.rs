@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::arch::{Arch, LayerKind, NUM_CLASSES};
+use super::arch::{Arch, LayerKind};
 use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{add_bias, matmul, pointwise_rows, Pointwise};

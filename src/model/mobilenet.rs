@@ -142,7 +142,10 @@ pub(crate) fn logits_layer(
     };
     let k = weights.shape.last().copied().unwrap_or(NUM_CLASSES);
     let f = arch.feature_dim();
-    Ok((get(w, &name, &[1, 1, f, k])?, get(w, &format!("{LOGITS_SCOPE}/biases"), &[k])?))
+    Ok((
+        get(w, &name, &[1, 1, f, k])?,
+        get(w, &format!("{LOGITS_SCOPE}/biases"), &[k])?,
+    ))
 }
 
 impl MobileNetV1 {
@@ -185,7 +188,10 @@ impl MobileNetV1 {
             let f = arch.feature_dim();
             let (lw, lb) = logits_layer(w, arch)?;
             let k = lb.data.len();
-            Some((Tensor::from_slice(&lw.data, (f, k), device)?, Tensor::from_slice(&lb.data, k, device)?))
+            Some((
+                Tensor::from_slice(&lw.data, (f, k), device)?,
+                Tensor::from_slice(&lb.data, k, device)?,
+            ))
         } else {
             None
         };
@@ -206,7 +212,9 @@ impl MobileNetV1 {
 
     /// Number of logits: 1001 for the ImageNet modules, K for a fine-tuned head; 0 without one.
     pub fn num_classes(&self) -> usize {
-        self.logits.as_ref().map_or(0, |(_, b)| b.dims1().unwrap_or(0))
+        self.logits
+            .as_ref()
+            .map_or(0, |(_, b)| b.dims1().unwrap_or(0))
     }
 
     /// Pooled Conv2d_13_pointwise features [N, C] of NHWC images with values in [0,1].
@@ -287,7 +295,11 @@ impl FoldedLayer {
 /// 3x3 depthwise convolution as nine shifted (and for stride 2, subsampled) views times
 /// per-channel weights: O(9) tensor ops per layer on any device, where candle's grouped conv2d
 /// would run one convolution per channel.
-pub(crate) fn depthwise_by_taps(x: &Tensor, taps: &[Tensor], stride: usize) -> candle_core::Result<Tensor> {
+pub(crate) fn depthwise_by_taps(
+    x: &Tensor,
+    taps: &[Tensor],
+    stride: usize,
+) -> candle_core::Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (oh, (top, bottom)) = same_padding(h, 3, stride);
     let (ow, (left, right)) = same_padding(w, 3, stride);

@@ -13,7 +13,10 @@ use crate::preprocess::{self, resize_bilinear_tf1, Crop, Preprocess, Rgb32};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}: needs at least two class sub-directories with images in them (found {1})")]
     TooFewClasses(PathBuf, usize),
     #[error("{path}: {reason}")]
@@ -49,7 +52,9 @@ pub fn scan(dir: &Path) -> Result<(Vec<String>, Vec<Example>), DataError> {
             .sort_by_file_name()
             .into_iter()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| {
+                e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.')
+            })
             .map(|e| e.into_path())
             .collect();
         if files.is_empty() {
@@ -68,10 +73,16 @@ pub fn scan(dir: &Path) -> Result<(Vec<String>, Vec<Example>), DataError> {
 
 /// Per class, a seeded shuffle, then `round(n * fraction)` images to validation (at least one
 /// when the fraction is positive and the class has two or more), so every class is in both sets.
-pub fn split(examples: &[Example], classes: usize, fraction: f64, rng: &mut StdRng) -> (Vec<Example>, Vec<Example>) {
+pub fn split(
+    examples: &[Example],
+    classes: usize,
+    fraction: f64,
+    rng: &mut StdRng,
+) -> (Vec<Example>, Vec<Example>) {
     let (mut train, mut validation) = (Vec::new(), Vec::new());
     for c in 0..classes {
-        let mut of_class: Vec<Example> = examples.iter().filter(|e| e.label == c).cloned().collect();
+        let mut of_class: Vec<Example> =
+            examples.iter().filter(|e| e.label == c).cloned().collect();
         of_class.shuffle(rng);
         let n = of_class.len();
         let mut v = (n as f64 * fraction).round() as usize;
@@ -92,8 +103,14 @@ pub fn load_all(
     examples
         .par_iter()
         .map(|e| {
-            let bytes = std::fs::read(&e.path).map_err(|source| DataError::Io { path: e.path.clone(), source })?;
-            prep(&bytes).map_err(|reason| DataError::Image { path: e.path.clone(), reason })
+            let bytes = std::fs::read(&e.path).map_err(|source| DataError::Io {
+                path: e.path.clone(),
+                source,
+            })?;
+            prep(&bytes).map_err(|reason| DataError::Image {
+                path: e.path.clone(),
+                reason,
+            })
         })
         .collect()
 }
@@ -113,8 +130,10 @@ pub fn augment_source(bytes: &[u8], size: usize, max_pixels: u64) -> Result<Rgb3
         return Ok(img);
     }
     let scale = limit as f64 / short as f64;
-    let (h, w) =
-        (((img.height as f64 * scale).round() as usize).max(1), ((img.width as f64 * scale).round() as usize).max(1));
+    let (h, w) = (
+        ((img.height as f64 * scale).round() as usize).max(1),
+        ((img.width as f64 * scale).round() as usize).max(1),
+    );
     Ok(resize_bilinear_tf1(&img, h, w))
 }
 
@@ -131,7 +150,15 @@ pub fn augment(img: &Rgb32, size: usize, rng: &mut StdRng) -> Rgb32 {
         let row = (y * img.width + left) * 3;
         data.extend_from_slice(&img.data[row..row + cw * 3]);
     }
-    let mut out = resize_bilinear_tf1(&Rgb32 { height: ch, width: cw, data }, size, size);
+    let mut out = resize_bilinear_tf1(
+        &Rgb32 {
+            height: ch,
+            width: cw,
+            data,
+        },
+        size,
+        size,
+    );
     if rng.random_bool(0.5) {
         for y in 0..size {
             let row = &mut out.data[y * size * 3..(y + 1) * size * 3];
@@ -147,7 +174,11 @@ pub fn augment(img: &Rgb32, size: usize, rng: &mut StdRng) -> Rgb32 {
 
 /// The eval preprocessing at the model's size: what classify and embed use on this model.
 pub fn eval_preprocess(size: usize, max_pixels: u64) -> Preprocess {
-    Preprocess { size: (size, size), crop: Crop::Central(preprocess::DEFAULT_CENTRAL_FRACTION), max_pixels }
+    Preprocess {
+        size: (size, size),
+        crop: Crop::Central(preprocess::DEFAULT_CENTRAL_FRACTION),
+        max_pixels,
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +190,12 @@ mod tests {
         counts
             .iter()
             .enumerate()
-            .flat_map(|(label, &n)| (0..n).map(move |i| Example { path: format!("{label}/{i}").into(), label }))
+            .flat_map(|(label, &n)| {
+                (0..n).map(move |i| Example {
+                    path: format!("{label}/{i}").into(),
+                    label,
+                })
+            })
             .collect()
     }
 
@@ -172,7 +208,10 @@ mod tests {
         assert_eq!([count(&val, 0), count(&val, 1), count(&val, 2)], [2, 1, 1]);
         assert_eq!(train.len() + val.len(), all.len());
         let (_, val2) = split(&all, 3, 0.2, &mut StdRng::seed_from_u64(3));
-        assert_eq!(val.iter().map(|e| &e.path).collect::<Vec<_>>(), val2.iter().map(|e| &e.path).collect::<Vec<_>>());
+        assert_eq!(
+            val.iter().map(|e| &e.path).collect::<Vec<_>>(),
+            val2.iter().map(|e| &e.path).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -180,8 +219,14 @@ mod tests {
         // A left-to-right ramp: every output row must be monotonic, rising or (flipped) falling,
         // and both directions appear over a few seeds.
         let (h, w) = (40, 60);
-        let data: Vec<f32> = (0..h * w).flat_map(|i| [(i % w) as f32 / w as f32; 3]).collect();
-        let img = Rgb32 { height: h, width: w, data };
+        let data: Vec<f32> = (0..h * w)
+            .flat_map(|i| [(i % w) as f32 / w as f32; 3])
+            .collect();
+        let img = Rgb32 {
+            height: h,
+            width: w,
+            data,
+        };
         let mut rng = StdRng::seed_from_u64(0);
         let (mut rising, mut falling) = (0, 0);
         for _ in 0..20 {
@@ -194,6 +239,9 @@ mod tests {
                 falling += 1
             }
         }
-        assert!(rising > 0 && falling > 0, "{rising} rising, {falling} falling");
+        assert!(
+            rising > 0 && falling > 0,
+            "{rising} rising, {falling} falling"
+        );
     }
 }

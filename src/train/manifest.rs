@@ -77,7 +77,10 @@ pub struct EpochFigures {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not an mnv1 fine-tuned model manifest: {reason}")]
     Invalid { path: String, reason: String },
 }
@@ -86,9 +89,14 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io { path: p.clone(), source })?;
-        let m: Manifest = serde_json::from_str(&text)
-            .map_err(|e| ManifestError::Invalid { path: p.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| ManifestError::Invalid {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
         if m.format != FORMAT {
             return Err(ManifestError::Invalid {
                 path: p,

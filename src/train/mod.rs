@@ -31,8 +31,14 @@ pub enum TrainError {
     #[error("the weights have no tensor '{0}'")]
     MissingTensor(String),
     #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
-    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
-    #[error("the training set is empty: every class went to validation (lower --validation-split)")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error(
+        "the training set is empty: every class went to validation (lower --validation-split)"
+    )]
     NoTrainingImages,
     #[error("the loss became {0} at epoch {1}: lower --learning-rate")]
     Diverged(f64, usize),
@@ -83,12 +89,20 @@ impl Prepared {
         let eval = data::eval_preprocess(s.size, s.max_pixels);
         let eval_fn = |b: &[u8]| data::eval_image(b, &eval);
         let train_images = if s.augment {
-            data::load_all(&train, &|b: &[u8]| data::augment_source(b, s.size, s.max_pixels))?
+            data::load_all(&train, &|b: &[u8]| {
+                data::augment_source(b, s.size, s.max_pixels)
+            })?
         } else {
             data::load_all(&train, &eval_fn)?
         };
         let validation_images = data::load_all(&validation, &eval_fn)?;
-        Ok(Self { classes, train, validation, train_images, validation_images })
+        Ok(Self {
+            classes,
+            train,
+            validation,
+            train_images,
+            validation_images,
+        })
     }
 }
 
@@ -119,7 +133,11 @@ fn batch_tensor(images: &[&Rgb32], size: usize, device: &Device) -> candle_core:
 }
 
 fn labels_tensor(examples: &[&Example], device: &Device) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(examples.iter().map(|e| e.label as u32).collect::<Vec<_>>(), examples.len(), device)
+    Tensor::from_vec(
+        examples.iter().map(|e| e.label as u32).collect::<Vec<_>>(),
+        examples.len(),
+        device,
+    )
 }
 
 /// Running sums of one epoch's loss and accuracy.
@@ -139,7 +157,10 @@ impl Meter {
     }
     fn figures(&self) -> Figures {
         let n = self.seen.max(1) as f64;
-        Figures { loss: self.loss / n, accuracy: self.correct as f64 / n }
+        Figures {
+            loss: self.loss / n,
+            accuracy: self.correct as f64 / n,
+        }
     }
 }
 
@@ -164,7 +185,12 @@ impl Backbone {
     }
 }
 
-fn features_of(backbone: &Backbone, images: &[Rgb32], size: usize, device: &Device) -> Result<Tensor, TrainError> {
+fn features_of(
+    backbone: &Backbone,
+    images: &[Rgb32],
+    size: usize,
+    device: &Device,
+) -> Result<Tensor, TrainError> {
     let mut parts = Vec::new();
     for chunk in images.chunks(EVAL_BATCH) {
         let refs: Vec<&Rgb32> = chunk.iter().collect();
@@ -184,11 +210,15 @@ fn evaluate(
         return Ok(None);
     }
     let features = match backbone {
-        Backbone::Frozen { validation_features: Some(f), .. } => f.clone(),
+        Backbone::Frozen {
+            validation_features: Some(f),
+            ..
+        } => f.clone(),
         _ => features_of(backbone, &data.validation_images, s.size, device)?,
     };
     let refs: Vec<&Example> = data.validation.iter().collect();
-    let (loss, correct) = loss_and_correct(&head.forward(&features)?, &labels_tensor(&refs, device)?)?;
+    let (loss, correct) =
+        loss_and_correct(&head.forward(&features)?, &labels_tensor(&refs, device)?)?;
     let mut m = Meter::default();
     m.add(&loss, correct, refs.len())?;
     Ok(Some(m.figures()))
@@ -204,24 +234,53 @@ pub fn fine_tune(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Trained, TrainError> {
     let mut backbone = if s.train_backbone {
-        Backbone::Trained(TrainNet::from_tensors(&weights.tensors, weights.arch, s.bn_momentum, device)?)
+        Backbone::Trained(TrainNet::from_tensors(
+            &weights.tensors,
+            weights.arch,
+            s.bn_momentum,
+            device,
+        )?)
     } else {
         let net = MobileNetV1::from_tensors(&weights.tensors, weights.arch, false, device)?;
-        let mut frozen = Backbone::Frozen { net, train_features: None, validation_features: None };
+        let mut frozen = Backbone::Frozen {
+            net,
+            train_features: None,
+            validation_features: None,
+        };
         // A frozen backbone in inference mode maps each image to the same features every epoch:
         // computing them once and training the head on them is exact, and many times faster.
-        let train_f = if s.augment { None } else { Some(features_of(&frozen, &data.train_images, s.size, device)?) };
+        let train_f = if s.augment {
+            None
+        } else {
+            Some(features_of(&frozen, &data.train_images, s.size, device)?)
+        };
         let val_f = if data.validation.is_empty() {
             None
         } else {
-            Some(features_of(&frozen, &data.validation_images, s.size, device)?)
+            Some(features_of(
+                &frozen,
+                &data.validation_images,
+                s.size,
+                device,
+            )?)
         };
-        if let Backbone::Frozen { train_features, validation_features, .. } = &mut frozen {
+        if let Backbone::Frozen {
+            train_features,
+            validation_features,
+            ..
+        } = &mut frozen
+        {
             (*train_features, *validation_features) = (train_f, val_f);
         }
         frozen
     };
-    let head = Head::new(weights.arch.feature_dim(), data.classes.len(), DType::F32, device, rng)?;
+    let head = Head::new(
+        weights.arch.feature_dim(),
+        data.classes.len(),
+        DType::F32,
+        device,
+        rng,
+    )?;
     let mut vars = head.vars();
     if let Backbone::Trained(net) = &backbone {
         vars.extend(net.vars());
@@ -239,25 +298,37 @@ pub fn fine_tune(
         if s.train_backbone && batches.len() > 1 && batches.last().is_some_and(|b| b.len() < 2) {
             batches.pop();
         }
-        on_event(Event::EpochStart { epoch, batches: batches.len() });
+        on_event(Event::EpochStart {
+            epoch,
+            batches: batches.len(),
+        });
         let mut meter = Meter::default();
         for batch in batches {
             let examples: Vec<&Example> = batch.iter().map(|&i| &data.train[i]).collect();
             let labels = labels_tensor(&examples, device)?;
             let features = match &mut backbone {
-                Backbone::Frozen { train_features: Some(f), .. } => {
-                    let idx =
-                        Tensor::from_vec(batch.iter().map(|&i| i as u32).collect::<Vec<_>>(), batch.len(), device)?;
+                Backbone::Frozen {
+                    train_features: Some(f),
+                    ..
+                } => {
+                    let idx = Tensor::from_vec(
+                        batch.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                        batch.len(),
+                        device,
+                    )?;
                     f.index_select(&idx, 0)?
                 }
-                Backbone::Frozen { net, train_features: None, .. } => {
-                    net.features(&augmented(data, batch, s, rng, device)?)?
-                }
+                Backbone::Frozen {
+                    net,
+                    train_features: None,
+                    ..
+                } => net.features(&augmented(data, batch, s, rng, device)?)?,
                 Backbone::Trained(net) => {
                     let images = if s.augment {
                         augmented(data, batch, s, rng, device)?
                     } else {
-                        let refs: Vec<&Rgb32> = batch.iter().map(|&i| &data.train_images[i]).collect();
+                        let refs: Vec<&Rgb32> =
+                            batch.iter().map(|&i| &data.train_images[i]).collect();
                         batch_tensor(&refs, s.size, device)?
                     };
                     net.forward_train(&images)?
@@ -271,11 +342,18 @@ pub fn fine_tune(
             if !f.loss.is_finite() {
                 return Err(TrainError::Diverged(f.loss, epoch));
             }
-            on_event(Event::Batch { loss: f.loss, accuracy: f.accuracy });
+            on_event(Event::Batch {
+                loss: f.loss,
+                accuracy: f.accuracy,
+            });
         }
         let validation = evaluate(&backbone, &head, data, s, device)?;
-        let figures =
-            EpochFigures { epoch, train: meter.figures(), validation, seconds: started.elapsed().as_secs_f64() };
+        let figures = EpochFigures {
+            epoch,
+            train: meter.figures(),
+            validation,
+            seconds: started.elapsed().as_secs_f64(),
+        };
         on_event(Event::EpochEnd(&figures));
         history.push(figures);
     }
@@ -286,8 +364,16 @@ pub fn fine_tune(
     };
     tensors.retain(|name, _| !name.starts_with(LOGITS_SCOPE));
     tensors.extend(head.to_tensors()?);
-    let final_validation = history.last().and_then(|e: &EpochFigures| e.validation).or(initial_validation);
-    Ok(Trained { tensors, history, initial_validation, final_validation })
+    let final_validation = history
+        .last()
+        .and_then(|e: &EpochFigures| e.validation)
+        .or(initial_validation);
+    Ok(Trained {
+        tensors,
+        history,
+        initial_validation,
+        final_validation,
+    })
 }
 
 /// A batch of freshly augmented training images.
@@ -298,7 +384,10 @@ fn augmented(
     rng: &mut StdRng,
     device: &Device,
 ) -> candle_core::Result<Tensor> {
-    let images: Vec<Rgb32> = batch.iter().map(|&i| data::augment(&data.train_images[i], s.size, rng)).collect();
+    let images: Vec<Rgb32> = batch
+        .iter()
+        .map(|&i| data::augment(&data.train_images[i], s.size, rng))
+        .collect();
     let refs: Vec<&Rgb32> = images.iter().collect();
     batch_tensor(&refs, s.size, device)
 }

@@ -38,7 +38,11 @@ impl BatchNorm {
         let y = y.broadcast_mul(&self.gamma.as_tensor().reshape((1, c, 1, 1))?)?;
         let y = y.broadcast_add(&self.beta.as_tensor().reshape((1, c, 1, 1))?)?;
         // A single value per channel has no unbiased variance; TF would divide by zero.
-        let correction = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
+        let correction = if count > 1 {
+            count as f64 / (count - 1) as f64
+        } else {
+            1.0
+        };
         let m = self.momentum;
         let batch_mean = mean.detach().flatten_all()?;
         let batch_var = (var.detach().flatten_all()? * correction)?;
@@ -52,7 +56,9 @@ impl BatchNorm {
         let c = x.dim(1)?;
         let shape = (1, c, 1, 1);
         let scale = (self.gamma.as_tensor() / (&self.moving_variance + BN_EPSILON)?.sqrt()?)?;
-        let y = x.broadcast_sub(&self.moving_mean.reshape(shape)?)?.broadcast_mul(&scale.reshape(shape)?)?;
+        let y = x
+            .broadcast_sub(&self.moving_mean.reshape(shape)?)?
+            .broadcast_mul(&scale.reshape(shape)?)?;
         y.broadcast_add(&self.beta.as_tensor().reshape(shape)?)
     }
 }
@@ -70,10 +76,21 @@ pub struct TrainNet {
     layers: Vec<TrainLayer>,
 }
 
-fn tensor(w: &BTreeMap<String, RawTensor>, name: &str, shape: &[usize], device: &Device) -> Result<Tensor, TrainError> {
-    let t = w.get(name).ok_or_else(|| TrainError::MissingTensor(name.to_string()))?;
+fn tensor(
+    w: &BTreeMap<String, RawTensor>,
+    name: &str,
+    shape: &[usize],
+    device: &Device,
+) -> Result<Tensor, TrainError> {
+    let t = w
+        .get(name)
+        .ok_or_else(|| TrainError::MissingTensor(name.to_string()))?;
     if t.shape != shape {
-        return Err(TrainError::Shape { name: name.to_string(), expected: shape.to_vec(), found: t.shape.clone() });
+        return Err(TrainError::Shape {
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            found: t.shape.clone(),
+        });
     }
     Ok(Tensor::from_slice(&t.data, shape, device)?)
 }
@@ -100,10 +117,20 @@ impl TrainNet {
             let (gamma, beta, mean, var) = if w.contains_key(&spec.bias_name()) {
                 let bias = tensor(w, &spec.bias_name(), &[c], device)?;
                 let ones = Tensor::ones(c, DType::F32, device)?;
-                (ones.clone(), bias, ones.zeros_like()?, (ones * (1.0 - BN_EPSILON))?)
+                (
+                    ones.clone(),
+                    bias,
+                    ones.zeros_like()?,
+                    (ones * (1.0 - BN_EPSILON))?,
+                )
             } else {
                 let bn = |leaf: &str| tensor(w, &spec.bn_name(leaf), &[c], device);
-                (bn("gamma")?, bn("beta")?, bn("moving_mean")?, bn("moving_variance")?)
+                (
+                    bn("gamma")?,
+                    bn("beta")?,
+                    bn("moving_mean")?,
+                    bn("moving_variance")?,
+                )
             };
             let bn = BatchNorm {
                 gamma: Var::from_tensor(&gamma)?,
@@ -112,14 +139,21 @@ impl TrainNet {
                 moving_variance: var,
                 momentum: bn_momentum,
             };
-            layers.push(TrainLayer { spec, weight: Var::from_tensor(&weight)?, bn });
+            layers.push(TrainLayer {
+                spec,
+                weight: Var::from_tensor(&weight)?,
+                bn,
+            });
         }
         Ok(Self { layers })
     }
 
     /// Every trainable parameter: filters, gammas and betas (not the moving statistics).
     pub fn vars(&self) -> Vec<Var> {
-        self.layers.iter().flat_map(|l| [l.weight.clone(), l.bn.gamma.clone(), l.bn.beta.clone()]).collect()
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight.clone(), l.bn.gamma.clone(), l.bn.beta.clone()])
+            .collect()
     }
 
     /// Pooled features [N, C] of NHWC images in [0,1]; BatchNorm on batch statistics, moving
@@ -127,7 +161,10 @@ impl TrainNet {
     pub fn forward_train(&mut self, images: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = graph_input(images)?;
         for layer in &mut self.layers {
-            x = layer.bn.forward_train(&conv(&layer.spec, layer.weight.as_tensor(), &x)?)?.clamp(0f32, 6f32)?;
+            x = layer
+                .bn
+                .forward_train(&conv(&layer.spec, layer.weight.as_tensor(), &x)?)?
+                .clamp(0f32, 6f32)?;
         }
         x.mean((2, 3))
     }
@@ -136,7 +173,10 @@ impl TrainNet {
     pub fn forward_eval(&self, images: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = graph_input(images)?;
         for layer in &self.layers {
-            x = layer.bn.forward_eval(&conv(&layer.spec, layer.weight.as_tensor(), &x)?)?.clamp(0f32, 6f32)?;
+            x = layer
+                .bn
+                .forward_eval(&conv(&layer.spec, layer.weight.as_tensor(), &x)?)?
+                .clamp(0f32, 6f32)?;
         }
         x.mean((2, 3))
     }
@@ -153,22 +193,41 @@ impl TrainNet {
             };
             out.insert(l.spec.weight_name(), raw(&hwio, l.spec.weight_shape())?);
             let c = vec![l.spec.out_channels];
-            out.insert(l.spec.bn_name("gamma"), raw(l.bn.gamma.as_tensor(), c.clone())?);
-            out.insert(l.spec.bn_name("beta"), raw(l.bn.beta.as_tensor(), c.clone())?);
-            out.insert(l.spec.bn_name("moving_mean"), raw(&l.bn.moving_mean, c.clone())?);
-            out.insert(l.spec.bn_name("moving_variance"), raw(&l.bn.moving_variance, c)?);
+            out.insert(
+                l.spec.bn_name("gamma"),
+                raw(l.bn.gamma.as_tensor(), c.clone())?,
+            );
+            out.insert(
+                l.spec.bn_name("beta"),
+                raw(l.bn.beta.as_tensor(), c.clone())?,
+            );
+            out.insert(
+                l.spec.bn_name("moving_mean"),
+                raw(&l.bn.moving_mean, c.clone())?,
+            );
+            out.insert(
+                l.spec.bn_name("moving_variance"),
+                raw(&l.bn.moving_variance, c)?,
+            );
         }
         Ok(out)
     }
 }
 
 pub(crate) fn raw(t: &Tensor, shape: Vec<usize>) -> candle_core::Result<RawTensor> {
-    Ok(RawTensor::new(shape, t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))
+    Ok(RawTensor::new(
+        shape,
+        t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+    ))
 }
 
 /// NHWC [0,1] -> NCHW [-1,1], as the hub signature and graph do.
 fn graph_input(images: &Tensor) -> candle_core::Result<Tensor> {
-    images.to_dtype(DType::F32)?.affine(2.0, -1.0)?.permute((0, 3, 1, 2))?.contiguous()
+    images
+        .to_dtype(DType::F32)?
+        .affine(2.0, -1.0)?
+        .permute((0, 3, 1, 2))?
+        .contiguous()
 }
 
 /// The convolution of one layer, TF SAME padding; no bias (BatchNorm follows).
@@ -178,17 +237,23 @@ fn conv(spec: &Layer, weight: &Tensor, x: &Tensor) -> candle_core::Result<Tensor
             let (_, _, h, w) = x.dims4()?;
             let (_, (top, bottom)) = same_padding(h, 3, spec.stride);
             let (_, (left, right)) = same_padding(w, 3, spec.stride);
-            let padded = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+            let padded = x
+                .pad_with_zeros(2, top, bottom)?
+                .pad_with_zeros(3, left, right)?;
             padded.conv2d(weight, 0, spec.stride, 1, 1)
         }
         LayerKind::Depthwise => {
             let c = spec.out_channels;
-            let taps = (0..9).map(|t| weight.get(t)?.reshape((1, c, 1, 1))).collect::<candle_core::Result<Vec<_>>>()?;
+            let taps = (0..9)
+                .map(|t| weight.get(t)?.reshape((1, c, 1, 1)))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             depthwise_by_taps(x, &taps, spec.stride)
         }
         LayerKind::Pointwise => {
             let (n, c, h, w) = x.dims4()?;
-            weight.broadcast_matmul(&x.reshape((n, c, h * w))?)?.reshape((n, (), h, w))
+            weight
+                .broadcast_matmul(&x.reshape((n, c, h * w))?)?
+                .reshape((n, (), h, w))
         }
     }
 }
@@ -215,8 +280,17 @@ mod tests {
             moving_variance: Tensor::new(&[2f32], &dev).unwrap(),
             momentum: 0.9,
         };
-        let x = Tensor::new(&[1f32, 2., 3., 6.], &dev).unwrap().reshape((2, 1, 1, 2)).unwrap();
-        let y: Vec<f32> = bn.forward_train(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let x = Tensor::new(&[1f32, 2., 3., 6.], &dev)
+            .unwrap()
+            .reshape((2, 1, 1, 2))
+            .unwrap();
+        let y: Vec<f32> = bn
+            .forward_train(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let expected = [-1.637785, -0.568892, 0.5, 3.706677];
         for (a, b) in y.iter().zip(expected) {
             assert!((a - b).abs() < 1e-5, "{y:?} vs {expected:?}");
@@ -235,7 +309,13 @@ mod tests {
 
         // Inference mode uses the moving statistics: (6 - 0.5075) / sqrt(var + 0.001) * 2 + 0.5.
         let v = bn.moving_variance.to_vec1::<f32>().unwrap()[0] as f64;
-        let y6 = bn.forward_eval(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[3] as f64;
+        let y6 = bn
+            .forward_eval(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[3] as f64;
         assert!((y6 - ((6.0 - 0.5075) / (v + 0.001).sqrt() * 2.0 + 0.5)).abs() < 1e-4);
     }
 
@@ -243,7 +323,8 @@ mod tests {
     fn unfolded_train_net_matches_the_inference_network() {
         // Inference mode of the unfolded network equals the folded one, from a checkpoint
         // (real BatchNorm) and from a .tflite-style folded layer (gamma=1, beta=bias, var=1-eps).
-        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mobilenet_v1_0.25_128.tgz");
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/mobilenet_v1_0.25_128.tgz");
         let w = crate::weights::load(&fixture).unwrap();
         let mut folded = w.tensors.clone();
         let first = w.arch.layers()[0].clone();
@@ -251,17 +332,32 @@ mod tests {
             folded.remove(&first.bn_name(leaf));
         }
         let conv0 = folded.get_mut(&first.weight_name()).unwrap();
-        let (g, var) = (&w.tensors[&first.bn_name("gamma")].data, &w.tensors[&first.bn_name("moving_variance")].data);
-        let (b, mean) = (&w.tensors[&first.bn_name("beta")].data, &w.tensors[&first.bn_name("moving_mean")].data);
+        let (g, var) = (
+            &w.tensors[&first.bn_name("gamma")].data,
+            &w.tensors[&first.bn_name("moving_variance")].data,
+        );
+        let (b, mean) = (
+            &w.tensors[&first.bn_name("beta")].data,
+            &w.tensors[&first.bn_name("moving_mean")].data,
+        );
         let c = first.out_channels;
-        let scale: Vec<f64> = (0..c).map(|i| g[i] as f64 / (var[i] as f64 + BN_EPSILON).sqrt()).collect();
-        conv0.data.iter_mut().enumerate().for_each(|(i, v)| *v = (*v as f64 * scale[i % c]) as f32);
-        let bias: Vec<f32> = (0..c).map(|i| (b[i] as f64 - mean[i] as f64 * scale[i]) as f32).collect();
+        let scale: Vec<f64> = (0..c)
+            .map(|i| g[i] as f64 / (var[i] as f64 + BN_EPSILON).sqrt())
+            .collect();
+        conv0
+            .data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (*v as f64 * scale[i % c]) as f32);
+        let bias: Vec<f32> = (0..c)
+            .map(|i| (b[i] as f64 - mean[i] as f64 * scale[i]) as f32)
+            .collect();
         folded.insert(first.bias_name(), RawTensor::new(vec![c], bias));
 
         let dev = Device::Cpu;
         let x = Tensor::rand(0f32, 1f32, (2, 64, 72, 3), &dev).unwrap();
-        let reference = crate::model::MobileNetV1::from_tensors(&w.tensors, w.arch, false, &dev).unwrap();
+        let reference =
+            crate::model::MobileNetV1::from_tensors(&w.tensors, w.arch, false, &dev).unwrap();
         let want: Vec<Vec<f32>> = reference.features(&x).unwrap().to_vec2().unwrap();
         for tensors in [&w.tensors, &folded] {
             let net = TrainNet::from_tensors(tensors, w.arch, 0.99, &dev).unwrap();

@@ -26,13 +26,21 @@ pub struct Sgd {
 impl Optimizer {
     pub fn new(kind: OptimizerKind, vars: Vec<Var>, lr: f64) -> candle_core::Result<Self> {
         Ok(match kind {
-            OptimizerKind::Sgd { momentum } => {
-                Optimizer::Sgd(Sgd { vars: vars.into_iter().map(|v| (v, None)).collect(), lr, momentum })
-            }
+            OptimizerKind::Sgd { momentum } => Optimizer::Sgd(Sgd {
+                vars: vars.into_iter().map(|v| (v, None)).collect(),
+                lr,
+                momentum,
+            }),
             // Keras' Adam defaults; eps 1e-7 as Keras rather than candle's 1e-8.
             OptimizerKind::Adam => Optimizer::Adam(AdamW::new(
                 vars,
-                ParamsAdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: 0.0 },
+                ParamsAdamW {
+                    lr,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-7,
+                    weight_decay: 0.0,
+                },
             )?),
         })
     }
@@ -66,9 +74,15 @@ mod tests {
         // Loss = 3 * w, gradient 3 every step; lr 0.1, momentum 0.9, w0 = 1:
         // step 1: accum = 3, w = 1 - 0.3 = 0.7; step 2: accum = 0.9 * 3 + 3 = 5.7, w = 0.7 - 0.57 = 0.13.
         let w = Var::new(&[1f64], &Device::Cpu).unwrap();
-        let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, vec![w.clone()], 0.1).unwrap();
+        let mut opt =
+            Optimizer::new(OptimizerKind::Sgd { momentum: 0.9 }, vec![w.clone()], 0.1).unwrap();
         for want in [0.7, 0.13] {
-            let grads = (w.as_tensor() * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+            let grads = (w.as_tensor() * 3.0)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             opt.step(&grads).unwrap();
             let got = w.as_tensor().to_vec1::<f64>().unwrap()[0];
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");

@@ -40,7 +40,11 @@ pub fn read_weight_members(reader: impl Read) -> Result<WeightMembers, ArchiveEr
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let name = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        let name = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let slot = if let Some(prefix) = name.strip_suffix(".index") {
             Some((&mut members.indexes, prefix.to_string()))
         } else if name.contains(".data-") {

@@ -52,7 +52,10 @@ impl Weights {
     pub fn check_complete(&self) -> Result<(), String> {
         let check = |name: &str, shape: &[usize]| match self.tensors.get(name) {
             None => Err(format!("no tensor {name}")),
-            Some(t) if t.shape != shape => Err(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)),
+            Some(t) if t.shape != shape => Err(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                t.shape
+            )),
             Some(_) => Ok(()),
         };
         for layer in self.arch.layers() {
@@ -67,7 +70,10 @@ impl Weights {
             }
         }
         let classes = crate::model::arch::NUM_CLASSES;
-        check(&format!("{LOGITS_SCOPE}/weights"), &[1, 1, self.arch.feature_dim(), classes])?;
+        check(
+            &format!("{LOGITS_SCOPE}/weights"),
+            &[1, 1, self.arch.feature_dim(), classes],
+        )?;
         check(&format!("{LOGITS_SCOPE}/biases"), &[classes])
     }
 }
@@ -174,11 +180,16 @@ fn read_any(path: &Path) -> Result<Raw, WeightsError> {
         })?;
         Ok((t, ".tflite"))
     } else if safetensors::is_safetensors(bytes) {
-        let t = safetensors::read_safetensors(bytes)
-            .map_err(|source| WeightsError::Safetensors { path: path.to_path_buf(), source })?;
+        let t =
+            safetensors::read_safetensors(bytes).map_err(|source| WeightsError::Safetensors {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if transformers::is_transformers_layout(&t) {
-            let t = transformers::to_canonical(t)
-                .map_err(|detail| WeightsError::NotMobileNet { path: path.to_path_buf(), detail })?;
+            let t = transformers::to_canonical(t).map_err(|detail| WeightsError::NotMobileNet {
+                path: path.to_path_buf(),
+                detail,
+            })?;
             return Ok((t, "transformers safetensors"));
         }
         let t =
