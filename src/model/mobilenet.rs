@@ -65,7 +65,8 @@ pub struct MobileNetV1 {
     logits: Option<(Tensor, Tensor)>,
 }
 
-fn get<'a>(
+/// The tensor `name`, checked to have `shape`: what every consumer of canonical weights needs.
+pub(crate) fn get<'a>(
     w: &'a BTreeMap<String, RawTensor>,
     name: &str,
     shape: &[usize],

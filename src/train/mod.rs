@@ -28,14 +28,6 @@ use crate::weights::{RawTensor, Weights};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("the weights have no tensor '{0}'")]
-    MissingTensor(String),
-    #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
-    Shape {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
     #[error(
         "the training set is empty: every class went to validation (lower --validation-split)"
     )]

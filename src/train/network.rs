@@ -82,16 +82,7 @@ fn tensor(
     shape: &[usize],
     device: &Device,
 ) -> Result<Tensor, TrainError> {
-    let t = w
-        .get(name)
-        .ok_or_else(|| TrainError::MissingTensor(name.to_string()))?;
-    if t.shape != shape {
-        return Err(TrainError::Shape {
-            name: name.to_string(),
-            expected: shape.to_vec(),
-            found: t.shape.clone(),
-        });
-    }
+    let t = crate::model::mobilenet::get(w, name, shape)?;
     Ok(Tensor::from_slice(&t.data, shape, device)?)
 }
 
