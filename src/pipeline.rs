@@ -69,95 +69,134 @@ fn load(path: &Path, pre: &Preprocess) -> Loaded {
     Ok(images)
 }
 
+/// Decodes one chunk of inputs in parallel (rayon's global pool), in input order.
+fn decode(chunk: &[InputItem], pre: &Preprocess) -> Vec<(PathBuf, Loaded)> {
+    chunk
+        .par_iter()
+        .map(|item| match item {
+            Ok(path) => (path.clone(), load(path, pre)),
+            Err(f) => (f.path.clone(), Err(f.reason.clone())),
+        })
+        .collect()
+}
+
+/// Whether the run goes on after a chunk.
+#[derive(PartialEq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
 impl Pipeline<'_> {
     /// Runs every item, calling `sink` once per image or failure, in input order. Stops early
     /// when `sink` fails (e.g. a closed stdout) or, with `fail_fast`, at the first failure.
+    ///
+    /// The next chunk decodes on another thread while this one is in inference, so decoding
+    /// and the network overlap; at most one decoded chunk waits, which bounds memory.
     pub fn run<E>(
         &self,
         items: &[InputItem],
         mut sink: impl FnMut(Outcome<'_>) -> Result<(), E>,
     ) -> Result<Summary, E> {
-        let mut summary = Summary::default();
         let batch = self.batch_size.max(1);
-        for chunk in items.chunks(batch) {
-            // Decoding is the slow, independent part: in parallel, then back in input order.
-            let loaded: Vec<(PathBuf, Loaded)> = chunk
-                .par_iter()
-                .map(|item| match item {
-                    Ok(path) => (path.clone(), load(path, self.preprocess)),
-                    Err(f) => (f.path.clone(), Err(f.reason.clone())),
-                })
-                .collect();
-            // Same-sized images share forward passes; order is restored when emitting.
-            let mut rows: Vec<Vec<Result<Vec<f32>, String>>> = loaded
-                .iter()
-                .map(|(_, l)| l.as_ref().map(|v| v.len()).unwrap_or(0))
-                .map(Vec::with_capacity)
-                .collect();
-            let images: Vec<(usize, &Rgb32)> = loaded
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (_, l))| {
-                    l.as_ref()
-                        .ok()
-                        .map(|v| v.iter().map(move |(_, img)| (i, img)))
-                })
-                .flatten()
-                .collect();
-            let mut start = 0;
-            while start < images.len() {
-                let size = (images[start].1.height, images[start].1.width);
-                let mut end = start;
-                while end < images.len()
-                    && end - start < batch
-                    && (images[end].1.height, images[end].1.width) == size
-                {
-                    end += 1;
-                }
-                let group: Vec<&Rgb32> = images[start..end].iter().map(|(_, img)| *img).collect();
-                match self.engine.run(&group, self.head) {
-                    Ok(out) => {
-                        for ((i, _), row) in images[start..end].iter().zip(out) {
-                            rows[*i].push(Ok(row));
-                        }
-                    }
-                    Err(e) => {
-                        for (i, _) in &images[start..end] {
-                            rows[*i].push(Err(e.to_string()));
-                        }
+        let pre = self.preprocess;
+        std::thread::scope(|scope| {
+            let (decoded, chunks) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for chunk in items.chunks(batch) {
+                    // A closed channel means the consumer stopped early: decode no further.
+                    if decoded.send(decode(chunk, pre)).is_err() {
+                        break;
                     }
                 }
-                start = end;
+            });
+            let mut summary = Summary::default();
+            for loaded in chunks {
+                if self.infer_and_emit(&loaded, &mut summary, &mut sink)? == Flow::Stop {
+                    break;
+                }
             }
-            for ((path, l), file_rows) in loaded.iter().zip(rows) {
-                let result = match l {
-                    Err(reason) => Err(reason.clone()),
-                    Ok(images) => file_rows
-                        .iter()
-                        .find_map(|r| r.as_ref().err().cloned())
-                        .map_or(Ok(images), Err),
-                };
-                match result {
-                    Ok(images) => {
-                        for ((name, _), row) in images.iter().zip(&file_rows) {
-                            let row = row.as_ref().map(Vec::as_slice).unwrap_or_default();
-                            sink(Outcome::Done { name, row })?;
-                            summary.done += 1;
-                        }
+            Ok(summary)
+        })
+    }
+
+    /// Runs one decoded chunk through the network and hands its outcomes to `sink` in order.
+    fn infer_and_emit<E>(
+        &self,
+        loaded: &[(PathBuf, Loaded)],
+        summary: &mut Summary,
+        sink: &mut impl FnMut(Outcome<'_>) -> Result<(), E>,
+    ) -> Result<Flow, E> {
+        let batch = self.batch_size.max(1);
+        // Same-sized images share forward passes; order is restored when emitting.
+        let mut rows: Vec<Vec<Result<Vec<f32>, String>>> = loaded
+            .iter()
+            .map(|(_, l)| l.as_ref().map(|v| v.len()).unwrap_or(0))
+            .map(Vec::with_capacity)
+            .collect();
+        let images: Vec<(usize, &Rgb32)> = loaded
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, l))| {
+                l.as_ref()
+                    .ok()
+                    .map(|v| v.iter().map(move |(_, img)| (i, img)))
+            })
+            .flatten()
+            .collect();
+        let mut start = 0;
+        while start < images.len() {
+            let size = (images[start].1.height, images[start].1.width);
+            let mut end = start;
+            while end < images.len()
+                && end - start < batch
+                && (images[end].1.height, images[end].1.width) == size
+            {
+                end += 1;
+            }
+            let group: Vec<&Rgb32> = images[start..end].iter().map(|(_, img)| *img).collect();
+            match self.engine.run(&group, self.head) {
+                Ok(out) => {
+                    for ((i, _), row) in images[start..end].iter().zip(out) {
+                        rows[*i].push(Ok(row));
                     }
-                    Err(reason) => {
-                        summary.failed += 1;
-                        sink(Outcome::Failed {
-                            path,
-                            reason: &reason,
-                        })?;
-                        if self.fail_fast {
-                            return Ok(summary);
-                        }
+                }
+                Err(e) => {
+                    for (i, _) in &images[start..end] {
+                        rows[*i].push(Err(e.to_string()));
+                    }
+                }
+            }
+            start = end;
+        }
+        for ((path, l), file_rows) in loaded.iter().zip(rows) {
+            let result = match l {
+                Err(reason) => Err(reason.clone()),
+                Ok(images) => file_rows
+                    .iter()
+                    .find_map(|r| r.as_ref().err().cloned())
+                    .map_or(Ok(images), Err),
+            };
+            match result {
+                Ok(images) => {
+                    for ((name, _), row) in images.iter().zip(&file_rows) {
+                        let row = row.as_ref().map(Vec::as_slice).unwrap_or_default();
+                        sink(Outcome::Done { name, row })?;
+                        summary.done += 1;
+                    }
+                }
+                Err(reason) => {
+                    summary.failed += 1;
+                    sink(Outcome::Failed {
+                        path,
+                        reason: &reason,
+                    })?;
+                    if self.fail_fast {
+                        return Ok(Flow::Stop);
                     }
                 }
             }
         }
-        Ok(summary)
+        Ok(Flow::Continue)
     }
 }

@@ -54,8 +54,8 @@ pub struct CpuMobileNet {
 /// Wall time of each stage of one forward pass, for `mnv1 bench --profile`.
 pub type Profile = Vec<(String, Duration)>;
 
-/// Rows of at most this many pixels per GEMM call: big enough to amortise packing the weights,
-/// small enough that the block is still in cache for the bias + ReLU6 pass.
+/// Rows of at most this many pixels per pointwise block: the kernel walks the block once per
+/// 32-channel weight panel, so the block (<= 1 MB at 1024 channels) should stay in L2.
 const POINTWISE_BLOCK_ROWS: usize = 256;
 
 impl CpuMobileNet {
@@ -79,16 +79,12 @@ impl CpuMobileNet {
                     bias,
                     stride: layer.stride,
                 }),
-                LayerKind::Depthwise => Stage::Depthwise(Depthwise {
-                    taps: filter,
-                    bias,
-                    stride: layer.stride,
-                }),
-                LayerKind::Pointwise => Stage::Pointwise(Pointwise {
-                    weights: filter,
-                    bias,
-                    cin: layer.in_channels,
-                }),
+                LayerKind::Depthwise => {
+                    Stage::Depthwise(Depthwise::new(filter, bias, layer.stride))
+                }
+                LayerKind::Pointwise => {
+                    Stage::Pointwise(Pointwise::new(&filter, &bias, layer.in_channels))
+                }
             };
             steps.push(Step {
                 name: layer.name.clone(),
@@ -251,7 +247,7 @@ impl CpuMobileNet {
             .map(|s| {
                 let stride = match &s.stage {
                     Stage::Conv0(l) => l.stride,
-                    Stage::Depthwise(l) => l.stride,
+                    Stage::Depthwise(l) => l.stride(),
                     Stage::Pointwise(_) => 1,
                 };
                 h = h.div_ceil(stride);
@@ -288,7 +284,7 @@ impl CpuMobileNet {
                 });
             }
             Stage::Depthwise(layer) => {
-                let pad = pad(layer.stride);
+                let pad = pad(layer.stride());
                 self.for_each_block(out, out_shape.row_len(), |row, block| {
                     let img = &input[(row / oh) * image_len..][..image_len];
                     depthwise_row(img, in_shape, row % oh, pad, layer, block);
@@ -296,18 +292,15 @@ impl CpuMobileNet {
             }
             Stage::Pointwise(layer) => {
                 // A pointwise layer is one GEMM over all pixels of all images: split the pixels.
-                let pixels = input.len() / layer.cin;
+                let cin = layer.cin();
+                let pixels = input.len() / cin;
                 let per_thread = pixels.div_ceil(self.threads());
                 let rows = per_thread.clamp(1, POINTWISE_BLOCK_ROWS);
                 let cout = out_shape.channels;
                 self.for_each_block(out, rows * cout, |block_index, block| {
                     let first = block_index * rows;
                     let count = block.len() / cout;
-                    pointwise_rows(
-                        &input[first * layer.cin..(first + count) * layer.cin],
-                        layer,
-                        block,
-                    );
+                    pointwise_rows(&input[first * cin..(first + count) * cin], layer, block);
                 });
             }
         }

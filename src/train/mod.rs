@@ -226,12 +226,14 @@ pub fn fine_tune(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Trained, TrainError> {
     let mut backbone = if s.train_backbone {
-        Backbone::Trained(TrainNet::from_tensors(
-            &weights.tensors,
-            weights.arch,
-            s.bn_momentum,
-            device,
-        )?)
+        let mut net =
+            TrainNet::from_tensors(&weights.tensors, weights.arch, s.bn_momentum, device)?;
+        if net.needs_calibration() {
+            // A .tflite has no BatchNorm statistics left: take them from the first training images.
+            let first: Vec<usize> = (0..data.train.len().min(EVAL_BATCH)).collect();
+            net.calibrate(&training_images(data, &first, s, rng, device)?)?;
+        }
+        Backbone::Trained(net)
     } else {
         let net = MobileNetV1::from_tensors(&weights.tensors, weights.arch, false, device)?;
         let mut frozen = Backbone::Frozen {
@@ -316,14 +318,7 @@ pub fn fine_tune(
                     ..
                 } => net.features(&augmented(data, batch, s, rng, device)?)?,
                 Backbone::Trained(net) => {
-                    let images = if s.augment {
-                        augmented(data, batch, s, rng, device)?
-                    } else {
-                        let refs: Vec<&Rgb32> =
-                            batch.iter().map(|&i| &data.train_images[i]).collect();
-                        batch_tensor(&refs, s.size, device)?
-                    };
-                    net.forward_train(&images)?
+                    net.forward_train(&training_images(data, batch, s, rng, device)?)?
                 }
             };
             let logits = head.forward(&dropout(&features, s.dropout, rng)?)?;
@@ -366,6 +361,22 @@ pub fn fine_tune(
         initial_validation,
         final_validation,
     })
+}
+
+/// The training images `batch` as the backbone sees them: augmented afresh, or as prepared.
+fn training_images(
+    data: &Prepared,
+    batch: &[usize],
+    s: &Settings,
+    rng: &mut StdRng,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    if s.augment {
+        augmented(data, batch, s, rng, device)
+    } else {
+        let refs: Vec<&Rgb32> = batch.iter().map(|&i| &data.train_images[i]).collect();
+        batch_tensor(&refs, s.size, device)
+    }
 }
 
 /// A batch of freshly augmented training images.

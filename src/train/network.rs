@@ -69,6 +69,9 @@ struct TrainLayer {
     /// Conv: OIHW. Depthwise: [9, C] (one row per tap). Pointwise: [Cout, Cin].
     weight: Var,
     bn: BatchNorm,
+    /// The source had folded this layer's BatchNorm away (filter + bias) and `calibrate` has not
+    /// yet given it statistics.
+    folded: bool,
 }
 
 /// The backbone (Conv2d_0 .. Conv2d_13_pointwise, pooled) in train mode.
@@ -89,7 +92,8 @@ fn tensor(
 impl TrainNet {
     /// Builds the network from canonical tensors. A layer whose BatchNorm the source folded away
     /// (.tflite: filter + `biases`) starts as gamma=1, beta=bias, mean=0, var=1-eps, which
-    /// computes exactly the folded layer (MOBILENET_V1.md).
+    /// computes exactly the folded layer in inference mode (MOBILENET_V1.md); train with it only
+    /// after `calibrate`.
     pub fn from_tensors(
         w: &BTreeMap<String, RawTensor>,
         arch: Arch,
@@ -105,7 +109,8 @@ impl TrainNet {
                 LayerKind::Depthwise => hwio.reshape((9, c))?,
                 LayerKind::Pointwise => hwio.reshape((spec.in_channels, c))?.t()?.contiguous()?,
             };
-            let (gamma, beta, mean, var) = if w.contains_key(&spec.bias_name()) {
+            let spec_bias_name = spec.bias_name();
+            let (gamma, beta, mean, var) = if w.contains_key(&spec_bias_name) {
                 let bias = tensor(w, &spec.bias_name(), &[c], device)?;
                 let ones = Tensor::ones(c, DType::F32, device)?;
                 (
@@ -134,9 +139,42 @@ impl TrainNet {
                 spec,
                 weight: Var::from_tensor(&weight)?,
                 bn,
+                folded: w.contains_key(&spec_bias_name),
             });
         }
         Ok(Self { layers })
+    }
+
+    /// Whether some layer came with its BatchNorm folded away and still needs `calibrate`.
+    pub fn needs_calibration(&self) -> bool {
+        self.layers.iter().any(|l| l.folded)
+    }
+
+    /// Gives each folded layer the statistics of its convolution's output on `images` (NHWC,
+    /// [0,1]): moving mean `m` and variance `v` of those outputs, gamma `sqrt(v + eps)` and beta
+    /// `bias + m`. Inference mode still computes exactly the folded layer, `conv + bias`; train
+    /// mode, which normalises by batch statistics, now starts close to it too. (With gamma 1 and
+    /// variance 1 - eps it would divide each channel by its batch spread, a different network,
+    /// and fine-tuning from a .tflite lost its accuracy in the first steps.)
+    pub fn calibrate(&mut self, images: &Tensor) -> candle_core::Result<()> {
+        let mut x = graph_input(images)?;
+        for layer in &mut self.layers {
+            let y = conv(&layer.spec, layer.weight.as_tensor(), &x)?;
+            if layer.folded {
+                let c = layer.spec.out_channels;
+                let mean = y.mean_keepdim((0, 2, 3))?;
+                let var = y.broadcast_sub(&mean)?.sqr()?.mean_keepdim((0, 2, 3))?;
+                let (mean, var) = (mean.reshape(c)?, var.reshape(c)?);
+                let bias = layer.bn.beta.as_tensor().clone();
+                layer.bn.gamma.set(&(&var + BN_EPSILON)?.sqrt()?)?;
+                layer.bn.beta.set(&(bias + &mean)?)?;
+                layer.bn.moving_mean = mean;
+                layer.bn.moving_variance = var;
+                layer.folded = false;
+            }
+            x = layer.bn.forward_eval(&y)?.clamp(0f32, 6f32)?;
+        }
+        Ok(())
     }
 
     /// Every trainable parameter: filters, gammas and betas (not the moving statistics).
@@ -313,37 +351,38 @@ mod tests {
     #[test]
     fn unfolded_train_net_matches_the_inference_network() {
         // Inference mode of the unfolded network equals the folded one, from a checkpoint
-        // (real BatchNorm) and from a .tflite-style folded layer (gamma=1, beta=bias, var=1-eps).
+        // (real BatchNorm) and from .tflite-style folded layers (gamma=1, beta=bias, var=1-eps).
         let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/mobilenet_v1_0.25_128.tgz");
         let w = crate::weights::load(&fixture).unwrap();
         let mut folded = w.tensors.clone();
-        let first = w.arch.layers()[0].clone();
-        for leaf in ["gamma", "beta", "moving_mean", "moving_variance"] {
-            folded.remove(&first.bn_name(leaf));
+        for layer in w.arch.layers() {
+            let leaf = |name: &str| &w.tensors[&layer.bn_name(name)].data;
+            let (g, b, mean, var) = (
+                leaf("gamma"),
+                leaf("beta"),
+                leaf("moving_mean"),
+                leaf("moving_variance"),
+            );
+            let c = layer.out_channels;
+            let scale: Vec<f64> = (0..c)
+                .map(|i| g[i] as f64 / (var[i] as f64 + BN_EPSILON).sqrt())
+                .collect();
+            // The output channel is the last axis of all three filter layouts.
+            let filter = folded.get_mut(&layer.weight_name()).unwrap();
+            filter
+                .data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (*v as f64 * scale[i % c]) as f32);
+            let bias: Vec<f32> = (0..c)
+                .map(|i| (b[i] as f64 - mean[i] as f64 * scale[i]) as f32)
+                .collect();
+            folded.insert(layer.bias_name(), RawTensor::new(vec![c], bias));
+            for name in ["gamma", "beta", "moving_mean", "moving_variance"] {
+                folded.remove(&layer.bn_name(name));
+            }
         }
-        let conv0 = folded.get_mut(&first.weight_name()).unwrap();
-        let (g, var) = (
-            &w.tensors[&first.bn_name("gamma")].data,
-            &w.tensors[&first.bn_name("moving_variance")].data,
-        );
-        let (b, mean) = (
-            &w.tensors[&first.bn_name("beta")].data,
-            &w.tensors[&first.bn_name("moving_mean")].data,
-        );
-        let c = first.out_channels;
-        let scale: Vec<f64> = (0..c)
-            .map(|i| g[i] as f64 / (var[i] as f64 + BN_EPSILON).sqrt())
-            .collect();
-        conv0
-            .data
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, v)| *v = (*v as f64 * scale[i % c]) as f32);
-        let bias: Vec<f32> = (0..c)
-            .map(|i| (b[i] as f64 - mean[i] as f64 * scale[i]) as f32)
-            .collect();
-        folded.insert(first.bias_name(), RawTensor::new(vec![c], bias));
 
         let dev = Device::Cpu;
         let x = Tensor::rand(0f32, 1f32, (2, 64, 72, 3), &dev).unwrap();
@@ -357,6 +396,24 @@ mod tests {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
         }
+        // Calibrated on a batch, the folded network computes the same in inference mode, and in
+        // train mode on that batch too (its batch statistics are the calibration's).
+        let mut net = TrainNet::from_tensors(&folded, w.arch, 0.99, &dev).unwrap();
+        assert!(net.needs_calibration());
+        net.calibrate(&x).unwrap();
+        assert!(!net.needs_calibration());
+        let eval: Vec<Vec<f32>> = net.forward_eval(&x).unwrap().to_vec2().unwrap();
+        let train: Vec<Vec<f32>> = net.forward_train(&x).unwrap().to_vec2().unwrap();
+        for ((a, b), t) in eval
+            .iter()
+            .flatten()
+            .zip(want.iter().flatten())
+            .zip(train.iter().flatten())
+        {
+            assert!((a - b).abs() < 1e-4, "eval {a} vs {b}");
+            assert!((t - b).abs() < 1e-3, "train {t} vs {b}");
+        }
+
         // Exported tensors round-trip: same names and values as the checkpoint's.
         let net = TrainNet::from_tensors(&w.tensors, w.arch, 0.99, &dev).unwrap();
         for (name, t) in net.to_tensors().unwrap() {

@@ -51,9 +51,13 @@ impl Optimizer {
             Optimizer::Sgd(s) => {
                 for (var, accum) in &mut s.vars {
                     let Some(g) = grads.get(var) else { continue };
+                    // A gradient can still hold the step's forward graph (candle builds it from
+                    // the activations); detached, the accumulator keeps only its values, not
+                    // every step's graph (which grew memory and time with each step).
+                    let g = g.detach();
                     let next = match accum.take() {
-                        Some(a) => ((a * s.momentum)? + g)?,
-                        None => g.clone(),
+                        Some(a) => ((a * s.momentum)? + g)?.detach(),
+                        None => g,
                     };
                     var.set(&(var.as_tensor() - (&next * s.lr)?)?)?;
                     *accum = Some(next);

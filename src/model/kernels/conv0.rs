@@ -1,6 +1,12 @@
 //! Conv2d_0: the full 3x3 stride-2 convolution on the RGB image, TF SAME padding, over NHWC.
 //! It also maps the hub signature's [0,1] input to the graph's [-1,1] on the fly: padding is
 //! zero in [-1,1], so the affine map cannot be folded into the filter.
+//!
+//! Each output row first copies the three input rows it reads into a zero-padded scratch buffer
+//! (already mapped to [-1,1]), so the loop over pixels has no bounds cases; then tiles of
+//! several pixels x one block of output channels accumulate in registers over the 27 taps.
+
+use std::cell::RefCell;
 
 use super::simd::{dispatch, mul_add};
 use super::{relu6, Pad, Shape};
@@ -10,6 +16,11 @@ pub struct Conv0 {
     pub filter: Vec<f32>,
     pub bias: Vec<f32>,
     pub stride: usize,
+}
+
+thread_local! {
+    /// The padded input rows of the output row being computed, reused by every call on a thread.
+    static ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 dispatch!(pub fn conv0_row(image: &[f32], shape: Shape, oy: usize, pad: Pad, layer: &Conv0, out: &mut [f32]) => row_body);
@@ -25,34 +36,199 @@ fn row_body<const FMA: bool>(
     out: &mut [f32],
 ) {
     let cout = layer.bias.len();
-    let (h, w) = (shape.height as isize, shape.width as isize);
-    let s = layer.stride as isize;
-    let iy0 = oy as isize * s - pad.top as isize;
-    for (ox, o) in out.chunks_exact_mut(cout).enumerate() {
-        let ix0 = ox as isize * s - pad.left as isize;
-        o.copy_from_slice(&layer.bias);
-        for ky in 0..3 {
-            let iy = iy0 + ky;
-            if iy < 0 || iy >= h {
-                continue;
-            }
-            for kx in 0..3 {
-                let ix = ix0 + kx;
-                if ix < 0 || ix >= w {
-                    continue;
+    let ow = out.len() / cout;
+    let s = layer.stride;
+    // Columns the row's windows cover, padding included.
+    let cols = (ow - 1) * s + 3;
+    // The scratch is taken out of the thread-local rather than used in a `with` closure: a
+    // closure is compiled without the caller's target features, and its FMAs would become
+    // calls to a software fma.
+    let mut rows = ROWS.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    rows.clear();
+    rows.resize(3 * cols * 3, 0.0);
+    for ky in 0..3 {
+        let Some(iy) = (oy * s + ky).checked_sub(pad.top) else {
+            continue;
+        };
+        if iy >= shape.height {
+            continue;
+        }
+        let src = &image[iy * shape.width * 3..][..shape.width * 3];
+        // Input column ix lands at scratch column ix + pad.left, as far as the row reaches.
+        let n = shape.width.min(cols - pad.left);
+        let dst = &mut rows[(ky * cols + pad.left) * 3..][..n * 3];
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = v * 2.0 - 1.0;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F; `rows` holds the 3 x cols x 3 scratch the tiles read.
+        unsafe { avx512::row(&rows, cols, s, layer, out) };
+        ROWS.with(|r| *r.borrow_mut() = rows);
+        return;
+    }
+    let mut c = 0;
+    while c < cout {
+        c += match cout - c {
+            32.. => channel_block::<32, 6, FMA>(&rows, cols, s, layer, c, out),
+            16.. => channel_block::<16, 8, FMA>(&rows, cols, s, layer, c, out),
+            8.. => channel_block::<8, 8, FMA>(&rows, cols, s, layer, c, out),
+            _ => channel_block::<1, 8, FMA>(&rows, cols, s, layer, c, out),
+        };
+    }
+    ROWS.with(|r| *r.borrow_mut() = rows);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::Conv0;
+
+    /// Every output pixel of the row: blocks of 32 channels (two registers) six pixels at a
+    /// time; a block of at most 16 channels (8, 16 and the rest of 24) twelve pixels at a time.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn row(rows: &[f32], cols: usize, s: usize, layer: &Conv0, out: &mut [f32]) {
+        let cout = layer.bias.len();
+        let ow = out.len() / cout;
+        let mut c = 0;
+        while c < cout {
+            let width = (cout - c).min(32);
+            let mask = |v: usize| -> __mmask16 {
+                let lanes = width.saturating_sub(16 * v).min(16);
+                ((1u32 << lanes) - 1) as __mmask16
+            };
+            let masks = [mask(0), mask(1)];
+            let mut ox = 0;
+            if width > 16 {
+                while ox + 6 <= ow {
+                    tile::<2, 6>(rows, cols, s, layer, c, masks, ox, out);
+                    ox += 6;
                 }
-                let px = ((iy * w + ix) * 3) as usize;
-                for ci in 0..3 {
-                    let x = image[px + ci] * 2.0 - 1.0;
-                    let tap = ((ky * 3 + kx) as usize * 3 + ci) * cout;
-                    for (acc, &f) in o.iter_mut().zip(&layer.filter[tap..tap + cout]) {
-                        *acc = mul_add::<FMA>(x, f, *acc);
+                while ox < ow {
+                    tile::<2, 1>(rows, cols, s, layer, c, masks, ox, out);
+                    ox += 1;
+                }
+            } else {
+                while ox + 12 <= ow {
+                    tile::<1, 12>(rows, cols, s, layer, c, masks, ox, out);
+                    ox += 12;
+                }
+                while ox < ow {
+                    tile::<1, 1>(rows, cols, s, layer, c, masks, ox, out);
+                    ox += 1;
+                }
+            }
+            c += width;
+        }
+    }
+
+    /// Pixels `ox..ox+P` x channels `c..c+16V` (lanes past `masks` neither read nor written).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const V: usize, const P: usize>(
+        rows: &[f32],
+        cols: usize,
+        s: usize,
+        layer: &Conv0,
+        c: usize,
+        masks: [__mmask16; 2],
+        ox: usize,
+        out: &mut [f32],
+    ) {
+        let cout = layer.bias.len();
+        // Bounds of everything the raw reads below touch.
+        assert!((ox + P - 1) * s * 3 + 9 <= cols * 3 && out.len() >= (ox + P) * cout);
+        let filter = layer.filter.as_ptr();
+        let bias: [__m512; V] = std::array::from_fn(|v| {
+            _mm512_maskz_loadu_ps(masks[v], layer.bias.as_ptr().add(c + 16 * v))
+        });
+        let mut acc = [bias; P];
+        for ky in 0..3 {
+            let row = rows.as_ptr().add((ky * cols + ox * s) * 3);
+            for j in 0..9 {
+                let tap = filter.add((ky * 9 + j) * cout + c);
+                let w: [__m512; V] =
+                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], tap.add(16 * v)));
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*row.add(p * s * 3 + j));
+                    for v in 0..V {
+                        acc[v] = _mm512_fmadd_ps(x, w[v], acc[v]);
                     }
                 }
             }
         }
-        for v in o.iter_mut() {
-            *v = relu6(*v);
+        // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        for (p, acc) in acc.iter().enumerate() {
+            let o = out.as_mut_ptr().add((ox + p) * cout + c);
+            for v in 0..V {
+                let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc[v]));
+                _mm512_mask_storeu_ps(o.add(16 * v), masks[v], y);
+            }
+        }
+    }
+}
+
+/// Output channels `c..c+B` of every pixel of the row, `P` pixels at a time; returns `B`.
+#[inline(always)]
+fn channel_block<const B: usize, const P: usize, const FMA: bool>(
+    rows: &[f32],
+    cols: usize,
+    s: usize,
+    layer: &Conv0,
+    c: usize,
+    out: &mut [f32],
+) -> usize {
+    let cout = layer.bias.len();
+    let ow = out.len() / cout;
+    let mut ox = 0;
+    while ox + P <= ow {
+        tile::<B, P, FMA>(rows, cols, s, layer, c, ox, out);
+        ox += P;
+    }
+    while ox < ow {
+        tile::<B, 1, FMA>(rows, cols, s, layer, c, ox, out);
+        ox += 1;
+    }
+    B
+}
+
+/// Pixels `ox..ox+P` x channels `c..c+B`, accumulated in registers over the 27 taps.
+#[inline(always)]
+fn tile<const B: usize, const P: usize, const FMA: bool>(
+    rows: &[f32],
+    cols: usize,
+    s: usize,
+    layer: &Conv0,
+    c: usize,
+    ox: usize,
+    out: &mut [f32],
+) {
+    let cout = layer.bias.len();
+    let bias: &[f32; B] = layer.bias[c..c + B].try_into().expect("block of B");
+    let mut acc = [*bias; P];
+    // The P windows of one scratch row: 9 values (3 pixels x RGB) every 3 * s.
+    let span = ((P - 1) * s + 3) * 3;
+    for ky in 0..3 {
+        let row = &rows[(ky * cols + ox * s) * 3..][..span];
+        for j in 0..9 {
+            let w: &[f32; B] = layer.filter[(ky * 9 + j) * cout + c..][..B]
+                .try_into()
+                .expect("block of B");
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let x = row[p * s * 3 + j];
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    *a = mul_add::<FMA>(x, w, *a);
+                }
+            }
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        for (o, &a) in out[(ox + p) * cout + c..][..B].iter_mut().zip(acc) {
+            *o = relu6(a);
         }
     }
 }

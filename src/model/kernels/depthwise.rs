@@ -1,15 +1,50 @@
 //! 3x3 depthwise convolution (channel multiplier 1), TF SAME padding, stride 1 or 2, any input
 //! size, over NHWC: each output pixel reads at most nine input pixels' channel vectors, so the
 //! loop over channels is the vectorised one and needs no transposes or shifted copies.
+//!
+//! With stride 1, the interior of an output row (windows wholly inside the image) is one flat run
+//! of `pixels x C` values whose every tap is the same run of input shifted by a constant, so it
+//! is computed 32 values at a time whatever C is (8 channels included), with the weights
+//! repeated along the run (`ext`). Stride 2 goes pixel by pixel with fixed tap offsets inside,
+//! and the borders with the taps that fall inside the image.
 
 use super::simd::{dispatch, mul_add};
 use super::{relu6, Pad, Shape};
 
-/// A folded depthwise layer: taps `[3, 3, C]` (TF's `[kh, kw, C, 1]` as stored), bias `[C]`.
+/// Values per step of the flat stride-1 run.
+const RUN: usize = 32;
+
+/// A folded depthwise layer.
 pub struct Depthwise {
-    pub taps: Vec<f32>,
-    pub bias: Vec<f32>,
-    pub stride: usize,
+    /// Taps `[3, 3, C]` (TF's `[kh, kw, C, 1]` as stored).
+    taps: Vec<f32>,
+    bias: Vec<f32>,
+    stride: usize,
+    /// Per tap, its `C` weights repeated to `C + RUN` values, so the weights of flat positions
+    /// `f..f+RUN` are `ext_taps[t][f % C..][..RUN]`; `ext_bias` likewise.
+    ext_taps: Vec<f32>,
+    ext_bias: Vec<f32>,
+}
+
+impl Depthwise {
+    pub fn new(taps: Vec<f32>, bias: Vec<f32>, stride: usize) -> Self {
+        let c = bias.len();
+        assert_eq!(taps.len(), 9 * c, "depthwise taps [3, 3, C]");
+        let repeat = |v: &[f32]| (0..c + RUN).map(|j| v[j % c]).collect::<Vec<_>>();
+        let ext_taps = taps.chunks_exact(c).flat_map(repeat).collect();
+        let ext_bias = repeat(&bias);
+        Self {
+            taps,
+            bias,
+            stride,
+            ext_taps,
+            ext_bias,
+        }
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
 }
 
 dispatch!(pub fn depthwise_row(input: &[f32], shape: Shape, oy: usize, pad: Pad, layer: &Depthwise, out: &mut [f32]) => row_body);
@@ -25,12 +60,34 @@ fn row_body<const FMA: bool>(
     out: &mut [f32],
 ) {
     let c = shape.channels;
+    let ow = out.len() / c;
     let (h, w) = (shape.height as isize, shape.width as isize);
     let s = layer.stride as isize;
     let iy0 = oy as isize * s - pad.top as isize;
+    let rows_inside = iy0 >= 0 && iy0 + 2 < h;
+    // Output columns whose windows lie wholly inside the image: ix0 = ox * s - left >= 0 and
+    // ix0 + 2 < w.
+    let (inner_lo, inner_hi) = if rows_inside && w >= 3 {
+        let lo = pad.left.div_ceil(layer.stride);
+        let hi = (w as usize + pad.left - 3) / layer.stride + 1;
+        (lo, hi.min(ow).max(lo))
+    } else {
+        (0, 0)
+    };
+    if inner_lo < inner_hi {
+        let iy0 = iy0 as usize;
+        if layer.stride == 1 {
+            flat_run::<FMA>(input, shape, iy0, pad, layer, inner_lo, inner_hi, out);
+        } else {
+            inner_pixels::<FMA>(input, shape, iy0, pad, layer, inner_lo, inner_hi, out);
+        }
+    }
     // (input offset, tap offset) of the taps that fall inside the image; the rest read padding.
     let mut taps = [(0usize, 0usize); 9];
     for (ox, o) in out.chunks_exact_mut(c).enumerate() {
+        if (inner_lo..inner_hi).contains(&ox) {
+            continue;
+        }
         let ix0 = ox as isize * s - pad.left as isize;
         let mut n = 0;
         for ky in 0..3 {
@@ -51,6 +108,88 @@ fn row_body<const FMA: bool>(
     }
 }
 
+/// Stride 1, output columns `lo..hi` of a row whose three input rows start at `iy0`: the output
+/// values `lo*C..hi*C` as one run, each tap reading the input run shifted by its offset.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn flat_run<const FMA: bool>(
+    input: &[f32],
+    shape: Shape,
+    iy0: usize,
+    pad: Pad,
+    layer: &Depthwise,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) {
+    let c = shape.channels;
+    let row_len = shape.row_len();
+    let ext = c + RUN;
+    // Input index of output value f for tap (ky, kx): f - shift + offsets[ky * 3 + kx], where
+    // f >= lo * C >= shift.
+    let shift = pad.left * c;
+    let offsets: [usize; 9] = std::array::from_fn(|t| (iy0 + t / 3) * row_len + (t % 3) * c);
+    let (mut f, end) = (lo * c, hi * c);
+    let mut phase = f % c;
+    while f + RUN <= end {
+        let mut acc: [f32; RUN] = layer.ext_bias[phase..phase + RUN].try_into().expect("run");
+        for (t, &off) in offsets.iter().enumerate() {
+            let i = f - shift + off;
+            let x: &[f32; RUN] = input[i..i + RUN].try_into().expect("run");
+            let wt: &[f32; RUN] = layer.ext_taps[t * ext + phase..][..RUN]
+                .try_into()
+                .expect("run");
+            for j in 0..RUN {
+                acc[j] = mul_add::<FMA>(x[j], wt[j], acc[j]);
+            }
+        }
+        for (o, a) in out[f..f + RUN].iter_mut().zip(acc) {
+            *o = relu6(a);
+        }
+        f += RUN;
+        phase = (phase + RUN) % c;
+    }
+    for f in f..end {
+        let phase = f % c;
+        let mut acc = layer.bias[phase];
+        for (t, &off) in offsets.iter().enumerate() {
+            acc = mul_add::<FMA>(input[f - shift + off], layer.taps[t * c + phase], acc);
+        }
+        out[f] = relu6(acc);
+    }
+}
+
+/// Output columns `lo..hi` (windows wholly inside) of a row whose input rows start at `iy0`,
+/// pixel by pixel with the nine taps at fixed offsets (stride 2: pixels are not one run).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn inner_pixels<const FMA: bool>(
+    input: &[f32],
+    shape: Shape,
+    iy0: usize,
+    pad: Pad,
+    layer: &Depthwise,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) {
+    let c = shape.channels;
+    let row_len = shape.row_len();
+    let taps: [(usize, usize); 9] =
+        std::array::from_fn(|t| ((iy0 + t / 3) * row_len + (t % 3) * c, t * c));
+    for ox in lo..hi {
+        let base = (ox * layer.stride - pad.left) * c;
+        let at: [(usize, usize); 9] = std::array::from_fn(|t| (taps[t].0 + base, taps[t].1));
+        pixel::<FMA>(
+            input,
+            &layer.taps,
+            &layer.bias,
+            &at,
+            &mut out[ox * c..][..c],
+        );
+    }
+}
+
 #[inline(always)]
 fn pixel<const FMA: bool>(
     input: &[f32],
@@ -65,6 +204,10 @@ fn pixel<const FMA: bool>(
     while k + 32 <= c {
         block::<32, FMA>(input, weights, bias, taps, out, k);
         k += 32;
+    }
+    while k + 16 <= c {
+        block::<16, FMA>(input, weights, bias, taps, out, k);
+        k += 16;
     }
     while k + 8 <= c {
         block::<8, FMA>(input, weights, bias, taps, out, k);
