@@ -14,7 +14,7 @@ use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{add_bias, matmul, pointwise_rows, Pointwise};
 use super::kernels::pool::mean_pool;
-use super::kernels::{Pad, Shape};
+use super::kernels::{AlignedBuf, Pad, Shape};
 use super::mobilenet::{check_multiplier, fold, logits_layer, ModelError, MIN_INPUT};
 use super::padding::same_padding;
 use crate::weights::RawTensor;
@@ -36,8 +36,8 @@ struct Step {
 /// but its result once they are big enough.
 #[derive(Default)]
 struct Workspace {
-    ping: Vec<f32>,
-    pong: Vec<f32>,
+    ping: AlignedBuf,
+    pong: AlignedBuf,
     pooled: Vec<f32>,
 }
 
@@ -184,10 +184,10 @@ impl CpuMobileNet {
         let ws = &mut *guard;
         for buf in [&mut ws.ping, &mut ws.pong] {
             if buf.len() < largest {
-                buf.resize(largest, 0.0);
+                *buf = AlignedBuf::zeroed(largest);
             }
         }
-        let (mut src, mut dst) = (&mut ws.ping, &mut ws.pong);
+        let (mut src, mut dst) = (ws.ping.as_mut_slice(), ws.pong.as_mut_slice());
         let mut input_shape = Shape {
             height: h,
             width: w,

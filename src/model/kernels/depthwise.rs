@@ -130,7 +130,8 @@ fn flat_run<const FMA: bool>(
     let shift = pad.left * c;
     let offsets: [usize; 9] = std::array::from_fn(|t| (iy0 + t / 3) * row_len + (t % 3) * c);
     let (mut f, end) = (lo * c, hi * c);
-    let mut phase = f % c;
+    // The channel of value f, kept without a division per step.
+    let (mut phase, step) = (0, RUN % c);
     while f + RUN <= end {
         let mut acc: [f32; RUN] = layer.ext_bias[phase..phase + RUN].try_into().expect("run");
         for (t, &off) in offsets.iter().enumerate() {
@@ -147,7 +148,10 @@ fn flat_run<const FMA: bool>(
             *o = relu6(a);
         }
         f += RUN;
-        phase = (phase + RUN) % c;
+        phase += step;
+        if phase >= c {
+            phase -= c;
+        }
     }
     for f in f..end {
         let phase = f % c;

@@ -30,6 +30,43 @@ impl Shape {
     }
 }
 
+/// A zeroed `f32` buffer whose first value sits on a 64-byte boundary, so that 16-lane loads of
+/// rows that are multiples of 16 values never straddle two cache lines (a large `Vec` from the
+/// allocator starts 16 bytes past a page boundary).
+#[derive(Default)]
+pub struct AlignedBuf {
+    buf: Vec<f32>,
+    offset: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    const ALIGN_VALUES: usize = 16;
+
+    pub fn zeroed(len: usize) -> Self {
+        let buf = vec![0f32; len + Self::ALIGN_VALUES];
+        let misalign = (buf.as_ptr() as usize % 64) / 4;
+        let offset = (Self::ALIGN_VALUES - misalign) % Self::ALIGN_VALUES;
+        Self { buf, offset, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.buf[self.offset..self.offset + self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
+}
+
 /// TF SAME padding before the first row and column of a 3x3 layer (the odd one goes after).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pad {

@@ -5,8 +5,8 @@
 //! crate packed the `[Cin, Cout]` weights again on every call, which cost more than the arithmetic
 //! on the small late layers.) Callers hand each thread its own block of rows.
 
-use super::relu6;
 use super::simd::{dispatch, mul_add};
+use super::{relu6, AlignedBuf};
 
 /// Output channels per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
@@ -16,8 +16,9 @@ const TILE_ROWS: usize = 8;
 
 /// A folded pointwise layer with its weights packed into panels.
 pub struct Pointwise {
-    /// `ceil(Cout / 32)` panels of `[Cin, 32]`, zero past `Cout`.
-    packed: Vec<f32>,
+    /// `ceil(Cout / 32)` panels of `[Cin, 32]`, zero past `Cout`; each panel row one cache line
+    /// pair.
+    packed: AlignedBuf,
     /// `[Cout]` padded with zeros to whole panels.
     bias: Vec<f32>,
     cin: usize,
@@ -30,8 +31,12 @@ impl Pointwise {
         let cout = bias.len();
         assert_eq!(weights.len(), cin * cout, "pointwise weights [Cin, Cout]");
         let panels = cout.div_ceil(PANEL);
-        let mut packed = vec![0f32; panels * cin * PANEL];
-        for (p, panel) in packed.chunks_exact_mut(cin * PANEL).enumerate() {
+        let mut packed = AlignedBuf::zeroed(panels * cin * PANEL);
+        for (p, panel) in packed
+            .as_mut_slice()
+            .chunks_exact_mut(cin * PANEL)
+            .enumerate()
+        {
             let first = p * PANEL;
             let width = PANEL.min(cout - first);
             for (k, row) in panel.chunks_exact_mut(PANEL).enumerate() {
@@ -106,21 +111,34 @@ mod avx512 {
         /// First k-range: start from the bias; last: apply ReLU6.
         first: bool,
         last: bool,
+        /// The next pass's weights, which the first tile prefetches while it computes (on the
+        /// 7x7 layers the weights come from L3 and few tiles share each pass); null if none.
+        next_w: *const f32,
     }
 
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         let (cin, cout) = (layer.cin, layer.cout);
         let rows = out.len() / cout;
-        for (p, panel) in layer.packed.chunks_exact(cin * PANEL).enumerate() {
+        let end = layer.packed.as_slice().as_ptr_range().end;
+        for (p, panel) in layer
+            .packed
+            .as_slice()
+            .chunks_exact(cin * PANEL)
+            .enumerate()
+        {
             let first = p * PANEL;
             let width = PANEL.min(cout - first);
             let lanes = |v: usize| width.saturating_sub(16 * v).min(16);
             let masks = [0, 1].map(|v| ((1u32 << lanes(v)) - 1) as __mmask16);
             for k0 in (0..cin).step_by(K_BLOCK) {
                 let kc = K_BLOCK.min(cin - k0);
+                let w = panel.as_ptr().add(k0 * PANEL);
+                // Passes are consecutive in the packed weights (k-blocks, then panels).
+                let next = w.add(kc * PANEL);
                 let pass = Pass {
-                    w: panel.as_ptr().add(k0 * PANEL),
+                    w,
+                    next_w: if next < end { next } else { std::ptr::null() },
                     kc,
                     lda: cin,
                     ldo: cout,
@@ -130,20 +148,28 @@ mod avx512 {
                     last: k0 + kc == cin,
                 };
                 for (r, tile) in tiles(rows) {
+                    let pass = &Pass {
+                        next_w: if r == 0 {
+                            pass.next_w
+                        } else {
+                            std::ptr::null()
+                        },
+                        ..pass
+                    };
                     // SAFETY: rows r..r+tile exist in both buffers (the caller checked their
                     // shapes); columns first..first+width and inputs k0..k0+kc are in range.
                     unsafe {
                         let a = input.as_ptr().add(r * cin + k0);
                         let o = out.as_mut_ptr().add(r * cout + first);
                         match tile {
-                            8 => tile_kernel::<8>(a, o, &pass),
-                            7 => tile_kernel::<7>(a, o, &pass),
-                            6 => tile_kernel::<6>(a, o, &pass),
-                            5 => tile_kernel::<5>(a, o, &pass),
-                            4 => tile_kernel::<4>(a, o, &pass),
-                            3 => tile_kernel::<3>(a, o, &pass),
-                            2 => tile_kernel::<2>(a, o, &pass),
-                            _ => tile_kernel::<1>(a, o, &pass),
+                            8 => tile_kernel::<8>(a, o, pass),
+                            7 => tile_kernel::<7>(a, o, pass),
+                            6 => tile_kernel::<6>(a, o, pass),
+                            5 => tile_kernel::<5>(a, o, pass),
+                            4 => tile_kernel::<4>(a, o, pass),
+                            3 => tile_kernel::<3>(a, o, pass),
+                            2 => tile_kernel::<2>(a, o, pass),
+                            _ => tile_kernel::<1>(a, o, pass),
                         }
                     }
                 }
@@ -172,6 +198,12 @@ mod avx512 {
         };
         let w = pass.w;
         for k in 0..pass.kc {
+            if !pass.next_w.is_null() {
+                // Two lines of the next pass per step: its 32 x kc weights by the end.
+                let next = pass.next_w.wrapping_add(k * PANEL) as *const i8;
+                _mm_prefetch::<_MM_HINT_T0>(next);
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64));
+            }
             let w0 = _mm512_loadu_ps(w.add(k * PANEL));
             let w1 = _mm512_loadu_ps(w.add(k * PANEL + 16));
             for r in 0..MR {
@@ -204,7 +236,12 @@ dispatch!(fn portable_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) =>
 fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     let (cin, cout) = (layer.cin, layer.cout);
     let rows = out.len() / cout;
-    for (p, panel) in layer.packed.chunks_exact(cin * PANEL).enumerate() {
+    for (p, panel) in layer
+        .packed
+        .as_slice()
+        .chunks_exact(cin * PANEL)
+        .enumerate()
+    {
         let first = p * PANEL;
         let width = PANEL.min(cout - first);
         let bias: &[f32; PANEL] = layer.bias[first..first + PANEL].try_into().expect("panel");
