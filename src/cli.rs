@@ -166,6 +166,9 @@ pub struct ModelArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// CPU threads for the network (default: every core; decoding always uses every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 178_956_970, value_name = "N")]
     pub max_pixels: u64,
@@ -300,6 +303,9 @@ pub struct FinetuneArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// CPU threads for the network (default: every core; decoding always uses every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 178_956_970, value_name = "N")]
     pub max_pixels: u64,

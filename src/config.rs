@@ -7,7 +7,7 @@ use candle_core::Device;
 
 use crate::cache;
 use crate::cli::{CropArg, DeviceArg, ModelArgs, NetArgs};
-use crate::engine::{Engine, Head};
+use crate::engine::{default_threads, Engine, Head};
 use crate::error::UsageError;
 use crate::hub::{self, FetchOptions};
 use crate::labels;
@@ -23,6 +23,8 @@ pub struct ModelConfig {
     pub preprocess: Preprocess,
     pub batch_size: usize,
     pub device: Device,
+    /// CPU threads of the network.
+    pub threads: usize,
     pub fail_fast: bool,
     /// Class names of a fine-tuned model (`--model`); None for the ImageNet modules.
     pub labels: Option<Vec<String>>,
@@ -83,6 +85,9 @@ impl ModelConfig {
         if args.batch_size == 0 {
             return Err(UsageError::new("--batch-size must be at least 1"));
         }
+        if args.threads == Some(0) {
+            return Err(UsageError::new("--threads must be at least 1"));
+        }
         let weights_path = match (&args.model, &args.weights) {
             (Some(dir), _) => dir.join(WEIGHTS_FILE),
             (None, w) => resolve_weights_path(&variant, w.as_deref(), &args.net, quiet)?,
@@ -103,6 +108,7 @@ impl ModelConfig {
             },
             batch_size: args.batch_size,
             device: select_device(args.device)?,
+            threads: args.threads.unwrap_or_else(default_threads),
             fail_fast: args.fail_fast,
             variant,
             labels: manifest.map(|m| m.classes),
@@ -123,7 +129,7 @@ impl ModelConfig {
                 self.weights_path.display()
             )));
         }
-        Engine::new(&w, head, self.device.clone())
+        Engine::with_threads(&w, head, self.device.clone(), self.threads)
             .map_err(|e| UsageError::new(format!("{}: {e}", self.weights_path.display())))
     }
 

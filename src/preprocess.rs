@@ -205,6 +205,48 @@ fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), Preproce
 /// The dimensions are read from the header and checked against `max_pixels` before
 /// any pixel is decoded, and the decoder's allocations are capped in proportion.
 pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessError> {
+    decode_pixels(bytes, max_pixels).map(Pixels::into_rgb32)
+}
+
+/// Decoded pixels before crop and resize: 8-bit RGB straight from the JPEG decoder, converted
+/// to float only where the resize reads them (most of a photo is cropped or skipped), or
+/// [0,1] floats from every other path.
+enum Pixels {
+    Rgb8 {
+        height: usize,
+        width: usize,
+        data: Vec<u8>,
+    },
+    Rgb32(Rgb32),
+}
+
+impl Pixels {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            Pixels::Rgb8 { height, width, .. } => (*height, *width),
+            Pixels::Rgb32(img) => (img.height, img.width),
+        }
+    }
+
+    fn into_rgb32(self) -> Rgb32 {
+        match self {
+            Pixels::Rgb8 {
+                height,
+                width,
+                data,
+            } => from_channels(width as u32, height as u32, &data, 3, u8_value),
+            Pixels::Rgb32(img) => img,
+        }
+    }
+}
+
+/// An 8-bit value as `tf.image.convert_image_dtype` makes it a float.
+fn u8_value(v: u8) -> f32 {
+    f32::from(v) * U8_SCALE
+}
+
+/// `decode_image` without the conversion of every pixel to float.
+fn decode_pixels(bytes: &[u8], max_pixels: u64) -> Result<Pixels, PreprocessError> {
     if bytes.is_empty() {
         return Err(PreprocessError::Empty);
     }
@@ -223,7 +265,7 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessEr
     }
 }
 
-fn decode_image_inner(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessError> {
+fn decode_image_inner(bytes: &[u8], max_pixels: u64) -> Result<Pixels, PreprocessError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| PreprocessError::Decode(ImageError::IoError(e)))?;
@@ -247,7 +289,7 @@ fn decode_image_inner(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, Preprocess
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     img.apply_orientation(orientation);
-    Ok(to_rgb32(&img))
+    Ok(Pixels::Rgb32(to_rgb32(&img)))
 }
 
 fn from_channels<T: Copy>(
@@ -286,7 +328,7 @@ fn clamp01(v: f32) -> f32 {
 
 fn to_rgb32(img: &DynamicImage) -> Rgb32 {
     let (w, h) = (img.width(), img.height());
-    let u8f = |v: u8| f32::from(v) * U8_SCALE;
+    let u8f = u8_value;
     let u16f = |v: u16| f32::from(v) * U16_SCALE;
     match img {
         DynamicImage::ImageLuma8(b) => from_channels(w, h, b.as_raw(), 1, u8f),
@@ -316,7 +358,7 @@ mod jpeg {
     use image::{DynamicImage, ImageBuffer};
     use mozjpeg_sys::*;
 
-    use super::{check_pixels, to_rgb32, PreprocessError, Rgb32};
+    use super::{check_pixels, to_rgb32, Pixels, PreprocessError};
 
     /// What the markers before the first scan say about colour and orientation.
     #[derive(Debug, Default, PartialEq)]
@@ -487,7 +529,7 @@ mod jpeg {
         }
     }
 
-    pub(super) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessError> {
+    pub(super) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Pixels, PreprocessError> {
         let markers = scan_markers(bytes);
         let decoded = catch_unwind(AssertUnwindSafe(|| {
             decode_rgb8(bytes, markers.adobe, max_pixels)
@@ -499,13 +541,22 @@ mod jpeg {
                 Err(other) => resume_unwind(other),
             },
         };
+        let orientation = markers
+            .exif
+            .and_then(Orientation::from_exif_chunk)
+            .filter(|&o| o != Orientation::NoTransforms);
+        let Some(orientation) = orientation else {
+            return Ok(Pixels::Rgb8 {
+                height: h as usize,
+                width: w as usize,
+                data: rgb,
+            });
+        };
         let buffer = ImageBuffer::from_raw(w, h, rgb)
             .ok_or_else(|| PreprocessError::Jpeg("decoded size mismatch".into()))?;
         let mut img = DynamicImage::ImageRgb8(buffer);
-        if let Some(orientation) = markers.exif.and_then(Orientation::from_exif_chunk) {
-            img.apply_orientation(orientation);
-        }
-        Ok(to_rgb32(&img))
+        img.apply_orientation(orientation);
+        Ok(Pixels::Rgb32(to_rgb32(&img)))
     }
 }
 
@@ -583,34 +634,74 @@ fn interpolation_weights(out_size: usize, in_size: usize) -> Vec<(usize, usize, 
 /// image.
 pub fn resize_bilinear_tf1(img: &Rgb32, out_h: usize, out_w: usize) -> Rgb32 {
     img.check_len();
-    if out_h == 0 || out_w == 0 || img.height == 0 || img.width == 0 {
+    let whole = Window {
+        top: 0,
+        left: 0,
+        height: img.height,
+        width: img.width,
+    };
+    resize_window(&img.data, img.width, whole, out_h, out_w, |v| v)
+}
+
+/// A rectangle of an image, in pixels.
+#[derive(Clone, Copy)]
+struct Window {
+    top: usize,
+    left: usize,
+    height: usize,
+    width: usize,
+}
+
+/// `resize_bilinear_tf1` of the `window` of an interleaved RGB image `image_width` pixels wide
+/// whose values become floats through `value` (so a crop needs no copy, and 8-bit pixels are
+/// converted only where they are read; the floats, and so the result, are the same).
+fn resize_window<T: Copy>(
+    data: &[T],
+    image_width: usize,
+    window: Window,
+    out_h: usize,
+    out_w: usize,
+    value: impl Fn(T) -> f32,
+) -> Rgb32 {
+    let Window {
+        top: y0,
+        left: x0,
+        height,
+        width,
+    } = window;
+    if out_h == 0 || out_w == 0 || height == 0 || width == 0 {
         return Rgb32::zeros(out_h, out_w);
     }
-    if out_h == img.height && out_w == img.width {
-        return img.clone();
-    }
-    let ys = interpolation_weights(out_h, img.height);
-    let xs = interpolation_weights(out_w, img.width);
-    let row_len = img.width * 3;
-    let mut data = Vec::with_capacity(out_h * out_w * 3);
-    for &(y_top, y_bottom, yl) in &ys {
-        let top_row = &img.data[y_top * row_len..(y_top + 1) * row_len];
-        let bottom_row = &img.data[y_bottom * row_len..(y_bottom + 1) * row_len];
-        for &(x_left, x_right, xl) in &xs {
-            let (l, r) = (x_left * 3, x_right * 3);
-            for c in 0..3 {
-                let (tl, tr) = (top_row[l + c], top_row[r + c]);
-                let (bl, br) = (bottom_row[l + c], bottom_row[r + c]);
-                let top = tl + (tr - tl) * xl;
-                let bottom = bl + (br - bl) * xl;
-                data.push(top + (bottom - top) * yl);
+    let row_len = image_width * 3;
+    let mut data_out = Vec::with_capacity(out_h * out_w * 3);
+    if out_h == height && out_w == width {
+        // TF's kernel copies a same-size input.
+        for y in y0..y0 + height {
+            let row = &data[y * row_len + x0 * 3..][..width * 3];
+            data_out.extend(row.iter().map(|&v| value(v)));
+        }
+    } else {
+        let ys = interpolation_weights(out_h, height);
+        let xs = interpolation_weights(out_w, width);
+        for &(y_top, y_bottom, yl) in &ys {
+            let top_row = &data[(y0 + y_top) * row_len + x0 * 3..][..width * 3];
+            let bottom_row = &data[(y0 + y_bottom) * row_len + x0 * 3..][..width * 3];
+            for &(x_left, x_right, xl) in &xs {
+                let (l, r) = (x_left * 3, x_right * 3);
+                for c in 0..3 {
+                    let (tl, tr) = (value(top_row[l + c]), value(top_row[r + c]));
+                    let (bl, br) = (value(bottom_row[l + c]), value(bottom_row[r + c]));
+                    let top = tl + (tr - tl) * xl;
+                    let bottom = bl + (br - bl) * xl;
+                    data_out.push(top + (bottom - top) * yl);
+                }
             }
         }
     }
     Rgb32 {
         height: out_h,
         width: out_w,
-        data,
+        data: data_out,
     }
 }
 
@@ -618,12 +709,29 @@ pub fn resize_bilinear_tf1(img: &Rgb32, out_h: usize, out_w: usize) -> Rgb32 {
 /// (The model itself maps x to x*2-1.)
 pub fn preprocess_image(bytes: &[u8], p: &Preprocess) -> Result<Rgb32, PreprocessError> {
     p.validate()?;
-    let img = decode_image(bytes, p.max_pixels)?;
-    let img = match p.crop {
-        Crop::Central(f) if f < 1.0 => central_crop(&img, f), // validated: not NaN
-        _ => img,
+    let pixels = decode_pixels(bytes, p.max_pixels)?;
+    let (height, width) = pixels.dims();
+    // The central crop is only a window of the decoded image (as `central_crop` would copy).
+    let ((top, height), (left, width)) = match p.crop {
+        Crop::Central(f) if f < 1.0 => (
+            central_crop_window(height, f), // validated: not NaN
+            central_crop_window(width, f),
+        ),
+        _ => ((0, height), (0, width)),
     };
-    Ok(resize_bilinear_tf1(&img, p.size.0, p.size.1))
+    let window = Window {
+        top,
+        left,
+        height,
+        width,
+    };
+    let (out_h, out_w) = p.size;
+    Ok(match &pixels {
+        Pixels::Rgb8 { width, data, .. } => {
+            resize_window(data, *width, window, out_h, out_w, u8_value)
+        }
+        Pixels::Rgb32(img) => resize_window(&img.data, img.width, window, out_h, out_w, |v| v),
+    })
 }
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";

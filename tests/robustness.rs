@@ -397,6 +397,7 @@ fn wrong_usage_reads_like_help() {
         (vec!["--top-k".into(), "1002".into()], "--top-k"),
         (vec!["--size".into(), "31".into()], "--size"),
         (vec!["--format".into(), "xml".into()], "xml"),
+        (vec!["--threads".into(), "0".into()], "--threads"),
     ];
     for (extra, needle) in cases {
         mnv1("classify")
