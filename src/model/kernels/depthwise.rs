@@ -64,10 +64,25 @@ fn row_body<const FMA: bool>(
     let (h, w) = (shape.height as isize, shape.width as isize);
     let s = layer.stride as isize;
     let iy0 = oy as isize * s - pad.top as isize;
-    let rows_inside = iy0 >= 0 && iy0 + 2 < h;
-    // Output columns whose windows lie wholly inside the image: ix0 = ox * s - left >= 0 and
-    // ix0 + 2 < w.
-    let (inner_lo, inner_hi) = if rows_inside && w >= 3 {
+    // (offset of the window's left column from the pixel's first input value, tap index) of
+    // the taps whose input row exists; a missing row (top or bottom padding) drops its three.
+    let mut row_taps = [(0usize, 0usize); 9];
+    let mut n = 0;
+    for ky in 0..3 {
+        let iy = iy0 + ky;
+        if (0..h).contains(&iy) {
+            for kx in 0..3 {
+                row_taps[n] = (
+                    iy as usize * shape.row_len() + kx as usize * c,
+                    (ky * 3 + kx) as usize,
+                );
+                n += 1;
+            }
+        }
+    }
+    // Output columns whose windows lie wholly inside the image horizontally: ix0 = ox * s -
+    // left >= 0 and ix0 + 2 < w.
+    let (inner_lo, inner_hi) = if n > 0 && w >= 3 {
         let lo = pad.left.div_ceil(layer.stride);
         let hi = (w as usize + pad.left - 3) / layer.stride + 1;
         (lo, hi.min(ow).max(lo))
@@ -75,11 +90,11 @@ fn row_body<const FMA: bool>(
         (0, 0)
     };
     if inner_lo < inner_hi {
-        let iy0 = iy0 as usize;
+        let row_taps = &row_taps[..n];
         if layer.stride == 1 {
-            flat_run::<FMA>(input, shape, iy0, pad, layer, inner_lo, inner_hi, out);
+            flat_run::<FMA>(input, shape, row_taps, pad, layer, inner_lo, inner_hi, out);
         } else {
-            inner_pixels::<FMA>(input, shape, iy0, pad, layer, inner_lo, inner_hi, out);
+            inner_pixels::<FMA>(input, shape, row_taps, pad, layer, inner_lo, inner_hi, out);
         }
     }
     // (input offset, tap offset) of the taps that fall inside the image; the rest read padding.
@@ -108,14 +123,14 @@ fn row_body<const FMA: bool>(
     }
 }
 
-/// Stride 1, output columns `lo..hi` of a row whose three input rows start at `iy0`: the output
-/// values `lo*C..hi*C` as one run, each tap reading the input run shifted by its offset.
+/// Stride 1, output columns `lo..hi` of a row with the taps `row_taps` (see `row_body`): the
+/// output values `lo*C..hi*C` as one run, each tap reading the input run shifted by its offset.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn flat_run<const FMA: bool>(
     input: &[f32],
     shape: Shape,
-    iy0: usize,
+    row_taps: &[(usize, usize)],
     pad: Pad,
     layer: &Depthwise,
     lo: usize,
@@ -123,18 +138,16 @@ fn flat_run<const FMA: bool>(
     out: &mut [f32],
 ) {
     let c = shape.channels;
-    let row_len = shape.row_len();
     let ext = c + RUN;
-    // Input index of output value f for tap (ky, kx): f - shift + offsets[ky * 3 + kx], where
-    // f >= lo * C >= shift.
+    // Input index of output value f for a tap: f - shift + its offset, where f >= lo * C >=
+    // shift.
     let shift = pad.left * c;
-    let offsets: [usize; 9] = std::array::from_fn(|t| (iy0 + t / 3) * row_len + (t % 3) * c);
     let (mut f, end) = (lo * c, hi * c);
     // The channel of value f, kept without a division per step.
     let (mut phase, step) = (0, RUN % c);
     while f + RUN <= end {
         let mut acc: [f32; RUN] = layer.ext_bias[phase..phase + RUN].try_into().expect("run");
-        for (t, &off) in offsets.iter().enumerate() {
+        for &(off, t) in row_taps {
             let i = f - shift + off;
             let x: &[f32; RUN] = input[i..i + RUN].try_into().expect("run");
             let wt: &[f32; RUN] = layer.ext_taps[t * ext + phase..][..RUN]
@@ -156,21 +169,21 @@ fn flat_run<const FMA: bool>(
     for f in f..end {
         let phase = f % c;
         let mut acc = layer.bias[phase];
-        for (t, &off) in offsets.iter().enumerate() {
+        for &(off, t) in row_taps {
             acc = mul_add::<FMA>(input[f - shift + off], layer.taps[t * c + phase], acc);
         }
         out[f] = relu6(acc);
     }
 }
 
-/// Output columns `lo..hi` (windows wholly inside) of a row whose input rows start at `iy0`,
-/// pixel by pixel with the nine taps at fixed offsets (stride 2: pixels are not one run).
+/// Output columns `lo..hi` (windows inside horizontally) of a row with the taps `row_taps`,
+/// pixel by pixel at fixed offsets (stride 2: pixels are not one run).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn inner_pixels<const FMA: bool>(
     input: &[f32],
     shape: Shape,
-    iy0: usize,
+    row_taps: &[(usize, usize)],
     pad: Pad,
     layer: &Depthwise,
     lo: usize,
@@ -178,17 +191,17 @@ fn inner_pixels<const FMA: bool>(
     out: &mut [f32],
 ) {
     let c = shape.channels;
-    let row_len = shape.row_len();
-    let taps: [(usize, usize); 9] =
-        std::array::from_fn(|t| ((iy0 + t / 3) * row_len + (t % 3) * c, t * c));
+    let mut at = [(0usize, 0usize); 9];
     for ox in lo..hi {
         let base = (ox * layer.stride - pad.left) * c;
-        let at: [(usize, usize); 9] = std::array::from_fn(|t| (taps[t].0 + base, taps[t].1));
+        for (a, &(off, t)) in at.iter_mut().zip(row_taps) {
+            *a = (off + base, t * c);
+        }
         pixel::<FMA>(
             input,
             &layer.taps,
             &layer.bias,
-            &at,
+            &at[..row_taps.len()],
             &mut out[ox * c..][..c],
         );
     }
