@@ -68,16 +68,29 @@ fn row_body<const FMA: bool>(
         ROWS.with(|r| *r.borrow_mut() = rows);
         return;
     }
+    portable_row::<FMA>(&rows, cols, s, layer, out);
+    ROWS.with(|r| *r.borrow_mut() = rows);
+}
+
+/// The row from the padded scratch in plain Rust (CPUs without AVX-512).
+#[inline(always)]
+fn portable_row<const FMA: bool>(
+    rows: &[f32],
+    cols: usize,
+    s: usize,
+    layer: &Conv0,
+    out: &mut [f32],
+) {
+    let cout = layer.bias.len();
     let mut c = 0;
     while c < cout {
         c += match cout - c {
-            32.. => channel_block::<32, 6, FMA>(&rows, cols, s, layer, c, out),
-            16.. => channel_block::<16, 8, FMA>(&rows, cols, s, layer, c, out),
-            8.. => channel_block::<8, 8, FMA>(&rows, cols, s, layer, c, out),
-            _ => channel_block::<1, 8, FMA>(&rows, cols, s, layer, c, out),
+            32.. => channel_block::<32, 6, FMA>(rows, cols, s, layer, c, out),
+            16.. => channel_block::<16, 8, FMA>(rows, cols, s, layer, c, out),
+            8.. => channel_block::<8, 8, FMA>(rows, cols, s, layer, c, out),
+            _ => channel_block::<1, 8, FMA>(rows, cols, s, layer, c, out),
         };
     }
-    ROWS.with(|r| *r.borrow_mut() = rows);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -229,6 +242,50 @@ fn tile<const B: usize, const P: usize, const FMA: bool>(
     for (p, acc) in acc.iter().enumerate() {
         for (o, &a) in out[(ox + p) * cout + c..][..B].iter_mut().zip(acc) {
             *o = relu6(a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_row_matches_the_dispatched_one() {
+        // Every channel tail (8, 24, 32, 40) and an odd width with padding on the right.
+        for cout in [8, 24, 32, 40] {
+            let shape = Shape {
+                height: 5,
+                width: 17,
+                channels: 3,
+            };
+            let image: Vec<f32> = (0..shape.len())
+                .map(|i| (i * 37 % 101) as f32 / 100.0)
+                .collect();
+            let layer = Conv0 {
+                filter: (0..27 * cout)
+                    .map(|i| (i * 53 % 97) as f32 / 97.0 - 0.5)
+                    .collect(),
+                bias: (0..cout).map(|i| i as f32 / 10.0 - 1.0).collect(),
+                stride: 2,
+            };
+            let pad = Pad { top: 0, left: 0 };
+            let ow = 9;
+            let mut dispatched = vec![0f32; ow * cout];
+            conv0_row(&image, shape, 1, pad, &layer, &mut dispatched);
+            // The same scratch row_body builds: input rows 2..5, mapped to [-1,1], zero-padded.
+            let cols = (ow - 1) * 2 + 3;
+            let mut rows = vec![0f32; 3 * cols * 3];
+            for ky in 0..3 {
+                for i in 0..shape.width * 3 {
+                    rows[ky * cols * 3 + i] = image[(2 + ky) * shape.width * 3 + i] * 2.0 - 1.0;
+                }
+            }
+            let mut portable = vec![0f32; ow * cout];
+            portable_row::<false>(&rows, cols, 2, &layer, &mut portable);
+            for (a, b) in dispatched.iter().zip(&portable) {
+                assert!((a - b).abs() < 1e-5, "cout {cout}: {a} vs {b}");
+            }
         }
     }
 }
