@@ -166,7 +166,7 @@ pub struct ModelArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// CPU threads for the network (default: every core; decoding always uses every core).
+    /// CPU threads for the network and for decoding images (default: every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Refuse images with more pixels than this (decompression bombs).
@@ -303,7 +303,7 @@ pub struct FinetuneArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// CPU threads for the network (default: every core; decoding always uses every core).
+    /// CPU threads for the network and for decoding images (default: every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Refuse images with more pixels than this (decompression bombs).

@@ -69,7 +69,7 @@ fn load(path: &Path, pre: &Preprocess) -> Loaded {
     Ok(images)
 }
 
-/// Decodes one chunk of inputs in parallel (rayon's global pool), in input order.
+/// Decodes one chunk of inputs in parallel (on the current rayon pool), in input order.
 fn decode(chunk: &[InputItem], pre: &Preprocess) -> Vec<(PathBuf, Loaded)> {
     chunk
         .par_iter()
@@ -91,21 +91,24 @@ impl Pipeline<'_> {
     /// Runs every item, calling `sink` once per image or failure, in input order. Stops early
     /// when `sink` fails (e.g. a closed stdout) or, with `fail_fast`, at the first failure.
     ///
-    /// The next chunk decodes on another thread while this one is in inference, so decoding
-    /// and the network overlap; at most one decoded chunk waits, which bounds memory.
+    /// The next chunk decodes while this one is in inference, so decoding and the network
+    /// overlap; at most one decoded chunk waits, which bounds memory. Both run on the engine's
+    /// thread pool: work-stealing shares its threads between them, where two pools of all
+    /// cores each would oversubscribe the machine.
     pub fn run<E>(
         &self,
         items: &[InputItem],
         mut sink: impl FnMut(Outcome<'_>) -> Result<(), E>,
     ) -> Result<Summary, E> {
         let batch = self.batch_size.max(1);
-        let pre = self.preprocess;
+        let (pre, engine) = (self.preprocess, self.engine);
         std::thread::scope(|scope| {
             let (decoded, chunks) = std::sync::mpsc::sync_channel(1);
             scope.spawn(move || {
                 for chunk in items.chunks(batch) {
+                    let loaded = engine.install(|| decode(chunk, pre));
                     // A closed channel means the consumer stopped early: decode no further.
-                    if decoded.send(decode(chunk, pre)).is_err() {
+                    if decoded.send(loaded).is_err() {
                         break;
                     }
                 }

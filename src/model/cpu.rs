@@ -129,6 +129,11 @@ impl CpuMobileNet {
         self.pool.current_num_threads()
     }
 
+    /// Runs `f` in this network's thread pool.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
     /// Pooled features `[N, C]`, row-major, of `n` NHWC images `[n, h, w, 3]` with values in [0,1].
     pub fn features(
         &self,

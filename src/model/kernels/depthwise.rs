@@ -119,7 +119,7 @@ fn row_body<const FMA: bool>(
                 n += 1;
             }
         }
-        pixel::<FMA>(input, &layer.taps, &layer.bias, &taps[..n], o);
+        any_pixel::<FMA>(input, &layer.taps, &layer.bias, &taps[..n], o);
     }
 }
 
@@ -142,6 +142,18 @@ fn flat_run<const FMA: bool>(
     // Input index of output value f for a tap: f - shift + its offset, where f >= lo * C >=
     // shift.
     let shift = pad.left * c;
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        let (first, end) = (lo * c, hi * c);
+        let fits = row_taps.iter().all(|&(off, t)| {
+            end - shift + off <= input.len() && (t + 1) * ext <= layer.ext_taps.len()
+        });
+        assert!(fits && end <= out.len(), "depthwise run out of range");
+        // SAFETY: the CPU has AVX-512F; the last value read per tap and the last written are in
+        // range (checked just above), and phases stay below C.
+        unsafe { avx512::flat_run(input, row_taps, shift, layer, c, first, end, out) };
+        return;
+    }
     let (mut f, end) = (lo * c, hi * c);
     // The channel of value f, kept without a division per step.
     let (mut phase, step) = (0, RUN % c);
@@ -197,13 +209,144 @@ fn inner_pixels<const FMA: bool>(
         for (a, &(off, t)) in at.iter_mut().zip(row_taps) {
             *a = (off + base, t * c);
         }
-        pixel::<FMA>(
+        any_pixel::<FMA>(
             input,
             &layer.taps,
             &layer.bias,
             &at[..row_taps.len()],
             &mut out[ox * c..][..c],
         );
+    }
+}
+
+/// One output pixel from the given taps: AVX-512 registers where the CPU has them (plain Rust
+/// leaves the ReLU6 of the blocks scalar), else the portable blocks.
+#[inline(always)]
+fn any_pixel<const FMA: bool>(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    taps: &[(usize, usize)],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::level() == super::simd::Level::Avx512 {
+        let c = out.len();
+        let fits = taps
+            .iter()
+            .all(|&(i, t)| i + c <= input.len() && t + c <= weights.len());
+        assert!(fits && bias.len() >= c, "depthwise taps out of range");
+        // SAFETY: the CPU has AVX-512F; every read is in range (checked just above).
+        unsafe { avx512::pixel(input, weights, bias, taps, out) };
+        return;
+    }
+    pixel::<FMA>(input, weights, bias, taps, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Depthwise, RUN};
+
+    /// `flat_run` in AVX-512 registers: 32 values per step, the last step masked.
+    ///
+    /// SAFETY (caller): for every tap, `end - shift + off <= input.len()` and its extended
+    /// weights exist; `end <= out.len()`; `first` a multiple of `c`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn flat_run(
+        input: &[f32],
+        row_taps: &[(usize, usize)],
+        shift: usize,
+        layer: &Depthwise,
+        c: usize,
+        first: usize,
+        end: usize,
+        out: &mut [f32],
+    ) {
+        let ext = c + RUN;
+        let (x, o) = (input.as_ptr(), out.as_mut_ptr());
+        let (wt, bias) = (layer.ext_taps.as_ptr(), layer.ext_bias.as_ptr());
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        let (mut f, mut phase, step) = (first, 0, RUN % c);
+        while f < end {
+            let left = end - f;
+            let m0: __mmask16 = if left >= 16 {
+                0xffff
+            } else {
+                ((1u32 << left) - 1) as __mmask16
+            };
+            let m1: __mmask16 = if left >= 32 {
+                0xffff
+            } else if left > 16 {
+                ((1u32 << (left - 16)) - 1) as __mmask16
+            } else {
+                0
+            };
+            let mut a0 = _mm512_loadu_ps(bias.add(phase));
+            let mut a1 = _mm512_loadu_ps(bias.add(phase + 16));
+            for &(off, t) in row_taps {
+                let xi = x.add(f - shift + off);
+                let wi = wt.add(t * ext + phase);
+                a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xi), _mm512_loadu_ps(wi), a0);
+                a1 = _mm512_fmadd_ps(
+                    _mm512_maskz_loadu_ps(m1, xi.wrapping_add(16)),
+                    _mm512_loadu_ps(wi.add(16)),
+                    a1,
+                );
+            }
+            // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs). Pointers past
+            // the end are only formed (wrapping) for fully masked lanes, never dereferenced.
+            _mm512_mask_storeu_ps(o.add(f), m0, _mm512_min_ps(six, _mm512_max_ps(zero, a0)));
+            _mm512_mask_storeu_ps(
+                o.wrapping_add(f + 16),
+                m1,
+                _mm512_min_ps(six, _mm512_max_ps(zero, a1)),
+            );
+            f += RUN;
+            phase += step;
+            if phase >= c {
+                phase -= c;
+            }
+        }
+    }
+
+    /// `out[k] = relu6(bias[k] + sum over taps of input[i + k] * weights[t + k])`, 16 channels
+    /// per register, the tail masked.
+    ///
+    /// SAFETY (caller): `i + out.len() <= input.len()` and `t + out.len() <= weights.len()` for
+    /// every tap, `bias.len() >= out.len()`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn pixel(
+        input: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        taps: &[(usize, usize)],
+        out: &mut [f32],
+    ) {
+        let c = out.len();
+        let (x, w, o) = (input.as_ptr(), weights.as_ptr(), out.as_mut_ptr());
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        let mut k = 0;
+        while k < c {
+            let mask: __mmask16 = if c - k >= 16 {
+                0xffff
+            } else {
+                ((1u32 << (c - k)) - 1) as __mmask16
+            };
+            let mut acc = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(k));
+            for &(i, t) in taps {
+                let xv = _mm512_maskz_loadu_ps(mask, x.add(i + k));
+                let wv = _mm512_maskz_loadu_ps(mask, w.add(t + k));
+                acc = _mm512_fmadd_ps(xv, wv, acc);
+            }
+            // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
+            let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc));
+            _mm512_mask_storeu_ps(o.add(k), mask, y);
+            k += 16;
+        }
     }
 }
 

@@ -193,7 +193,9 @@ mod avx512 {
         } else {
             (
                 std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask_lo, out.add(r * pass.ldo))),
-                std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask_hi, out.add(r * pass.ldo + 16))),
+                std::array::from_fn(|r| {
+                    _mm512_maskz_loadu_ps(mask_hi, out.wrapping_add(r * pass.ldo + 16))
+                }),
             )
         };
         let w = pass.w;
@@ -224,7 +226,8 @@ mod avx512 {
         for r in 0..MR {
             let o = out.add(r * pass.ldo);
             _mm512_mask_storeu_ps(o, mask_lo, lo[r]);
-            _mm512_mask_storeu_ps(o.add(16), mask_hi, hi[r]);
+            // Formed with wrapping_add: past the end when the panel has <= 16 lanes (mask 0).
+            _mm512_mask_storeu_ps(o.wrapping_add(16), mask_hi, hi[r]);
         }
     }
 }
