@@ -1,7 +1,8 @@
-//! The CPU fast path (`CpuMobileNet`: NHWC kernels, GEMM, fused bias + ReLU6) against the candle
+//! The CPU fast path (`CpuMobileNet`: NHWC kernels, fused bias + ReLU6) against the candle
 //! reference network (`MobileNetV1`) on all 16 architectures, random weights, odd and non-square
-//! sizes included, batches of two, on one and on two threads. tests/parity.rs checks both against
-//! TensorFlow itself.
+//! sizes included, batches of two on one, two and four threads (whole images per thread; and
+//! layer by layer, rows split, when the batch is smaller than the threads). tests/parity.rs
+//! checks both against TensorFlow itself.
 
 use candle_core::{Device, Tensor};
 use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
@@ -52,7 +53,7 @@ fn check(multiplier: f64, h: usize, w: usize) {
         spread > 0.1,
         "{multiplier} {h}x{w}: degenerate logits (spread {spread})"
     );
-    for threads in [1, 2] {
+    for threads in [1, 2, 4] {
         let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
         let logits = fast.logits(&x, 2, h, w).unwrap();
         let features = fast.features(&x, 2, h, w).unwrap();

@@ -48,7 +48,8 @@ pub struct CpuMobileNet {
     /// Logits weights `[C, 1001]` and biases `[1001]`.
     logits: Option<(Vec<f32>, Vec<f32>)>,
     pool: rayon::ThreadPool,
-    workspace: Mutex<Workspace>,
+    /// One per pool thread (whole images per thread), and the last for the caller's thread.
+    workspaces: Vec<Mutex<Workspace>>,
 }
 
 /// Wall time of each stage of one forward pass, for `mnv1 bench --profile`.
@@ -108,7 +109,9 @@ impl CpuMobileNet {
             steps,
             logits,
             pool,
-            workspace: Mutex::new(Workspace::default()),
+            workspaces: (0..=threads.max(1))
+                .map(|_| Mutex::new(Workspace::default()))
+                .collect(),
         })
     }
 
@@ -164,7 +167,7 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
         with_logits: bool,
-        mut profile: Option<&mut Profile>,
+        profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
         if h < MIN_INPUT || w < MIN_INPUT {
             return Err(ModelError::TooSmall {
@@ -184,9 +187,69 @@ impl CpuMobileNet {
             (false, _) => None,
         };
         let shapes = self.shapes(h, w);
+        let c = shapes.last().map_or(0, |s| s.channels);
+        let out_len = logits.map_or(c, |(_, b)| b.len());
+        let mut out = vec![0f32; n * out_len];
+        let threads = self.threads();
+        let caller = &self.workspaces[threads];
+        if profile.is_some() || n == 1 || n < threads {
+            // Layer by layer over the batch, threads over rows.
+            let mut ws = caller.lock().unwrap_or_else(|e| e.into_inner());
+            self.forward_batch(
+                images,
+                (n, h, w),
+                &shapes,
+                logits,
+                &mut ws,
+                true,
+                profile,
+                &mut out,
+            );
+            return Ok(out);
+        }
+        // Whole images per thread: an image's activations stay in cache through the network,
+        // and no thread waits for the others between layers.
+        let image_len = h * w * 3;
+        let one = |image: &[f32], out: &mut [f32], ws: &Mutex<Workspace>| {
+            let mut ws = ws.lock().unwrap_or_else(|e| e.into_inner());
+            self.forward_batch(image, (1, h, w), &shapes, logits, &mut ws, false, None, out);
+        };
+        if threads == 1 {
+            for (image, out) in images
+                .chunks_exact(image_len)
+                .zip(out.chunks_exact_mut(out_len))
+            {
+                one(image, out, caller);
+            }
+        } else {
+            self.pool.install(|| {
+                images
+                    .par_chunks_exact(image_len)
+                    .zip(out.par_chunks_exact_mut(out_len))
+                    .for_each(|(image, out)| {
+                        let index = rayon::current_thread_index().unwrap_or(threads);
+                        one(image, out, &self.workspaces[index.min(threads)]);
+                    });
+            });
+        }
+        Ok(out)
+    }
+
+    /// The network on `n` images of `h` x `w` in `ws`, layer by layer (rows split over the pool's threads
+    /// when `parallel`), into `out` (`[n, classes or channels]`).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_batch(
+        &self,
+        images: &[f32],
+        (n, h, w): (usize, usize, usize),
+        shapes: &[Shape],
+        logits: Option<&(Vec<f32>, Vec<f32>)>,
+        ws: &mut Workspace,
+        parallel: bool,
+        mut profile: Option<&mut Profile>,
+        out: &mut [f32],
+    ) {
         let largest = shapes.iter().map(Shape::len).max().unwrap_or(0) * n;
-        let mut guard = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let ws = &mut *guard;
         for buf in [&mut ws.ping, &mut ws.pong] {
             if buf.len() < largest {
                 *buf = AlignedBuf::zeroed(largest);
@@ -198,15 +261,15 @@ impl CpuMobileNet {
             width: w,
             channels: 3,
         };
-        for (step, &out_shape) in self.steps.iter().zip(&shapes) {
+        for (step, &out_shape) in self.steps.iter().zip(shapes) {
             let start = Instant::now();
             let input: &[f32] = if matches!(step.stage, Stage::Conv0(_)) {
                 images
             } else {
                 &src[..n * input_shape.len()]
             };
-            let out = &mut dst[..n * out_shape.len()];
-            self.run_step(step, input, input_shape, out_shape, out);
+            let step_out = &mut dst[..n * out_shape.len()];
+            self.run_step(step, input, input_shape, out_shape, parallel, step_out);
             if let Some(p) = profile.as_deref_mut() {
                 p.push((step.name.clone(), start.elapsed()));
             }
@@ -230,18 +293,17 @@ impl CpuMobileNet {
             p.push(("AvgPool".into(), start.elapsed()));
         }
         let Some((lw, lb)) = logits else {
-            return Ok(pooled.to_vec());
+            out.copy_from_slice(pooled);
+            return;
         };
         let start = Instant::now();
         // 1001 for the ImageNet modules, K for a fine-tuned head.
         let k = lb.len();
-        let mut out = vec![0f32; n * k];
-        matmul(pooled, lw, c, k, &mut out);
-        add_bias(&mut out, lb);
+        matmul(pooled, lw, c, k, out);
+        add_bias(out, lb);
         if let Some(p) = profile {
             p.push(("Logits".into(), start.elapsed()));
         }
-        Ok(out)
     }
 
     /// Output shape of every layer for an `h` x `w` input.
@@ -272,6 +334,7 @@ impl CpuMobileNet {
         input: &[f32],
         in_shape: Shape,
         out_shape: Shape,
+        parallel: bool,
         out: &mut [f32],
     ) {
         let pad = |stride| Pad {
@@ -283,14 +346,14 @@ impl CpuMobileNet {
         match &step.stage {
             Stage::Conv0(layer) => {
                 let pad = pad(layer.stride);
-                self.for_each_block(out, out_shape.row_len(), |row, block| {
+                self.for_each_block(out, out_shape.row_len(), parallel, |row, block| {
                     let img = &input[(row / oh) * image_len..][..image_len];
                     conv0_row(img, in_shape, row % oh, pad, layer, block);
                 });
             }
             Stage::Depthwise(layer) => {
                 let pad = pad(layer.stride());
-                self.for_each_block(out, out_shape.row_len(), |row, block| {
+                self.for_each_block(out, out_shape.row_len(), parallel, |row, block| {
                     let img = &input[(row / oh) * image_len..][..image_len];
                     depthwise_row(img, in_shape, row % oh, pad, layer, block);
                 });
@@ -299,10 +362,11 @@ impl CpuMobileNet {
                 // A pointwise layer is one GEMM over all pixels of all images: split the pixels.
                 let cin = layer.cin();
                 let pixels = input.len() / cin;
-                let per_thread = pixels.div_ceil(self.threads());
+                let threads = if parallel { self.threads() } else { 1 };
+                let per_thread = pixels.div_ceil(threads);
                 let rows = per_thread.clamp(1, POINTWISE_BLOCK_ROWS);
                 let cout = out_shape.channels;
-                self.for_each_block(out, rows * cout, |block_index, block| {
+                self.for_each_block(out, rows * cout, parallel, |block_index, block| {
                     let first = block_index * rows;
                     let count = block.len() / cout;
                     pointwise_rows(&input[first * cin..(first + count) * cin], layer, block);
@@ -311,14 +375,16 @@ impl CpuMobileNet {
         }
     }
 
-    /// Calls `f(i, block)` for the i-th `block_len`-sized block of `out`, on the pool's threads.
+    /// Calls `f(i, block)` for the i-th `block_len`-sized block of `out`, on the pool's threads
+    /// when `parallel`.
     fn for_each_block(
         &self,
         out: &mut [f32],
         block_len: usize,
+        parallel: bool,
         f: impl Fn(usize, &mut [f32]) + Sync,
     ) {
-        if self.threads() == 1 {
+        if !parallel || self.threads() == 1 {
             out.chunks_mut(block_len)
                 .enumerate()
                 .for_each(|(i, b)| f(i, b));
