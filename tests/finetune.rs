@@ -25,11 +25,8 @@ fn draw(class: usize, rng: &mut StdRng) -> RgbImage {
         let g = level.saturating_add(rng.random_range(0..16u8));
         Rgb([g, g, g])
     });
-    let (cx, cy) = (
-        rng.random_range(36..60) as i32,
-        rng.random_range(36..60) as i32,
-    );
-    let r = rng.random_range(20..34) as i32;
+    let (cx, cy) = (rng.random_range(36..60i32), rng.random_range(36..60i32));
+    let r = rng.random_range(20..34i32);
     let period = rng.random_range(12..24u32);
     let shade = rng.random_range(170..250u8);
     let colour = [

@@ -1,6 +1,7 @@
 //! The CPU fast path: the same folded network as `mobilenet.rs`, run over NHWC activations by the
-//! kernels in `kernels/` (depthwise as its own kernel, pointwise as GEMM, bias and ReLU6 fused into
-//! each layer), with threads over images and rows, and two preallocated ping-pong buffers reused
+//! kernels in `kernels/` (first conv, depthwise and pointwise each their own register-tiled kernel,
+//! bias and ReLU6 applied before the store). Threads take whole images when the batch has enough
+//! of them, else split each layer's rows; each thread's aligned activation buffers are reused
 //! across calls. `mobilenet.rs` stays the reference and the path for other devices.
 
 use std::collections::BTreeMap;

@@ -74,14 +74,8 @@ pub struct Pad {
     pub left: usize,
 }
 
-/// ReLU6, written so that a NaN stays NaN (as in TensorFlow) instead of turning into 0 or 6.
+/// ReLU6. `f32::clamp` keeps a NaN a NaN (as TensorFlow does), where `max(0).min(6)` would not.
 #[inline(always)]
 pub(crate) fn relu6(v: f32) -> f32 {
-    if v < 0.0 {
-        0.0
-    } else if v > 6.0 {
-        6.0
-    } else {
-        v
-    }
+    v.clamp(0.0, 6.0)
 }
