@@ -111,16 +111,12 @@ mod avx512 {
         /// First k-range: start from the bias; last: apply ReLU6.
         first: bool,
         last: bool,
-        /// The next pass's weights, which the first tile prefetches while it computes (on the
-        /// 7x7 layers the weights come from L3 and few tiles share each pass); null if none.
-        next_w: *const f32,
     }
 
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         let (cin, cout) = (layer.cin, layer.cout);
         let rows = out.len() / cout;
-        let end = layer.packed.as_slice().as_ptr_range().end;
         for (p, panel) in layer
             .packed
             .as_slice()
@@ -133,12 +129,8 @@ mod avx512 {
             let masks = [0, 1].map(|v| ((1u32 << lanes(v)) - 1) as __mmask16);
             for k0 in (0..cin).step_by(K_BLOCK) {
                 let kc = K_BLOCK.min(cin - k0);
-                let w = panel.as_ptr().add(k0 * PANEL);
-                // Passes are consecutive in the packed weights (k-blocks, then panels).
-                let next = w.add(kc * PANEL);
                 let pass = Pass {
-                    w,
-                    next_w: if next < end { next } else { std::ptr::null() },
+                    w: panel.as_ptr().add(k0 * PANEL),
                     kc,
                     lda: cin,
                     ldo: cout,
@@ -148,28 +140,20 @@ mod avx512 {
                     last: k0 + kc == cin,
                 };
                 for (r, tile) in tiles(rows) {
-                    let pass = &Pass {
-                        next_w: if r == 0 {
-                            pass.next_w
-                        } else {
-                            std::ptr::null()
-                        },
-                        ..pass
-                    };
                     // SAFETY: rows r..r+tile exist in both buffers (the caller checked their
                     // shapes); columns first..first+width and inputs k0..k0+kc are in range.
                     unsafe {
                         let a = input.as_ptr().add(r * cin + k0);
                         let o = out.as_mut_ptr().add(r * cout + first);
                         match tile {
-                            8 => tile_kernel::<8>(a, o, pass),
-                            7 => tile_kernel::<7>(a, o, pass),
-                            6 => tile_kernel::<6>(a, o, pass),
-                            5 => tile_kernel::<5>(a, o, pass),
-                            4 => tile_kernel::<4>(a, o, pass),
-                            3 => tile_kernel::<3>(a, o, pass),
-                            2 => tile_kernel::<2>(a, o, pass),
-                            _ => tile_kernel::<1>(a, o, pass),
+                            8 => tile_kernel::<8>(a, o, &pass),
+                            7 => tile_kernel::<7>(a, o, &pass),
+                            6 => tile_kernel::<6>(a, o, &pass),
+                            5 => tile_kernel::<5>(a, o, &pass),
+                            4 => tile_kernel::<4>(a, o, &pass),
+                            3 => tile_kernel::<3>(a, o, &pass),
+                            2 => tile_kernel::<2>(a, o, &pass),
+                            _ => tile_kernel::<1>(a, o, &pass),
                         }
                     }
                 }
@@ -200,12 +184,6 @@ mod avx512 {
         };
         let w = pass.w;
         for k in 0..pass.kc {
-            if !pass.next_w.is_null() {
-                // Two lines of the next pass per step: its 32 x kc weights by the end.
-                let next = pass.next_w.wrapping_add(k * PANEL) as *const i8;
-                _mm_prefetch::<_MM_HINT_T0>(next);
-                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64));
-            }
             let w0 = _mm512_loadu_ps(w.add(k * PANEL));
             let w1 = _mm512_loadu_ps(w.add(k * PANEL + 16));
             for r in 0..MR {
