@@ -303,9 +303,6 @@ pub struct FinetuneArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// CPU threads for the network and for decoding images (default: every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 178_956_970, value_name = "N")]
     pub max_pixels: u64,

@@ -23,7 +23,7 @@ pub struct ModelConfig {
     pub preprocess: Preprocess,
     pub batch_size: usize,
     pub device: Device,
-    /// CPU threads of the network.
+    /// CPU threads of the network and of decoding.
     pub threads: usize,
     pub fail_fast: bool,
     /// Class names of a fine-tuned model (`--model`); None for the ImageNet modules.

@@ -74,7 +74,6 @@ impl Engine {
         }
     }
 
-    /// `cpu (N threads)`, `cuda`, ... for reports.
     /// Runs `f` on the CPU path's thread pool (so its parallel work shares the network's
     /// threads instead of competing with them), or on the caller's pool for other devices.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
@@ -84,6 +83,7 @@ impl Engine {
         }
     }
 
+    /// `cpu (N threads)`, `cuda`, ... for reports.
     pub fn describe(&self) -> String {
         match &self.backend {
             Backend::Cpu(m) => format!("cpu ({} threads)", m.threads()),

@@ -109,8 +109,8 @@ impl TrainNet {
                 LayerKind::Depthwise => hwio.reshape((9, c))?,
                 LayerKind::Pointwise => hwio.reshape((spec.in_channels, c))?.t()?.contiguous()?,
             };
-            let spec_bias_name = spec.bias_name();
-            let (gamma, beta, mean, var) = if w.contains_key(&spec_bias_name) {
+            let folded = w.contains_key(&spec.bias_name());
+            let (gamma, beta, mean, var) = if folded {
                 let bias = tensor(w, &spec.bias_name(), &[c], device)?;
                 let ones = Tensor::ones(c, DType::F32, device)?;
                 (
@@ -139,7 +139,7 @@ impl TrainNet {
                 spec,
                 weight: Var::from_tensor(&weight)?,
                 bn,
-                folded: w.contains_key(&spec_bias_name),
+                folded,
             });
         }
         Ok(Self { layers })

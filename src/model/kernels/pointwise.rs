@@ -57,6 +57,16 @@ impl Pointwise {
         self.cin
     }
 
+    /// `(first output channel, channels that exist, [Cin, 32] weights)` of each panel.
+    fn panels(&self) -> impl Iterator<Item = (usize, usize, &[f32])> {
+        let cout = self.cout;
+        self.packed
+            .as_slice()
+            .chunks_exact(self.cin * PANEL)
+            .enumerate()
+            .map(move |(p, panel)| (p * PANEL, PANEL.min(cout - p * PANEL), panel))
+    }
+
     pub fn cout(&self) -> usize {
         self.cout
     }
@@ -117,14 +127,7 @@ mod avx512 {
     pub unsafe fn rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         let (cin, cout) = (layer.cin, layer.cout);
         let rows = out.len() / cout;
-        for (p, panel) in layer
-            .packed
-            .as_slice()
-            .chunks_exact(cin * PANEL)
-            .enumerate()
-        {
-            let first = p * PANEL;
-            let width = PANEL.min(cout - first);
+        for (first, width, panel) in layer.panels() {
             let lanes = |v: usize| width.saturating_sub(16 * v).min(16);
             let masks = [0, 1].map(|v| ((1u32 << lanes(v)) - 1) as __mmask16);
             for k0 in (0..cin).step_by(K_BLOCK) {
@@ -217,14 +220,7 @@ dispatch!(fn portable_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) =>
 fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     let (cin, cout) = (layer.cin, layer.cout);
     let rows = out.len() / cout;
-    for (p, panel) in layer
-        .packed
-        .as_slice()
-        .chunks_exact(cin * PANEL)
-        .enumerate()
-    {
-        let first = p * PANEL;
-        let width = PANEL.min(cout - first);
+    for (first, width, panel) in layer.panels() {
         let bias: &[f32; PANEL] = layer.bias[first..first + PANEL].try_into().expect("panel");
         for (r, tile) in tiles(rows) {
             let mut acc = [*bias; TILE_ROWS];
@@ -247,7 +243,7 @@ fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f
 }
 
 /// `out = a x b` for row-major `a: [m, k]`, `b: [k, n]`, `out: [m, n]`, on this thread (the
-/// logits layer: called once per batch, so its weights are not worth packing).
+/// logits layer: one small product per image or batch, not worth packing its weights for).
 pub fn matmul(a: &[f32], b: &[f32], k: usize, n: usize, out: &mut [f32]) {
     let m = out.len() / n;
     assert!(
