@@ -115,3 +115,35 @@ fn fast_path_refuses_what_the_reference_refuses() {
         .unwrap();
     assert!(wrong.to_string().contains("0.25"), "{wrong}");
 }
+
+#[test]
+fn batches_in_groups_match_one_image_at_a_time() {
+    // Whole-image batches go in groups whose late layers run over all their images at once
+    // (model/cpu.rs, GROUP_IMAGES): ragged last groups, thread counts that split the batch
+    // unevenly, groups where only the head is shared (0.25 at 224x224, eight images) and where
+    // the last stage is too, an odd size; against the same network one image at a time (the
+    // path the tests above check against the reference).
+    for (m, h, w, n) in [(0.25, 224, 224, 9), (1.0, 224, 224, 9), (0.5, 97, 131, 7)] {
+        let arch = Arch::new(m);
+        let tensors = random_weights(arch, 3);
+        let x = images(n, h, w, n);
+        let single = CpuMobileNet::from_tensors(&tensors, arch, true, 1).unwrap();
+        let (want_logits, want_features): (Vec<f32>, Vec<f32>) = {
+            let (mut l, mut f) = (Vec::new(), Vec::new());
+            for image in x.chunks_exact(h * w * 3) {
+                l.extend(single.logits(image, 1, h, w).unwrap());
+                f.extend(single.features(image, 1, h, w).unwrap());
+            }
+            (l, f)
+        };
+        for threads in [1, 2, 3] {
+            let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
+            let dl = max_abs_diff(&fast.logits(&x, n, h, w).unwrap(), &want_logits);
+            let df = max_abs_diff(&fast.features(&x, n, h, w).unwrap(), &want_features);
+            assert!(
+                dl <= 1e-5 && df <= 1e-5,
+                "{m} {h}x{w} batch {n} threads {threads}: logits differ by {dl}, features by {df}"
+            );
+        }
+    }
+}

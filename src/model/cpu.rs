@@ -1,8 +1,8 @@
 //! The CPU fast path: the same folded network as `mobilenet.rs`, run over NHWC activations by the
 //! kernels in `kernels/` (first conv, depthwise and pointwise each their own register-tiled kernel,
 //! bias and ReLU6 applied before the store). Threads take whole images when the batch has enough
-//! of them, else split each layer's rows; each thread's aligned activation buffers are reused
-//! across calls. `mobilenet.rs` stays the reference and the path for other devices.
+//! of them (up to 8 at a time, whose late layers and logits run over the group), else split each
+//! layer's rows; each thread's aligned activation buffers are reused across calls. `mobilenet.rs` stays the reference and the path for other devices.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -39,6 +39,8 @@ struct Step {
 struct Workspace {
     ping: AlignedBuf,
     pong: AlignedBuf,
+    /// A group's images at the first grouped layer (see `GROUP_IMAGES`).
+    group: AlignedBuf,
     pooled: Vec<f32>,
 }
 
@@ -59,6 +61,12 @@ pub type Profile = Vec<(String, Duration)>;
 /// Rows of at most this many pixels per pointwise block: the kernel walks the block once per
 /// 32-channel weight panel, so the block (<= 1 MB at 1024 channels) should stay in L2.
 const POINTWISE_BLOCK_ROWS: usize = 256;
+
+/// When threads take whole images, each takes up to this many at a time: the early layers run
+/// image by image (their activations stay in cache), the late ones over the group's images at
+/// once, so that their large weights (4 MB for a 7x7 1024->1024 layer) and the logits' are read
+/// once per group rather than once per image.
+const GROUP_IMAGES: usize = 8;
 
 impl CpuMobileNet {
     /// Builds the network from canonical tensors, like `MobileNetV1::from_tensors`, running on
@@ -208,36 +216,38 @@ impl CpuMobileNet {
             );
             return Ok(out);
         }
-        // Whole images per thread: an image's activations stay in cache through the network,
-        // and no thread waits for the others between layers.
-        let image_len = h * w * 3;
-        let one = |image: &[f32], out: &mut [f32], ws: &Mutex<Workspace>| {
+        // Whole images per thread, a group at a time: an image's activations stay in cache
+        // through the network, and no thread waits for the others between layers.
+        let group_len = GROUP_IMAGES * h * w * 3;
+        let one_group = |images: &[f32], out: &mut [f32], ws: &Mutex<Workspace>| {
             let mut ws = ws.lock().unwrap_or_else(|e| e.into_inner());
-            self.forward_batch(image, (1, h, w), &shapes, logits, &mut ws, false, None, out);
+            self.forward_group(images, (h, w), &shapes, logits, &mut ws, out);
         };
         if threads == 1 {
-            for (image, out) in images
-                .chunks_exact(image_len)
-                .zip(out.chunks_exact_mut(out_len))
+            for (images, out) in images
+                .chunks(group_len)
+                .zip(out.chunks_mut(GROUP_IMAGES * out_len))
             {
-                one(image, out, caller);
+                one_group(images, out, caller);
             }
         } else {
+            // Groups shrink when the batch is too small to give every thread whole groups.
+            let per_thread = n.div_ceil(threads).min(GROUP_IMAGES);
             self.pool.install(|| {
                 images
-                    .par_chunks_exact(image_len)
-                    .zip(out.par_chunks_exact_mut(out_len))
-                    .for_each(|(image, out)| {
+                    .par_chunks(per_thread * h * w * 3)
+                    .zip(out.par_chunks_mut(per_thread * out_len))
+                    .for_each(|(images, out)| {
                         let index = rayon::current_thread_index().unwrap_or(threads);
-                        one(image, out, &self.workspaces[index.min(threads)]);
+                        one_group(images, out, &self.workspaces[index.min(threads)]);
                     });
             });
         }
         Ok(out)
     }
 
-    /// The network on `n` images of `h` x `w` in `ws`, layer by layer (rows split over the pool's threads
-    /// when `parallel`), into `out` (`[n, classes or channels]`).
+    /// The network on `n` images of `h` x `w` in `ws`, layer by layer (rows split over the pool's
+    /// threads when `parallel`), into `out` (`[n, classes or channels]`).
     #[allow(clippy::too_many_arguments)]
     fn forward_batch(
         &self,
@@ -250,42 +260,157 @@ impl CpuMobileNet {
         mut profile: Option<&mut Profile>,
         out: &mut [f32],
     ) {
-        let largest = shapes.iter().map(Shape::len).max().unwrap_or(0) * n;
-        for buf in [&mut ws.ping, &mut ws.pong] {
-            if buf.len() < largest {
-                *buf = AlignedBuf::zeroed(largest);
-            }
-        }
-        let (mut src, mut dst) = (ws.ping.as_mut_slice(), ws.pong.as_mut_slice());
-        let mut input_shape = Shape {
+        let input_shape = Shape {
             height: h,
             width: w,
             channels: 3,
         };
-        for (step, &out_shape) in self.steps.iter().zip(shapes) {
+        let Workspace {
+            ping, pong, pooled, ..
+        } = ws;
+        let act = self.run_layers(
+            images,
+            n,
+            (&self.steps, shapes, input_shape),
+            (ping, pong),
+            parallel,
+            profile.as_deref_mut(),
+        );
+        let last = shapes.last().copied().unwrap_or(input_shape);
+        self.head(act, last, logits, pooled, profile, out);
+    }
+
+    /// The network on a group of whole images on this thread: the layers before the first
+    /// grouped one image by image, the rest over the group (`GROUP_IMAGES`).
+    fn forward_group(
+        &self,
+        images: &[f32],
+        (h, w): (usize, usize),
+        shapes: &[Shape],
+        logits: Option<&(Vec<f32>, Vec<f32>)>,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
+        let image_shape = Shape {
+            height: h,
+            width: w,
+            channels: 3,
+        };
+        let n = images.len() / image_shape.len();
+        let split = self.first_grouped_step(shapes, image_shape, n);
+        let Workspace {
+            ping,
+            pong,
+            group,
+            pooled,
+        } = ws;
+        let (early_steps, late_steps) = self.steps.split_at(split);
+        let (early_shapes, late_shapes) = shapes.split_at(split);
+        // The early layers image by image, each result into its slot of the group's input.
+        let (grouped, at_split) = match early_shapes.last() {
+            None => (images, image_shape),
+            Some(&at_split) => {
+                if group.len() < n * at_split.len() {
+                    *group = AlignedBuf::zeroed(n * at_split.len());
+                }
+                let slots = group.as_mut_slice().chunks_exact_mut(at_split.len());
+                for (image, slot) in images.chunks_exact(image_shape.len()).zip(slots) {
+                    let early = (early_steps, early_shapes, image_shape);
+                    let act = self.run_layers(image, 1, early, (ping, pong), false, None);
+                    slot.copy_from_slice(act);
+                }
+                (&group.as_slice()[..n * at_split.len()], at_split)
+            }
+        };
+        let act = if late_steps.is_empty() {
+            grouped
+        } else {
+            let late = (late_steps, late_shapes, at_split);
+            self.run_layers(grouped, n, late, (ping, pong), false, None)
+        };
+        let last = shapes.last().copied().unwrap_or(image_shape);
+        self.head(act, last, logits, pooled, None, out);
+    }
+
+    /// The first layer run over a group of `n` images: the first whose weights outweigh the
+    /// group's input (fewer pixels in the group than output channels), which every later layer
+    /// then also does. `shapes.len()`, none, for a group of one.
+    fn first_grouped_step(&self, shapes: &[Shape], image: Shape, n: usize) -> usize {
+        if n <= 1 {
+            return shapes.len();
+        }
+        let inputs = std::iter::once(image).chain(shapes.iter().copied());
+        inputs
+            .zip(shapes)
+            .position(|(input, out)| n * input.height * input.width <= out.channels)
+            .unwrap_or(shapes.len())
+    }
+
+    /// Runs `steps`, whose output shapes are `shapes` (and whose input has `in_shape`), over `n`
+    /// images, ping-ponging between the two buffers; returns the last step's output.
+    fn run_layers<'w>(
+        &self,
+        input: &[f32],
+        n: usize,
+        (steps, shapes, in_shape): (&[Step], &[Shape], Shape),
+        (ping, pong): (&'w mut AlignedBuf, &'w mut AlignedBuf),
+        parallel: bool,
+        mut profile: Option<&mut Profile>,
+    ) -> &'w [f32] {
+        let largest = shapes.iter().map(Shape::len).max().unwrap_or(0) * n;
+        for buf in [&mut *ping, &mut *pong] {
+            if buf.len() < largest {
+                *buf = AlignedBuf::zeroed(largest);
+            }
+        }
+        let (mut src, mut dst) = (ping.as_mut_slice(), pong.as_mut_slice());
+        let mut input_shape = in_shape;
+        for (i, (step, &out_shape)) in steps.iter().zip(shapes).enumerate() {
             let start = Instant::now();
-            let input: &[f32] = if matches!(step.stage, Stage::Conv0(_)) {
-                images
+            let layer_input: &[f32] = if i == 0 {
+                &input[..n * input_shape.len()]
             } else {
                 &src[..n * input_shape.len()]
             };
             let step_out = &mut dst[..n * out_shape.len()];
-            self.run_step(step, input, input_shape, out_shape, parallel, step_out);
+            self.run_step(
+                step,
+                layer_input,
+                input_shape,
+                out_shape,
+                parallel,
+                step_out,
+            );
             if let Some(p) = profile.as_deref_mut() {
                 p.push((step.name.clone(), start.elapsed()));
             }
             std::mem::swap(&mut src, &mut dst);
             input_shape = out_shape;
         }
+        let result: &'w [f32] = src;
+        &result[..n * input_shape.len()]
+    }
+
+    /// Mean pool and, with `logits`, the classifier, of the final activations `act` of images
+    /// of `shape`.
+    fn head(
+        &self,
+        act: &[f32],
+        shape: Shape,
+        logits: Option<&(Vec<f32>, Vec<f32>)>,
+        pooled: &mut Vec<f32>,
+        mut profile: Option<&mut Profile>,
+        out: &mut [f32],
+    ) {
         let start = Instant::now();
-        let c = input_shape.channels;
-        if ws.pooled.len() < n * c {
-            ws.pooled.resize(n * c, 0.0);
+        let n = act.len() / shape.len();
+        let c = shape.channels;
+        if pooled.len() < n * c {
+            pooled.resize(n * c, 0.0);
         }
-        let pooled = &mut ws.pooled[..n * c];
-        let act = &src[..n * input_shape.len()];
+        let pooled = &mut pooled[..n * c];
         for (img, out) in act
-            .chunks_exact(input_shape.len())
+            .chunks_exact(shape.len())
             .zip(pooled.chunks_exact_mut(c))
         {
             mean_pool(img, c, out);

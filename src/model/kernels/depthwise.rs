@@ -91,10 +91,12 @@ fn row_body<const FMA: bool>(
     };
     if inner_lo < inner_hi {
         let row_taps = &row_taps[..n];
-        if layer.stride == 1 {
-            flat_run::<FMA>(input, shape, row_taps, pad, layer, inner_lo, inner_hi, out);
-        } else {
-            inner_pixels::<FMA>(input, shape, row_taps, pad, layer, inner_lo, inner_hi, out);
+        if !interior_blocks(input, row_taps, pad, layer, c, inner_lo, inner_hi, out) {
+            if layer.stride == 1 {
+                flat_run::<FMA>(input, shape, row_taps, pad, layer, inner_lo, inner_hi, out);
+            } else {
+                inner_pixels::<FMA>(input, shape, row_taps, pad, layer, inner_lo, inner_hi, out);
+            }
         }
     }
     // (input offset, tap offset) of the taps that fall inside the image; the rest read padding.
@@ -121,6 +123,51 @@ fn row_body<const FMA: bool>(
         }
         any_pixel::<FMA>(input, &layer.taps, &layer.bias, &taps[..n], o);
     }
+}
+
+/// Output columns `lo..hi` of a row with the taps `row_taps` (see `row_body`) by
+/// `avx512::interior`, either stride, where the CPU has AVX-512 and C is a multiple of 16 (all
+/// layers but the 8- and 24-channel ones); false, having done nothing, otherwise.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn interior_blocks(
+    input: &[f32],
+    row_taps: &[(usize, usize)],
+    pad: Pad,
+    layer: &Depthwise,
+    c: usize,
+    lo: usize,
+    hi: usize,
+    out: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if c.is_multiple_of(16) && super::simd::level() == super::simd::Level::Avx512 {
+        let last = ((hi - 1) * layer.stride - pad.left) * c + c;
+        let fits = row_taps
+            .iter()
+            .all(|&(off, t)| off + last <= input.len() && (t + 1) * c <= layer.taps.len());
+        assert!(
+            fits && lo * layer.stride >= pad.left && hi * c <= out.len() && layer.bias.len() == c,
+            "depthwise interior out of range"
+        );
+        let run = avx512::Interior {
+            row_taps,
+            c,
+            stride: layer.stride,
+            left: pad.left,
+        };
+        // SAFETY: the CPU has AVX-512F; every value read or written is in range (checked just
+        // above); there are 3, 6 or 9 taps (three per input row that exists).
+        unsafe {
+            match row_taps.len() {
+                9 => avx512::interior::<9>(input, &run, layer, lo, hi, out),
+                6 => avx512::interior::<6>(input, &run, layer, lo, hi, out),
+                _ => avx512::interior::<3>(input, &run, layer, lo, hi, out),
+            }
+        }
+        return true;
+    }
+    false
 }
 
 /// Stride 1, output columns `lo..hi` of a row with the taps `row_taps` (see `row_body`): the
@@ -248,6 +295,82 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{Depthwise, RUN};
+
+    /// Output pixels per tile of `interior`.
+    const PIXEL_TILE: usize = 8;
+
+    /// The interior of an output row (windows wholly inside the image horizontally).
+    pub struct Interior<'a> {
+        /// (offset of the window's left column from the pixel's first input value, tap index)
+        /// of the taps whose input row exists.
+        pub row_taps: &'a [(usize, usize)],
+        pub c: usize,
+        pub stride: usize,
+        /// Padding columns before the first input column.
+        pub left: usize,
+    }
+
+    /// Output columns `lo..hi` of a row, for `C` a multiple of 16: 16 channels at a time, whose
+    /// `NT` tap weights stay in registers while the loop walks the row's pixels, four at a time
+    /// (four independent accumulator chains). Half the loads of reading the weights again for
+    /// every pixel, which is what bounds a depthwise layer.
+    ///
+    /// SAFETY (caller): `NT == run.row_taps.len()`; `C % 16 == 0`; for every tap, the input
+    /// values of columns `lo..hi` and its `C` weights are in range; `hi * C <= out.len()`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn interior<const NT: usize>(
+        input: &[f32],
+        run: &Interior,
+        layer: &Depthwise,
+        lo: usize,
+        hi: usize,
+        out: &mut [f32],
+    ) {
+        let c = run.c;
+        let (x, o) = (input.as_ptr(), out.as_mut_ptr());
+        let offsets: [usize; NT] = std::array::from_fn(|i| run.row_taps[i].0);
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        // Input offset of output column ox's window, channel block cb.
+        let at = |ox: usize, cb: usize| (ox * run.stride - run.left) * c + cb;
+        // Tiles of a few pixels, whose inputs (3 rows x 10 columns x C) stay in L1 while
+        // every channel block passes over them.
+        for tile in (lo..hi).step_by(PIXEL_TILE) {
+            let tile_end = (tile + PIXEL_TILE).min(hi);
+            for cb in (0..c).step_by(16) {
+                let w: [__m512; NT] = std::array::from_fn(|i| {
+                    _mm512_loadu_ps(layer.taps.as_ptr().add(run.row_taps[i].1 * c + cb))
+                });
+                let bias = _mm512_loadu_ps(layer.bias.as_ptr().add(cb));
+                let mut ox = tile;
+                while ox + 4 <= tile_end {
+                    let base: [usize; 4] = std::array::from_fn(|p| at(ox + p, cb));
+                    let mut acc = [bias; 4];
+                    for t in 0..NT {
+                        for p in 0..4 {
+                            let v = _mm512_loadu_ps(x.add(base[p] + offsets[t]));
+                            acc[p] = _mm512_fmadd_ps(v, w[t], acc[p]);
+                        }
+                    }
+                    for (p, acc) in acc.into_iter().enumerate() {
+                        // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
+                        let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc));
+                        _mm512_storeu_ps(o.add((ox + p) * c + cb), y);
+                    }
+                    ox += 4;
+                }
+                for ox in ox..tile_end {
+                    let base = at(ox, cb);
+                    let mut acc = bias;
+                    for t in 0..NT {
+                        let v = _mm512_loadu_ps(x.add(base + offsets[t]));
+                        acc = _mm512_fmadd_ps(v, w[t], acc);
+                    }
+                    let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc));
+                    _mm512_storeu_ps(o.add(ox * c + cb), y);
+                }
+            }
+        }
+    }
 
     /// `flat_run` in AVX-512 registers: 32 values per step, the last step masked.
     ///
