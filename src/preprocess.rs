@@ -683,19 +683,47 @@ fn resize_window<T: Copy>(
     } else {
         let ys = interpolation_weights(out_h, height);
         let xs = interpolation_weights(out_w, width);
-        for &(y_top, y_bottom, yl) in &ys {
-            let top_row = &data[(y0 + y_top) * row_len + x0 * 3..][..width * 3];
-            let bottom_row = &data[(y0 + y_bottom) * row_len + x0 * 3..][..width * 3];
-            for &(x_left, x_right, xl) in &xs {
+        // `top_row` / `bottom_row` of TF's kernel depend only on the source row, so each source
+        // row is interpolated along x once, into `lerped`, and reused by the next output row
+        // when it needs it too (the same float operations, so the same result).
+        let lerp_x = |y: usize, out: &mut [f32]| {
+            let row = &data[(y0 + y) * row_len + x0 * 3..][..width * 3];
+            for (o, &(x_left, x_right, xl)) in out.chunks_exact_mut(3).zip(&xs) {
                 let (l, r) = (x_left * 3, x_right * 3);
                 for c in 0..3 {
-                    let (tl, tr) = (value(top_row[l + c]), value(top_row[r + c]));
-                    let (bl, br) = (value(bottom_row[l + c]), value(bottom_row[r + c]));
-                    let top = tl + (tr - tl) * xl;
-                    let bottom = bl + (br - bl) * xl;
-                    data_out.push(top + (bottom - top) * yl);
+                    let (left, right) = (value(row[l + c]), value(row[r + c]));
+                    o[c] = left + (right - left) * xl;
                 }
             }
+        };
+        // The source rows whose x-interpolations `lerped` holds.
+        let mut lerped = [vec![0f32; out_w * 3], vec![0f32; out_w * 3]];
+        let mut held = [usize::MAX; 2];
+        for &(y_top, y_bottom, yl) in &ys {
+            if held[0] != y_top {
+                if held[1] == y_top {
+                    lerped.swap(0, 1);
+                    held.swap(0, 1);
+                } else {
+                    lerp_x(y_top, &mut lerped[0]);
+                    held[0] = y_top;
+                }
+            }
+            if held[1] != y_bottom {
+                let [top, bottom] = &mut lerped;
+                if y_bottom == y_top {
+                    bottom.copy_from_slice(top);
+                } else {
+                    lerp_x(y_bottom, bottom);
+                }
+                held[1] = y_bottom;
+            }
+            let [top, bottom] = &lerped;
+            data_out.extend(
+                top.iter()
+                    .zip(bottom)
+                    .map(|(&top, &bottom)| top + (bottom - top) * yl),
+            );
         }
     }
     Rgb32 {
