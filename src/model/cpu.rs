@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::arch::{Arch, LayerKind};
 use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
-use super::kernels::pointwise::{add_bias, matmul, pointwise_rows, Pointwise};
+use super::kernels::pointwise::{pointwise_rows, Pointwise};
 use super::kernels::pool::mean_pool;
 use super::kernels::{AlignedBuf, Pad, Shape};
 use super::mobilenet::{check_multiplier, fold, logits_layer, ModelError, MIN_INPUT};
@@ -48,8 +48,8 @@ struct Workspace {
 pub struct CpuMobileNet {
     arch: Arch,
     steps: Vec<Step>,
-    /// Logits weights `[C, 1001]` and biases `[1001]`.
-    logits: Option<(Vec<f32>, Vec<f32>)>,
+    /// The logits layer, `[C, 1001]` (or K classes), on the pointwise kernel without ReLU6.
+    logits: Option<Pointwise>,
     pool: rayon::ThreadPool,
     /// One per pool thread (whole images per thread), and the last for the caller's thread.
     workspaces: Vec<Mutex<Workspace>>,
@@ -104,7 +104,7 @@ impl CpuMobileNet {
         }
         let logits = if with_logits {
             let (lw, lb) = logits_layer(w, arch)?;
-            Some((lw.data.clone(), lb.data.clone()))
+            Some(Pointwise::linear(&lw.data, &lb.data, arch.feature_dim()))
         } else {
             None
         };
@@ -126,7 +126,7 @@ impl CpuMobileNet {
 
     /// Number of logits (1001, or K for a fine-tuned head); 0 without a head.
     pub fn num_classes(&self) -> usize {
-        self.logits.as_ref().map_or(0, |(_, b)| b.len())
+        self.logits.as_ref().map_or(0, Pointwise::cout)
     }
 
     pub fn arch(&self) -> Arch {
@@ -197,7 +197,7 @@ impl CpuMobileNet {
         };
         let shapes = self.shapes(h, w);
         let c = shapes.last().map_or(0, |s| s.channels);
-        let out_len = logits.map_or(c, |(_, b)| b.len());
+        let out_len = logits.map_or(c, Pointwise::cout);
         let mut out = vec![0f32; n * out_len];
         let threads = self.threads();
         let caller = &self.workspaces[threads];
@@ -254,7 +254,7 @@ impl CpuMobileNet {
         images: &[f32],
         (n, h, w): (usize, usize, usize),
         shapes: &[Shape],
-        logits: Option<&(Vec<f32>, Vec<f32>)>,
+        logits: Option<&Pointwise>,
         ws: &mut Workspace,
         parallel: bool,
         mut profile: Option<&mut Profile>,
@@ -287,7 +287,7 @@ impl CpuMobileNet {
         images: &[f32],
         (h, w): (usize, usize),
         shapes: &[Shape],
-        logits: Option<&(Vec<f32>, Vec<f32>)>,
+        logits: Option<&Pointwise>,
         ws: &mut Workspace,
         out: &mut [f32],
     ) {
@@ -397,7 +397,7 @@ impl CpuMobileNet {
         &self,
         act: &[f32],
         shape: Shape,
-        logits: Option<&(Vec<f32>, Vec<f32>)>,
+        logits: Option<&Pointwise>,
         pooled: &mut Vec<f32>,
         mut profile: Option<&mut Profile>,
         out: &mut [f32],
@@ -418,15 +418,13 @@ impl CpuMobileNet {
         if let Some(p) = profile.as_deref_mut() {
             p.push(("AvgPool".into(), start.elapsed()));
         }
-        let Some((lw, lb)) = logits else {
+        let Some(layer) = logits else {
             out.copy_from_slice(pooled);
             return;
         };
         let start = Instant::now();
         // 1001 for the ImageNet modules, K for a fine-tuned head.
-        let k = lb.len();
-        matmul(pooled, lw, c, k, out);
-        add_bias(out, lb);
+        pointwise_rows(pooled, layer, out);
         if let Some(p) = profile {
             p.push(("Logits".into(), start.elapsed()));
         }

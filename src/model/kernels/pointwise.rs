@@ -23,11 +23,23 @@ pub struct Pointwise {
     bias: Vec<f32>,
     cin: usize,
     cout: usize,
+    /// ReLU6 on the output (every layer but the logits).
+    relu6: bool,
 }
 
 impl Pointwise {
-    /// Packs TF's `[1, 1, Cin, Cout]` filter (row-major `[Cin, Cout]`) and bias `[Cout]`.
+    /// Packs TF's `[1, 1, Cin, Cout]` filter (row-major `[Cin, Cout]`) and bias `[Cout]`, for a
+    /// layer followed by ReLU6.
     pub fn new(weights: &[f32], bias: &[f32], cin: usize) -> Self {
+        Self::pack(weights, bias, cin, true)
+    }
+
+    /// The same for a layer without activation: the logits, `[C, classes]` weights.
+    pub fn linear(weights: &[f32], bias: &[f32], cin: usize) -> Self {
+        Self::pack(weights, bias, cin, false)
+    }
+
+    fn pack(weights: &[f32], bias: &[f32], cin: usize, relu6: bool) -> Self {
         let cout = bias.len();
         assert_eq!(weights.len(), cin * cout, "pointwise weights [Cin, Cout]");
         let panels = cout.div_ceil(PANEL);
@@ -50,6 +62,7 @@ impl Pointwise {
             bias: padded,
             cin,
             cout,
+            relu6,
         }
     }
 
@@ -72,7 +85,8 @@ impl Pointwise {
     }
 }
 
-/// `out[r, :] = relu6(input[r, :] x weights + bias)` for every row `r` of the block.
+/// `out[r, :] = relu6(input[r, :] x weights + bias)` for every row `r` of the block (without
+/// the ReLU6 for a `linear` layer).
 pub fn pointwise_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     let rows = out.len() / layer.cout;
     assert!(
@@ -118,18 +132,32 @@ mod avx512 {
         bias: *const f32,
         /// Output lanes of the panel that exist (Cout may end mid-panel).
         masks: [__mmask16; 2],
-        /// First k-range: start from the bias; last: apply ReLU6.
+        /// First k-range: start from the bias. `relu6`: the last k-range of a layer with ReLU6.
         first: bool,
-        last: bool,
+        relu6: bool,
     }
 
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         let (cin, cout) = (layer.cin, layer.cout);
         let rows = out.len() / cout;
+        if rows == 1 {
+            // SAFETY: one row of `cin` inputs and `cout` outputs (the caller checked the shapes).
+            unsafe {
+                let (a, o) = (input.as_ptr(), out.as_mut_ptr());
+                let panels = cout.div_ceil(PANEL);
+                let wide = panels - panels % 4;
+                for p in (0..wide).step_by(4) {
+                    one_row::<4>(a, layer, p, o);
+                }
+                for p in wide..panels {
+                    one_row::<1>(a, layer, p, o);
+                }
+            }
+            return;
+        }
         for (first, width, panel) in layer.panels() {
-            let lanes = |v: usize| width.saturating_sub(16 * v).min(16);
-            let masks = [0, 1].map(|v| ((1u32 << lanes(v)) - 1) as __mmask16);
+            let masks = panel_masks(width);
             for k0 in (0..cin).step_by(K_BLOCK) {
                 let kc = K_BLOCK.min(cin - k0);
                 let pass = Pass {
@@ -140,7 +168,7 @@ mod avx512 {
                     bias: layer.bias.as_ptr().add(first),
                     masks,
                     first: k0 == 0,
-                    last: k0 + kc == cin,
+                    relu6: layer.relu6 && k0 + kc == cin,
                 };
                 for (r, tile) in tiles(rows) {
                     // SAFETY: rows r..r+tile exist in both buffers (the caller checked their
@@ -164,8 +192,63 @@ mod avx512 {
         }
     }
 
+    /// The store masks of a panel with `width` output channels that exist.
+    fn panel_masks(width: usize) -> [__mmask16; 2] {
+        let lanes = |v: usize| width.saturating_sub(16 * v).min(16);
+        [0, 1].map(|v| ((1u32 << lanes(v)) - 1) as __mmask16)
+    }
+
+    /// A single row (the logits of one image) against panels `first..first + NP`, all inputs
+    /// at once: `2 * NP` accumulator chains hide the FMA latency that a one-row tile's two
+    /// could not. Each output sums the same products in the same order as `tile_kernel`, so a
+    /// result does not depend on how many images were in the batch.
+    ///
+    /// SAFETY (caller): `a` points at `layer.cin` readable values, `out` at the layer's
+    /// `cout` writable ones; panels `first..first + NP` exist.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn one_row<const NP: usize>(
+        a: *const f32,
+        layer: &Pointwise,
+        first: usize,
+        out: *mut f32,
+    ) {
+        let cin = layer.cin;
+        let w = layer.packed.as_slice().as_ptr().add(first * cin * PANEL);
+        let masks: [[__mmask16; 2]; NP] =
+            std::array::from_fn(|p| panel_masks(PANEL.min(layer.cout - (first + p) * PANEL)));
+        let mut acc: [[__m512; 2]; NP] = std::array::from_fn(|p| {
+            let b = layer.bias.as_ptr().add((first + p) * PANEL);
+            [
+                _mm512_maskz_loadu_ps(masks[p][0], b),
+                _mm512_maskz_loadu_ps(masks[p][1], b.add(16)),
+            ]
+        });
+        for k in 0..cin {
+            let x = _mm512_set1_ps(*a.add(k));
+            for (p, [lo, hi]) in acc.iter_mut().enumerate() {
+                let wk = w.add(p * cin * PANEL + k * PANEL);
+                *lo = _mm512_fmadd_ps(x, _mm512_loadu_ps(wk), *lo);
+                *hi = _mm512_fmadd_ps(x, _mm512_loadu_ps(wk.add(16)), *hi);
+            }
+        }
+        let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
+        for (p, (halves, masks)) in acc.into_iter().zip(masks).enumerate() {
+            let o = out.add((first + p) * PANEL);
+            for (v, half) in halves.into_iter().enumerate() {
+                // ReLU6 with the value second, so a NaN stays NaN (see `tile_kernel`).
+                let y = if layer.relu6 {
+                    _mm512_min_ps(six, _mm512_max_ps(zero, half))
+                } else {
+                    half
+                };
+                _mm512_mask_storeu_ps(o.wrapping_add(16 * v), masks[v], y);
+            }
+        }
+    }
+
     /// `MR` rows x one panel x one k-range: `out[r, lanes] (+)= a[r, k-range] x w (+ bias)`,
-    /// ReLU6 on the last k-range.
+    /// ReLU6 on the last k-range of a layer that has it.
     ///
     /// SAFETY (caller): `a` points at `MR` rows `pass.lda` apart with `pass.kc` readable values
     /// each; `out` at `MR` rows `pass.ldo` apart with the lanes of `pass.masks` writable.
@@ -195,7 +278,7 @@ mod avx512 {
                 hi[r] = _mm512_fmadd_ps(x, w1, hi[r]);
             }
         }
-        if pass.last {
+        if pass.relu6 {
             // ReLU6 as max then min with the value second: MAXPS/MINPS return the second operand
             // when one is NaN, so a NaN stays NaN as in TensorFlow.
             let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
@@ -235,56 +318,9 @@ fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f
             for (t, acc) in acc[..tile].iter().enumerate() {
                 let o = &mut out[(r + t) * cout + first..][..width];
                 for (o, &a) in o.iter_mut().zip(acc) {
-                    *o = relu6(a);
+                    *o = if layer.relu6 { relu6(a) } else { a };
                 }
             }
-        }
-    }
-}
-
-/// `out = a x b` for row-major `a: [m, k]`, `b: [k, n]`, `out: [m, n]`, on this thread (the
-/// logits layer: one small product per image or batch, not worth packing its weights for).
-pub fn matmul(a: &[f32], b: &[f32], k: usize, n: usize, out: &mut [f32]) {
-    let m = out.len() / n;
-    assert!(
-        a.len() == m * k && b.len() == k * n && out.len() == m * n,
-        "matmul shapes"
-    );
-    if m == 0 {
-        return;
-    }
-    // SAFETY: the three buffers hold exactly the row-major matrices the strides describe (checked
-    // above), and `out` is borrowed mutably so nothing else reads or writes it.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
-/// `out[r, :] += bias` for every row (the logits layer has no activation).
-pub fn add_bias(out: &mut [f32], bias: &[f32]) {
-    for row in out.chunks_exact_mut(bias.len()) {
-        for (v, &b) in row.iter_mut().zip(bias) {
-            *v += b;
         }
     }
 }
@@ -294,7 +330,7 @@ mod tests {
     use super::*;
 
     /// Plain triple loop in f64, the reference for both kernels.
-    fn reference(input: &[f32], w: &[f32], bias: &[f32], cin: usize) -> Vec<f32> {
+    fn reference(input: &[f32], w: &[f32], bias: &[f32], cin: usize, relu: bool) -> Vec<f32> {
         let cout = bias.len();
         input
             .chunks_exact(cin)
@@ -303,7 +339,12 @@ mod tests {
                     let s: f64 = (0..cin)
                         .map(|k| row[k] as f64 * w[k * cout + j] as f64)
                         .sum();
-                    relu6((s + bias[j] as f64) as f32)
+                    let v = (s + bias[j] as f64) as f32;
+                    if relu {
+                        relu6(v)
+                    } else {
+                        v
+                    }
                 })
             })
             .collect()
@@ -313,7 +354,15 @@ mod tests {
     fn packed_kernels_match_a_plain_matmul_for_every_tail() {
         // Cout with each remainder mod 32 MobileNet has (8, 16, 24, 0) and a ragged one; row
         // counts that exercise every tile size.
-        for (cin, cout) in [(3, 8), (8, 16), (24, 48), (16, 40), (64, 64), (33, 37)] {
+        for (cin, cout) in [
+            (3, 8),
+            (8, 16),
+            (24, 48),
+            (16, 40),
+            (64, 64),
+            (33, 37),
+            (300, 37),
+        ] {
             for rows in [1, 3, 7, 8, 15, 17] {
                 let input: Vec<f32> = (0..rows * cin)
                     .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
@@ -322,20 +371,57 @@ mod tests {
                     .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
                     .collect();
                 let bias: Vec<f32> = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
-                let layer = Pointwise::new(&w, &bias, cin);
-                let want = reference(&input, &w, &bias, cin);
-                let mut fast = vec![f32::NAN; rows * cout];
-                pointwise_rows(&input, &layer, &mut fast);
-                let mut plain = vec![f32::NAN; rows * cout];
-                portable_rows(&input, &layer, &mut plain);
-                for got in [&fast, &plain] {
-                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                        assert!(
-                            (g - w).abs() < 1e-4,
-                            "{cin}x{cout} rows {rows} [{i}]: {g} vs {w}"
-                        );
+                // With ReLU6 (every layer) and without (the logits); K > 256 takes several
+                // passes over the inputs.
+                for relu in [true, false] {
+                    let layer = if relu {
+                        Pointwise::new(&w, &bias, cin)
+                    } else {
+                        Pointwise::linear(&w, &bias, cin)
+                    };
+                    let want = reference(&input, &w, &bias, cin, relu);
+                    let mut fast = vec![f32::NAN; rows * cout];
+                    pointwise_rows(&input, &layer, &mut fast);
+                    let mut plain = vec![f32::NAN; rows * cout];
+                    portable_rows(&input, &layer, &mut plain);
+                    for got in [&fast, &plain] {
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g - w).abs() < 1e-4,
+                                "{cin}x{cout} rows {rows} relu {relu} [{i}]: {g} vs {w}"
+                            );
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gives_the_same_bits_alone_as_in_a_tile() {
+        // One row takes its own kernel (several panels at once); the sums must not change, so
+        // an image's logits do not depend on the batch it came in.
+        let (cin, cout, rows) = (600, 1001, 9);
+        let input: Vec<f32> = (0..rows * cin)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let w: Vec<f32> = (0..cin * cout)
+            .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
+            .collect();
+        let bias: Vec<f32> = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
+        for layer in [
+            Pointwise::new(&w, &bias, cin),
+            Pointwise::linear(&w, &bias, cin),
+        ] {
+            let mut batch = vec![0f32; rows * cout];
+            pointwise_rows(&input, &layer, &mut batch);
+            for (row, want) in input.chunks_exact(cin).zip(batch.chunks_exact(cout)) {
+                let mut alone = vec![0f32; cout];
+                pointwise_rows(row, &layer, &mut alone);
+                assert!(alone
+                    .iter()
+                    .zip(want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
     }
