@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs `mnv1 bench` and the peers (TensorFlow Lite + XNNPACK, ONNX Runtime) back to back, variant
 by variant, for several rounds, and prints the markdown table of bench/README.md (median of the
-rounds' medians; ratio = mnv1 / TFLite).
+rounds' medians; ratio = mnv1 / TFLite, and the range of the rounds' own ratios).
 
 needs: target/release/mnv1 (cargo build --release) and the peers' venv and script
 (PEERS=path/to/peers.py, set up as its header says). Not run by CI.
@@ -37,8 +37,8 @@ def main():
     ap.add_argument("--peers", default=os.environ.get("PEERS", "../shared/bench/peers.py"))
     a = ap.parse_args()
     variants = ALL if a.variants == "all" else a.variants.split(",")
-    print(f"| variant | batch | threads | mnv1 ms | TFLite ms | ORT ms | mnv1/TFLite |")
-    print(f"|---|---|---|---|---|---|---|")
+    print(f"| variant | batch | threads | mnv1 ms | TFLite ms | ORT ms | mnv1/TFLite | rounds' ratio range |")
+    print(f"|---|---|---|---|---|---|---|---|")
     for v in variants:
         ours, tfl, ort = [], [], []
         for _ in range(a.rounds):
@@ -47,7 +47,11 @@ def main():
             tfl.append(p["tflite-xnnpack"])
             ort.append(p["onnxruntime"])
         m, t, o = (statistics.median(x) for x in (ours, tfl, ort))
-        print(f"| {v} | {a.batch} | {a.threads} | {m:.3f} | {t:.3f} | {o:.3f} | {m / t:.2f} |", flush=True)
+        # The engines run one after the other in each round, so a round's ratio is the fairest
+        # single comparison on a machine whose speed drifts; their spread says how noisy it was.
+        ratios = [x / y for x, y in zip(ours, tfl)]
+        print(f"| {v} | {a.batch} | {a.threads} | {m:.3f} | {t:.3f} | {o:.3f} | {m / t:.2f} "
+              f"| {min(ratios):.2f}-{max(ratios):.2f} |", flush=True)
         print(f"  rounds: mnv1 {ours} tflite {tfl} ort {ort}", file=sys.stderr, flush=True)
 
 

@@ -17,6 +17,11 @@ The default model is the real mobilenet_v1_0.25_128.tflite (float input in [-1,1
 input (what Keras' MobileNet preprocess_input gives too) at the size it declares; its top-1
 means nothing, only its speed counts.
 
+Threads: `--threads N` passes num_threads=N to the interpreter (the comparisons in
+bench/README.md use 2, every core here, the strongest form of this loop); `--threads 0` leaves
+TFLite's own default, what a plain `tf.lite.Interpreter(model_path=...)` gives (one thread with
+tensorflow-cpu 2.21: user time equals wall time).
+
 needs: the peers' venv of ../shared/bench/peers.py plus pillow (tensorflow-cpu, numpy, pillow).
 Not run by CI.
 run:   /tmp/peers/bin/python tools/python_loop.py --threads 1 /tmp/e2e/jpegs > top1.tsv
@@ -62,11 +67,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--size", type=int, help="input size (default: the model's own)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="TFLite threads; 0 leaves TFLite's own default (what tf.lite.Interpreter(path) gives)")
     ap.add_argument("dir")
     a = ap.parse_args()
 
-    it = tf.lite.Interpreter(model_path=a.model, num_threads=a.threads)
+    it = tf.lite.Interpreter(model_path=a.model, num_threads=a.threads or None)
     inp = it.get_input_details()[0]
     if inp["dtype"] != np.float32:
         sys.exit(f"{a.model}: input dtype {inp['dtype'].__name__}, only float32 models are supported")

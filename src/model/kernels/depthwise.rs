@@ -2,11 +2,13 @@
 //! size, over NHWC: each output pixel reads at most nine input pixels' channel vectors, so the
 //! loop over channels is the vectorised one and needs no transposes or shifted copies.
 //!
-//! With stride 1, the interior of an output row (windows wholly inside the image) is one flat run
-//! of `pixels x C` values whose every tap is the same run of input shifted by a constant, so it
-//! is computed 32 values at a time whatever C is (8 channels included), with the weights
-//! repeated along the run (`ext`). Stride 2 goes pixel by pixel with fixed tap offsets inside,
-//! and the borders with the taps that fall inside the image.
+//! The interior of an output row (windows wholly inside the image), where C is a multiple of 16
+//! and the CPU has AVX-512, goes 16 channels at a time with their taps held in registers over
+//! tiles of 8 pixels, either stride. Otherwise (8 and 24 channels), with stride 1 the interior is
+//! one flat run of `pixels x C` values whose every tap is the same run of input shifted by a
+//! constant, so it is computed 32 values at a time whatever C is, with the weights repeated
+//! along the run (`ext`); stride 2 goes pixel by pixel with fixed tap offsets. The borders use
+//! the taps that fall inside the image.
 
 use super::simd::{dispatch, mul_add};
 use super::{relu6, Pad, Shape};
@@ -129,6 +131,7 @@ fn row_body<const FMA: bool>(
 /// `avx512::interior`, either stride, where the CPU has AVX-512 and C is a multiple of 16 (all
 /// layers but the 8- and 24-channel ones); false, having done nothing, otherwise.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 #[inline(always)]
 fn interior_blocks(
     input: &[f32],
@@ -311,9 +314,9 @@ mod avx512 {
     }
 
     /// Output columns `lo..hi` of a row, for `C` a multiple of 16: 16 channels at a time, whose
-    /// `NT` tap weights stay in registers while the loop walks the row's pixels, four at a time
-    /// (four independent accumulator chains). Half the loads of reading the weights again for
-    /// every pixel, which is what bounds a depthwise layer.
+    /// `NT` tap weights stay in registers while the loop walks a tile's pixels, four at a time
+    /// (four independent accumulator chains): about half the loads of reading the weights
+    /// again for every pixel.
     ///
     /// SAFETY (caller): `NT == run.row_taps.len()`; `C % 16 == 0`; for every tap, the input
     /// values of columns `lo..hi` and its `C` weights are in range; `hi * C <= out.len()`.

@@ -1,9 +1,10 @@
 //! 1x1 convolution over NHWC, `[rows, Cin] x [Cin, Cout]`, by a register-blocked kernel over
 //! weights packed once at load time: panels of 32 output channels, `[Cin, 32]` each, so the inner
 //! loop reads one panel row (two AVX-512 registers) and broadcasts one input value per row of the
-//! tile. Bias and ReLU6 are applied to the accumulators before the single store. (The `gemm`
-//! crate packed the `[Cin, Cout]` weights again on every call, which cost more than the arithmetic
-//! on the small late layers.) Callers hand each thread its own block of rows.
+//! tile. Bias and ReLU6 are applied to the accumulators before the single store. The logits
+//! layer is the same product without ReLU6. (The `gemm` crate packed the `[Cin, Cout]` weights
+//! again on every call, which cost more than the arithmetic on the small late layers, and kept
+//! its packing buffers per thread.) Callers hand each thread its own block of rows.
 
 use super::simd::{dispatch, mul_add};
 use super::{relu6, AlignedBuf};
