@@ -351,10 +351,24 @@ mod tests {
             .collect()
     }
 
+    /// Deterministic inputs `[rows, cin]`, weights `[cin, cout]` and biases, of both signs and
+    /// past 6 (values are arbitrary: ramps with prime strides).
+    fn problem(rows: usize, cin: usize, cout: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let input = (0..rows * cin)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let w = (0..cin * cout)
+            .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
+            .collect();
+        let bias = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
+        (input, w, bias)
+    }
+
     #[test]
     fn packed_kernels_match_a_plain_matmul_for_every_tail() {
-        // Cout with each remainder mod 32 MobileNet has (8, 16, 24, 0) and a ragged one; row
-        // counts that exercise every tile size.
+        // Cout with each remainder mod 32 MobileNet has (8, 16, 24, 0) and ragged ones (150:
+        // a single row takes four panels at a time, then one); row counts that exercise every
+        // tile size.
         for (cin, cout) in [
             (3, 8),
             (8, 16),
@@ -363,15 +377,10 @@ mod tests {
             (64, 64),
             (33, 37),
             (300, 37),
+            (24, 150),
         ] {
             for rows in [1, 3, 7, 8, 15, 17] {
-                let input: Vec<f32> = (0..rows * cin)
-                    .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-                    .collect();
-                let w: Vec<f32> = (0..cin * cout)
-                    .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
-                    .collect();
-                let bias: Vec<f32> = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
+                let (input, w, bias) = problem(rows, cin, cout);
                 // With ReLU6 (every layer) and without (the logits); K > 256 takes several
                 // passes over the inputs.
                 for relu in [true, false] {
@@ -403,13 +412,7 @@ mod tests {
         // One row takes its own kernel (several panels at once); the sums must not change, so
         // an image's logits do not depend on the batch it came in.
         let (cin, cout, rows) = (600, 1001, 9);
-        let input: Vec<f32> = (0..rows * cin)
-            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-            .collect();
-        let w: Vec<f32> = (0..cin * cout)
-            .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
-            .collect();
-        let bias: Vec<f32> = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
+        let (input, w, bias) = problem(rows, cin, cout);
         for layer in [
             Pointwise::new(&w, &bias, cin),
             Pointwise::linear(&w, &bias, cin),
