@@ -17,10 +17,10 @@ The default model is the real mobilenet_v1_0.25_128.tflite (float input in [-1,1
 input (what Keras' MobileNet preprocess_input gives too) at the size it declares; its top-1
 means nothing, only its speed counts.
 
-Threads: `--threads N` passes num_threads=N to the interpreter (the comparisons in
-bench/README.md use 2, every core here, the strongest form of this loop); `--threads 0` leaves
-TFLite's own default, what a plain `tf.lite.Interpreter(model_path=...)` gives (one thread with
-tensorflow-cpu 2.21: user time equals wall time).
+Threads: `--threads N` passes num_threads=N to the interpreter (2, every core here, is this
+loop at its strongest); `--threads 0` leaves TFLite's own default, what a plain
+`tf.lite.Interpreter(model_path=...)` gives (one thread with tensorflow-cpu 2.21: user time
+equals wall time). bench/README.md compares mnv1 with both.
 
 needs: the peers' venv of ../shared/bench/peers.py plus pillow (tensorflow-cpu, numpy, pillow).
 Not run by CI.

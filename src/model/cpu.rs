@@ -2,7 +2,8 @@
 //! kernels in `kernels/` (first conv, depthwise and pointwise each their own register-tiled kernel,
 //! bias and ReLU6 applied before the store). Threads take whole images when the batch has enough
 //! of them (up to 8 at a time, whose late layers and logits run over the group), else split each
-//! layer's rows; each thread's aligned activation buffers are reused across calls. `mobilenet.rs` stays the reference and the path for other devices.
+//! layer's rows; each thread's aligned activation buffers are reused across calls.
+//! `mobilenet.rs` stays the reference and the path for other devices.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
