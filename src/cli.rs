@@ -303,6 +303,9 @@ pub struct FinetuneArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// CPU threads of --train-backbone on the CPU (default: every core).
+    #[arg(short, long, value_name = "T")]
+    pub threads: Option<usize>,
     /// Refuse images with more pixels than this (decompression bombs).
     #[arg(long, default_value_t = 178_956_970, value_name = "N")]
     pub max_pixels: u64,

@@ -14,7 +14,8 @@ pub fn install() {
     let _ = ctrlc::set_handler(|| {
         if let Ok(paths) = PENDING.lock() {
             for p in paths.iter() {
-                let _ = std::fs::remove_file(p);
+                // A staged model directory (finetune) goes whole.
+                let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir_all(p));
             }
         }
         std::process::exit(INTERRUPTED);

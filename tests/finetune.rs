@@ -302,3 +302,95 @@ fn assert_accuracy_fails_on_an_unlearnable_task_and_bad_input_is_a_usage_error()
     let out = finetune(&one_class, &tmp.path().join("m3"), &[]).code(2);
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("at least two class"));
 }
+
+/// Entries of `dir` whose names start with `prefix`.
+fn entries_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_failed_or_interrupted_run_leaves_no_model_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    shapes_dataset(&data, 4);
+
+    // A diverging loss: a clear error, exit 1, and nothing at MODEL_DIR.
+    let model = tmp.path().join("model");
+    let out = finetune(
+        &data,
+        &model,
+        &[
+            "--train-backbone",
+            "--learning-rate",
+            "1e38",
+            "--epochs",
+            "3",
+        ],
+    )
+    .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("lower --learning-rate"), "{stderr}");
+    assert!(!model.exists());
+    assert!(entries_starting(tmp.path(), ".model").is_empty());
+
+    // Ctrl-C in the middle of training: exit 130, no model, no staging directory left behind.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mnv1"))
+        .arg("finetune")
+        .arg(&data)
+        .args(["--variant", "025_128", "--weights"])
+        .arg(fixture())
+        .arg("--out")
+        .arg(&model)
+        .args(["--train-backbone", "--epochs", "1000", "-q"])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while entries_starting(tmp.path(), ".model.partial-").is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no staging directory appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "finetune ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(!model.exists());
+    assert!(entries_starting(tmp.path(), ".model").is_empty());
+}
+
+#[test]
+fn model_dir_replaces_an_earlier_model_and_refuses_anything_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    shapes_dataset(&data, 4);
+    let model = tmp.path().join("model");
+    finetune(&data, &model, &["--epochs", "1"]).success();
+    std::fs::write(model.join("stale.txt"), "from before").unwrap();
+    finetune(&data, &model, &["--epochs", "1", "--seed", "3"]).success();
+    assert!(model.join("manifest.json").is_file());
+    assert!(
+        !model.join("stale.txt").exists(),
+        "the earlier model was replaced whole"
+    );
+
+    let other = tmp.path().join("notes");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("keep.txt"), "mine").unwrap();
+    let out = finetune(&data, &other, &["--epochs", "1"]).code(2);
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("refusing to replace"));
+    assert_eq!(
+        std::fs::read_to_string(other.join("keep.txt")).unwrap(),
+        "mine"
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -18,7 +19,7 @@ use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
 use crate::registry::Module;
 use crate::train::manifest::{
-    self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE,
+    self, Figures, Manifest, Preprocessing, Training, FORMAT, MANIFEST_FILE, WEIGHTS_FILE,
 };
 use crate::train::optimizer::OptimizerKind;
 use crate::train::{data, fine_tune, Event, Prepared, Settings};
@@ -55,6 +56,9 @@ fn check(args: &FinetuneArgs) -> Result<(), UsageError> {
     }
     if !(0.0..1.0).contains(&args.dropout) {
         return bad(format!("--dropout must be in [0, 1), not {}", args.dropout));
+    }
+    if args.threads == Some(0) {
+        return bad("--threads must be at least 1".into());
     }
     if !(0.0..1.0).contains(&args.validation_split) {
         return bad(format!(
@@ -124,6 +128,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         train_backbone: args.train_backbone,
         dropout: args.dropout,
         augment: args.augment,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         size,
         max_pixels: args.max_pixels,
     };
@@ -172,6 +179,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             }
         }
     };
+    // The model directory is written next to its place and moved there whole at the end, so
+    // that an interrupted or failed run leaves no half-written model behind.
+    let staging = ModelDirStaging::new(&args.out)?;
     let trained = fine_tune(
         &weights,
         &prepared,
@@ -181,8 +191,7 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         &mut on_event,
     )?;
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let dir = staging.path();
     let metadata = HashMap::from([
         ("format".to_string(), "mnv1".to_string()),
         (
@@ -192,8 +201,8 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         ("source_format".to_string(), "mnv1 finetune".to_string()),
         ("classes".to_string(), prepared.classes.len().to_string()),
     ]);
-    write_safetensors(&trained.tensors, metadata, &args.out.join(WEIGHTS_FILE))?;
-    manifest::write_labels(&args.out, &prepared.classes)?;
+    write_safetensors(&trained.tensors, metadata, &dir.join(WEIGHTS_FILE))?;
+    manifest::write_labels(dir, &prepared.classes)?;
     let m = Manifest {
         format: FORMAT.to_string(),
         variant: variant.id.clone(),
@@ -228,7 +237,8 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         initial_validation: trained.initial_validation,
         final_validation: trained.final_validation,
     };
-    m.write(&args.out)?;
+    m.write(dir)?;
+    staging.commit()?;
     if !quiet {
         eprintln!(
             "mnv1: wrote {} (validation before: {}; after: {})",
@@ -247,4 +257,92 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         }
     }
     Ok(Status::Ok)
+}
+
+/// A model directory being written: a hidden temporary directory beside `MODEL_DIR`, removed
+/// if the run fails or is interrupted, renamed into place by `commit`.
+struct ModelDirStaging {
+    target: PathBuf,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl ModelDirStaging {
+    fn new(target: &Path) -> Result<Self> {
+        if target.exists() && !is_replaceable(target) {
+            return Err(UsageError::new(format!(
+                "{} exists and is not an mnv1 model directory (no {MANIFEST_FILE}); refusing to replace it",
+                target.display()
+            ))
+            .into());
+        }
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let name = target
+            .file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".{name}.partial-"))
+            .tempdir_in(&parent)
+            .with_context(|| format!("creating a directory in {}", parent.display()))?;
+        crate::interrupt::register(dir.path());
+        Ok(Self {
+            target: target.to_path_buf(),
+            dir: Some(dir),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map_or(self.target.as_path(), |d| d.path())
+    }
+
+    /// Moves the finished directory to `MODEL_DIR`, replacing an earlier model there.
+    fn commit(mut self) -> Result<()> {
+        let Some(dir) = self.dir.take() else {
+            return Ok(());
+        };
+        // Still registered with the interrupt handler until it has been moved.
+        let staged = dir.keep();
+        let mut old = None;
+        if self.target.exists() {
+            let aside = staged.with_extension("old");
+            std::fs::rename(&self.target, &aside)
+                .with_context(|| format!("moving the earlier {} aside", self.target.display()))?;
+            old = Some(aside);
+        }
+        if let Err(e) = std::fs::rename(&staged, &self.target) {
+            if let Some(aside) = &old {
+                let _ = std::fs::rename(aside, &self.target);
+            }
+            let _ = std::fs::remove_dir_all(&staged);
+            crate::interrupt::unregister(&staged);
+            return Err(e)
+                .with_context(|| format!("moving the model to {}", self.target.display()));
+        }
+        crate::interrupt::unregister(&staged);
+        if let Some(aside) = old {
+            let _ = std::fs::remove_dir_all(aside);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ModelDirStaging {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            crate::interrupt::unregister(d.path());
+        }
+    }
+}
+
+/// An existing `MODEL_DIR` may be replaced when it is an empty directory or an earlier model.
+fn is_replaceable(dir: &Path) -> bool {
+    dir.is_dir()
+        && (dir.join(MANIFEST_FILE).is_file()
+            || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()))
 }

@@ -9,14 +9,14 @@ use super::network::raw;
 use crate::model::arch::LOGITS_SCOPE;
 use crate::weights::RawTensor;
 
-pub struct Head {
+pub struct ClassifierHead {
     /// [C, K]
     pub weight: Var,
     /// [K]
     pub bias: Var,
 }
 
-impl Head {
+impl ClassifierHead {
     /// Glorot-uniform weights (Keras' Dense default) from the run's seeded generator, zero biases.
     pub fn new(
         features: usize,
@@ -108,14 +108,14 @@ mod tests {
         let dev = Device::Cpu;
         let mut rng = StdRng::seed_from_u64(7);
         let (n, c, k) = (5, 6, 3);
-        let head = Head::new(c, k, DType::F64, &dev, &mut rng).unwrap();
+        let head = ClassifierHead::new(c, k, DType::F64, &dev, &mut rng).unwrap();
         head.bias
             .set(&Tensor::new(&[0.1f64, -0.2, 0.3], &dev).unwrap())
             .unwrap();
         let x: Vec<f64> = (0..n * c).map(|_| rng.random_range(0.0..6.0)).collect();
         let x = Tensor::from_vec(x, (n, c), &dev).unwrap();
         let labels = Tensor::new(&[0u32, 2, 1, 2, 0], &dev).unwrap();
-        let loss_of = |h: &Head| -> f64 {
+        let loss_of = |h: &ClassifierHead| -> f64 {
             loss_and_correct(&h.forward(&x).unwrap(), &labels)
                 .unwrap()
                 .0

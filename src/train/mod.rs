@@ -1,10 +1,13 @@
 //! `mnv1 finetune`: a new K-way head on a MobileNet V1 backbone, trained on class folders, with
 //! the backbone either frozen in inference mode (default) or trained with BatchNorm in train mode
 //! (the TF-Hub modules' `trainable=True`). The inference network (`crate::model`) folds BatchNorm;
-//! training needs it unfolded, which is `network::TrainNet`.
+//! training needs it unfolded: on the CPU `cpu_net::CpuTrainNet` (NHWC kernels, buffers sized
+//! once per run), on other devices the candle `network::TrainNet`.
 
+pub mod cpu_net;
 pub mod data;
 pub mod head;
+pub mod kernels;
 pub mod manifest;
 pub mod network;
 pub mod optimizer;
@@ -16,11 +19,12 @@ use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use self::cpu_net::{Classifier, CpuTrainNet};
 use self::data::{DataError, Example};
-use self::head::{dropout, loss_and_correct, Head};
+use self::head::{dropout, loss_and_correct, ClassifierHead};
 use self::manifest::{EpochFigures, Figures};
 use self::network::TrainNet;
-use self::optimizer::{Optimizer, OptimizerKind};
+use self::optimizer::{InPlace, Optimizer, OptimizerKind};
 use crate::model::arch::LOGITS_SCOPE;
 use crate::model::{MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
@@ -53,6 +57,8 @@ pub struct Settings {
     pub train_backbone: bool,
     pub dropout: f64,
     pub augment: bool,
+    /// Threads of the CPU training path.
+    pub threads: usize,
     /// Square input side of the model.
     pub size: usize,
     pub max_pixels: u64,
@@ -147,6 +153,11 @@ impl Meter {
         self.seen += n;
         Ok(())
     }
+    fn add_value(&mut self, loss: f64, correct: usize, n: usize) {
+        self.loss += loss * n as f64;
+        self.correct += correct;
+        self.seen += n;
+    }
     fn figures(&self) -> Figures {
         let n = self.seen.max(1) as f64;
         Figures {
@@ -193,7 +204,7 @@ fn features_of(
 
 fn evaluate(
     backbone: &Backbone,
-    head: &Head,
+    head: &ClassifierHead,
     data: &Prepared,
     s: &Settings,
     device: &Device,
@@ -225,6 +236,9 @@ pub fn fine_tune(
     rng: &mut StdRng,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Trained, TrainError> {
+    if s.train_backbone && device.is_cpu() {
+        return fine_tune_cpu(weights, data, s, rng, on_event);
+    }
     let mut backbone = if s.train_backbone {
         let mut net =
             TrainNet::from_tensors(&weights.tensors, weights.arch, s.bn_momentum, device)?;
@@ -268,7 +282,7 @@ pub fn fine_tune(
         }
         frozen
     };
-    let head = Head::new(
+    let head = ClassifierHead::new(
         weights.arch.feature_dim(),
         data.classes.len(),
         DType::F32,
@@ -287,11 +301,7 @@ pub fn fine_tune(
     for epoch in 1..=s.epochs {
         let started = Instant::now();
         order.shuffle(rng);
-        let mut batches: Vec<&[usize]> = order.chunks(s.batch_size).collect();
-        // BatchNorm in train mode cannot normalise a batch of one image (its variance is 0).
-        if s.train_backbone && batches.len() > 1 && batches.last().is_some_and(|b| b.len() < 2) {
-            batches.pop();
-        }
+        let batches = epoch_batches(&order, s);
         on_event(Event::EpochStart {
             epoch,
             batches: batches.len(),
@@ -361,6 +371,149 @@ pub fn fine_tune(
         initial_validation,
         final_validation,
     })
+}
+
+/// One epoch's batches of `order`. BatchNorm in train mode cannot normalise a batch of one image
+/// (its variance is 0): a last batch of one is dropped.
+fn epoch_batches<'a>(order: &'a [usize], s: &Settings) -> Vec<&'a [usize]> {
+    let mut batches: Vec<&[usize]> = order.chunks(s.batch_size).collect();
+    if s.train_backbone && batches.len() > 1 && batches.last().is_some_and(|b| b.len() < 2) {
+        batches.pop();
+    }
+    batches
+}
+
+/// `fine_tune` with the whole network trained by the CPU training path. The run's generator is
+/// drawn in the same order as on the candle path (calibration images, head, then per epoch the
+/// shuffle and per batch augmentation and dropout).
+fn fine_tune_cpu(
+    weights: &Weights,
+    data: &Prepared,
+    s: &Settings,
+    rng: &mut StdRng,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Trained, TrainError> {
+    let image_len = s.size * s.size * 3;
+    let mut pixels = Vec::with_capacity(s.batch_size * image_len);
+    let needs_calibration = weights
+        .arch
+        .layers()
+        .iter()
+        .any(|l| weights.tensors.contains_key(&l.bias_name()));
+    // A .tflite has no BatchNorm statistics left: take them from the first training images.
+    let first: Vec<usize> = (0..data.train.len().min(s.batch_size)).collect();
+    if needs_calibration {
+        fill_training_batch(&mut pixels, data, &first, s, rng);
+    }
+    let head = Classifier::glorot(weights.arch.feature_dim(), data.classes.len(), rng);
+    let mut net = CpuTrainNet::from_tensors(
+        &weights.tensors,
+        weights.arch,
+        head,
+        s.bn_momentum,
+        s.threads,
+    )?;
+    net.reserve(s.batch_size, s.size, s.size)?;
+    if net.needs_calibration() {
+        net.calibrate(&pixels, first.len())?;
+    }
+    let mut optimizer = InPlace::new(s.optimizer, s.learning_rate);
+    let initial_validation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
+
+    let mut history = Vec::new();
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let mut labels = Vec::with_capacity(s.batch_size);
+    for epoch in 1..=s.epochs {
+        let started = Instant::now();
+        order.shuffle(rng);
+        let batches = epoch_batches(&order, s);
+        on_event(Event::EpochStart {
+            epoch,
+            batches: batches.len(),
+        });
+        let mut meter = Meter::default();
+        for batch in batches {
+            fill_training_batch(&mut pixels, data, batch, s, rng);
+            labels.clear();
+            labels.extend(batch.iter().map(|&i| data.train[i].label));
+            let step = net.train_step(&pixels, &labels, s.dropout, rng, &mut optimizer)?;
+            meter.add_value(step.loss, step.correct, batch.len());
+            let f = meter.figures();
+            if !f.loss.is_finite() {
+                return Err(TrainError::Diverged(f.loss, epoch));
+            }
+            on_event(Event::Batch {
+                loss: f.loss,
+                accuracy: f.accuracy,
+            });
+        }
+        let validation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
+        let figures = EpochFigures {
+            epoch,
+            train: meter.figures(),
+            validation,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_event(Event::EpochEnd(&figures));
+        history.push(figures);
+    }
+    let final_validation = history
+        .last()
+        .and_then(|e: &EpochFigures| e.validation)
+        .or(initial_validation);
+    Ok(Trained {
+        tensors: net.to_tensors(),
+        history,
+        initial_validation,
+        final_validation,
+    })
+}
+
+/// Loss and accuracy on the validation set in inference mode, a batch at a time.
+fn evaluate_cpu(
+    net: &mut CpuTrainNet,
+    data: &Prepared,
+    s: &Settings,
+    pixels: &mut Vec<f32>,
+) -> Result<Option<Figures>, TrainError> {
+    if data.validation.is_empty() {
+        return Ok(None);
+    }
+    let mut meter = Meter::default();
+    for (images, examples) in data
+        .validation_images
+        .chunks(s.batch_size)
+        .zip(data.validation.chunks(s.batch_size))
+    {
+        pixels.clear();
+        images
+            .iter()
+            .for_each(|img| pixels.extend_from_slice(&img.data));
+        let logits = net.eval_logits(pixels, images.len())?;
+        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+        let (loss, correct) = cpu_net::cross_entropy(&logits, &labels);
+        meter.add_value(loss, correct, labels.len());
+    }
+    Ok(Some(meter.figures()))
+}
+
+/// The pixels of training images `batch` as the backbone sees them (augmented afresh, or as
+/// prepared), NHWC, into `pixels`.
+fn fill_training_batch(
+    pixels: &mut Vec<f32>,
+    data: &Prepared,
+    batch: &[usize],
+    s: &Settings,
+    rng: &mut StdRng,
+) {
+    pixels.clear();
+    for &i in batch {
+        if s.augment {
+            pixels.extend_from_slice(&data::augment(&data.train_images[i], s.size, rng).data);
+        } else {
+            pixels.extend_from_slice(&data.train_images[i].data);
+        }
+    }
 }
 
 /// The training images `batch` as the backbone sees them: augmented afresh, or as prepared.
