@@ -3,13 +3,14 @@
 //! The reader walks the main subgraph's operators in order and maps the convolutions onto the
 //! canonical TF-Slim names by position and shape; tensor names in the file are never used (they
 //! differ between producers: TOCO 2018 keeps the TF-Slim scopes, newer converters invent their own).
-//! Expected operator sequence (anything else is an error saying what was found where):
+//! The layer sequence and widths are `model::arch`'s. Expected operator sequence (anything else is an error saying what was found where):
 //!
 //! 1. `CONV_2D` 3x3 stride 2, 3 input channels -> `MobilenetV1/Conv2d_0`
 //! 2. 13 x (`DEPTHWISE_CONV_2D` 3x3, strides 1,2,1,2,1,2,1,1,1,1,1,2,1 -> `Conv2d_{i}_depthwise`,
 //!    `CONV_2D` 1x1 stride 1 -> `Conv2d_{i}_pointwise`), each reading the previous layer's output
 //! 3. pooling / `MEAN` / `RESHAPE` / `SQUEEZE` (ignored, allowed only after the body)
-//! 4. `CONV_2D` 1x1 with 1001 outputs, no activation -> `MobilenetV1/Logits/Conv2d_1c_1x1`
+//! 4. `CONV_2D` 1x1 with any number of outputs (1001 for ImageNet, K for a fine-tuned export), no
+//!    activation -> `MobilenetV1/Logits/Conv2d_1c_1x1`; absent in a feature-vector model
 //! 5. `RESHAPE` / `SQUEEZE` / `SOFTMAX` (ignored)
 //!
 //! All body layers must be SAME-padded, undilated and have ReLU6 fused; channel widths must be those
@@ -28,9 +29,10 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::model::arch::{Arch, LayerKind, LOGITS_SCOPE, SCOPE};
 use crate::weights::RawTensor;
 
-mod flatbuffer;
+pub(crate) mod flatbuffer;
 mod model;
 pub(crate) mod schema;
 #[cfg(test)]
@@ -92,19 +94,20 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
     }
     let model = Model::parse(Fb(bytes))?;
     let mut out = BTreeMap::new();
-    let all = layers();
-    let mut layers = all.iter().enumerate().peekable();
+    // Names, kinds and strides are the same at every width; the widths are those of the
+    // multiplier that Conv2d_0's output channels give.
+    let mut all = layers(Arch::new(1.0));
+    let mut step = 0usize;
     // Tensor id that the next layer must read: the previous layer's output, followed through the
     // ignored ops (pooling, reshape) that consume it.
     let mut flow: Option<i32> = None;
-    let mut widths: Option<Widths> = None;
     let mut prev_channels = 3usize;
     for k in 0..model.operators.len() {
         let op = model.operators.table(k, "operator")?;
         let code = model.opcode(&op, k)?;
         match code {
             CONV_2D | DEPTHWISE_CONV_2D => {
-                let Some((step, layer)) = layers.next() else {
+                let Some(layer) = all.get(step) else {
                     return Err(TfliteError::Structure(format!(
                         "operator #{k} is {} after the logits layer; MobileNet V1 has 28 convolutions",
                         op_name(code)
@@ -122,31 +125,30 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
                         )));
                     }
                 }
-                let w = match widths {
-                    Some(w) => w,
-                    None => {
-                        let w = Widths::from_first(conv.out_channels()).ok_or_else(|| {
+                if step == 0 {
+                    let arch =
+                        Arch::from_first_conv_filters(conv.out_channels()).ok_or_else(|| {
                             TfliteError::Structure(format!(
-                                "operator #{k} (Conv2d_0) has {} output channels; MobileNet V1 has 8, \
-                                 16, 24 or 32 (depth multiplier 0.25, 0.5, 0.75, 1.0)",
-                                conv.out_channels()
-                            ))
+                            "operator #{k} (Conv2d_0) has {} output channels; MobileNet V1 has 8, \
+                             16, 24 or 32 (depth multiplier 0.25, 0.5, 0.75, 1.0)",
+                            conv.out_channels()
+                        ))
                         })?;
-                        widths = Some(w);
-                        w
-                    }
-                };
-                check_layer(&conv, layer, k, prev_channels, w.channels(layer))?;
+                    all = layers(arch);
+                }
+                let layer = &all[step];
+                check_layer(&conv, layer, k, prev_channels, layer.out_channels)?;
                 prev_channels = conv.out_channels();
                 flow = Some(conv.output);
                 conv.emit(layer, &mut out);
+                step += 1;
             }
             AVERAGE_POOL_2D | MEAN | RESHAPE | SQUEEZE | SOFTMAX => {
-                if layers.peek().is_some_and(|(s, _)| *s < all.len() - 1) {
-                    let at = layers.peek().map_or("", |(_, l)| l.name.as_str());
+                if step + 1 < all.len() {
                     return Err(TfliteError::Structure(format!(
-                        "operator #{k} is {} before {at}; MobileNet V1 only pools after Conv2d_13_pointwise",
-                        op_name(code)
+                        "operator #{k} is {} before {}; MobileNet V1 only pools after Conv2d_13_pointwise",
+                        op_name(code),
+                        all[step].name
                     )));
                 }
                 let ins = op_tensors(&op, OP_INPUTS, "Operator.inputs")?;
@@ -160,11 +162,9 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
                 }
             }
             other => {
-                let at = layers
-                    .peek()
-                    .map_or("after the logits".to_string(), |(_, l)| {
-                        format!("where {} ({}) was expected", l.scope(), op_name(l.code()))
-                    });
+                let at = all.get(step).map_or("after the logits".to_string(), |l| {
+                    format!("where {} ({}) was expected", l.scope(), op_name(l.code()))
+                });
                 let hint = match other {
                     QUANTIZE | DEQUANTIZE => {
                         " (a quantised or float16 model? only float32 .tflite is supported)"
@@ -178,11 +178,12 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
             }
         }
     }
-    if let Some((_, layer)) = layers.next() {
+    // Ending after the body is a feature-vector model (`mnv1 convert --head feature-vector`).
+    if step + 1 < all.len() {
         return Err(TfliteError::Structure(format!(
             "the model ends after {} convolutions; {} is missing ({} operators in all)",
             out.len() / 2,
-            layer.scope(),
+            all[step].scope(),
             model.operators.len()
         )));
     }
@@ -192,7 +193,6 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
 // ---------------------------------------------------------------------------------------------
 // The expected network.
 
-
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub(super) enum Kind {
     Conv0,
@@ -201,18 +201,20 @@ pub(super) enum Kind {
     Logits,
 }
 
+/// One expected convolution: a body layer of `model::arch`'s table, or the logits.
 pub(super) struct Layer {
     /// Canonical scope, e.g. `Conv2d_3_depthwise`, `Logits/Conv2d_1c_1x1`.
     name: String,
     kind: Kind,
     stride: i32,
-    /// Output channels at depth multiplier 1.0 (the logits: the class count).
-    base: usize,
+    kernel: usize,
+    /// Output channels of the body layer at the file's width (None: the logits, any count).
+    out_channels: Option<usize>,
 }
 
 impl Layer {
     pub(super) fn scope(&self) -> String {
-        format!("MobilenetV1/{}", self.name)
+        format!("{SCOPE}/{}", self.name)
     }
     pub(super) fn code(&self) -> i32 {
         if self.kind == Kind::Depthwise {
@@ -222,74 +224,39 @@ impl Layer {
         }
     }
     pub(super) fn kernel(&self) -> usize {
-        if matches!(self.kind, Kind::Conv0 | Kind::Depthwise) {
-            3
-        } else {
-            1
-        }
+        self.kernel
     }
 }
 
-/// The 28 convolutions of MobileNet V1 in network order.
-pub(super) fn layers() -> Vec<Layer> {
-    const DW_STRIDES: [i32; 13] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1];
-    const PW_WIDTHS: [usize; 13] = [
-        64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
-    ];
-    let mut v = vec![Layer {
-        name: "Conv2d_0".into(),
-        kind: Kind::Conv0,
-        stride: 2,
-        base: 32,
-    }];
-    for (i, (&stride, &base)) in DW_STRIDES.iter().zip(&PW_WIDTHS).enumerate() {
-        let i = i + 1;
-        v.push(Layer {
-            name: format!("Conv2d_{i}_depthwise"),
-            kind: Kind::Depthwise,
-            stride,
-            base: 0,
-        });
-        v.push(Layer {
-            name: format!("Conv2d_{i}_pointwise"),
-            kind: Kind::Pointwise,
-            stride: 1,
-            base,
-        });
-    }
+/// The 28 convolutions of MobileNet V1 at `arch`'s width in network order: the 27 of
+/// `Arch::layers` and the logits.
+pub(super) fn layers(arch: Arch) -> Vec<Layer> {
+    let mut v: Vec<Layer> = arch
+        .layers()
+        .into_iter()
+        .map(|l| Layer {
+            kind: match l.kind {
+                LayerKind::Conv => Kind::Conv0,
+                LayerKind::Depthwise => Kind::Depthwise,
+                LayerKind::Pointwise => Kind::Pointwise,
+            },
+            stride: l.stride as i32,
+            kernel: l.kernel(),
+            out_channels: Some(l.out_channels),
+            name: l.name,
+        })
+        .collect();
     v.push(Layer {
-        name: "Logits/Conv2d_1c_1x1".into(),
+        name: LOGITS_SCOPE
+            .strip_prefix("MobilenetV1/")
+            .unwrap_or(LOGITS_SCOPE)
+            .into(),
         kind: Kind::Logits,
         stride: 1,
-        base: 1001,
+        kernel: 1,
+        out_channels: None,
     });
     v
-}
-
-/// Channel widths of one depth multiplier, `quarters / 4`.
-#[derive(Clone, Copy)]
-pub(super) struct Widths {
-    quarters: usize,
-}
-
-impl Widths {
-    /// TF-Slim `depth(d) = max(int(d * multiplier), 8)`.
-    pub(super) fn depth(&self, d: usize) -> usize {
-        (d * self.quarters / 4).max(8)
-    }
-    pub(super) fn from_first(c0: usize) -> Option<Self> {
-        (1..=4)
-            .map(|quarters| Widths { quarters })
-            .find(|w| w.depth(32) == c0)
-    }
-    /// Expected output channels (None: depthwise, which keeps its input's).
-    pub(super) fn channels(&self, layer: &Layer) -> Option<usize> {
-        match layer.kind {
-            Kind::Depthwise => None,
-            Kind::Logits => Some(layer.base),
-            Kind::Conv0 | Kind::Pointwise => Some(self.depth(layer.base)),
-        }
-    }
 }
 
 /// One convolution operator with its constant filter and bias, in TFLite layout.
@@ -347,7 +314,6 @@ impl Conv {
         );
     }
 }
-
 
 pub(super) fn check_layer(
     conv: &Conv,
@@ -438,4 +404,3 @@ pub(super) fn check_layer(
     }
     Ok(())
 }
-
