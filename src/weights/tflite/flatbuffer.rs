@@ -4,17 +4,17 @@
 use super::{Result, TfliteError};
 
 #[derive(Clone, Copy)]
-pub(super) struct Fb<'a>(pub(super) &'a [u8]);
+pub(crate) struct Fb<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Fb<'a> {
-    pub(super) fn malformed(&self, at: usize, what: impl Into<String>) -> TfliteError {
+    pub(crate) fn malformed(&self, at: usize, what: impl Into<String>) -> TfliteError {
         TfliteError::Malformed {
             at,
             what: what.into(),
         }
     }
 
-    pub(super) fn get<const N: usize>(&self, at: usize, what: &str) -> Result<[u8; N]> {
+    pub(crate) fn get<const N: usize>(&self, at: usize, what: &str) -> Result<[u8; N]> {
         at.checked_add(N)
             .and_then(|end| self.0.get(at..end))
             .and_then(|s| <[u8; N]>::try_from(s).ok())
@@ -29,23 +29,23 @@ impl<'a> Fb<'a> {
             })
     }
 
-    pub(super) fn u16(&self, at: usize, what: &str) -> Result<u16> {
+    pub(crate) fn u16(&self, at: usize, what: &str) -> Result<u16> {
         self.get(at, what).map(u16::from_le_bytes)
     }
 
-    pub(super) fn u32(&self, at: usize, what: &str) -> Result<u32> {
+    pub(crate) fn u32(&self, at: usize, what: &str) -> Result<u32> {
         self.get(at, what).map(u32::from_le_bytes)
     }
 
     /// Follows the unsigned offset stored at `at` (relative to `at`).
-    pub(super) fn uoffset(&self, at: usize, what: &str) -> Result<usize> {
+    pub(crate) fn uoffset(&self, at: usize, what: &str) -> Result<usize> {
         let off = self.u32(at, what)? as usize;
         at.checked_add(off)
             .filter(|&t| t < self.0.len())
             .ok_or_else(|| self.malformed(at, format!("{what} points past the end of the file")))
     }
 
-    pub(super) fn table(&self, pos: usize, what: &'static str) -> Result<Table<'a>> {
+    pub(crate) fn table(&self, pos: usize, what: &'static str) -> Result<Table<'a>> {
         let soff = i32::from_le_bytes(self.get(pos, what)?) as i64;
         let vt = usize::try_from(pos as i64 - soff).map_err(|_| {
             self.malformed(
@@ -77,18 +77,18 @@ impl<'a> Fb<'a> {
 }
 
 #[derive(Clone, Copy)]
-pub(super) struct Table<'a> {
-    pub(super) fb: Fb<'a>,
-    pub(super) pos: usize,
-    pub(super) vt: usize,
-    pub(super) vt_len: usize,
-    pub(super) tbl_len: usize,
-    pub(super) what: &'static str,
+pub(crate) struct Table<'a> {
+    pub(crate) fb: Fb<'a>,
+    pub(crate) pos: usize,
+    pub(crate) vt: usize,
+    pub(crate) vt_len: usize,
+    pub(crate) tbl_len: usize,
+    pub(crate) what: &'static str,
 }
 
 impl<'a> Table<'a> {
     /// Absolute position of field `id` holding `size` bytes, None when absent.
-    pub(super) fn field(&self, id: usize, size: usize) -> Result<Option<usize>> {
+    pub(crate) fn field(&self, id: usize, size: usize) -> Result<Option<usize>> {
         let slot = 4 + 2 * id;
         if slot + 2 > self.vt_len {
             return Ok(None);
@@ -109,37 +109,42 @@ impl<'a> Table<'a> {
         Ok(Some(self.pos + off))
     }
 
-    pub(super) fn scalar<const N: usize>(&self, id: usize) -> Result<Option<[u8; N]>> {
+    pub(crate) fn scalar<const N: usize>(&self, id: usize) -> Result<Option<[u8; N]>> {
         match self.field(id, N)? {
             Some(p) => self.fb.get(p, self.what).map(Some),
             None => Ok(None),
         }
     }
 
-    pub(super) fn u8_or(&self, id: usize, default: u8) -> Result<u8> {
+    pub(crate) fn u8_or(&self, id: usize, default: u8) -> Result<u8> {
         Ok(self.scalar::<1>(id)?.map_or(default, |b| b[0]))
     }
 
-    pub(super) fn i32_or(&self, id: usize, default: i32) -> Result<i32> {
+    pub(crate) fn i32_or(&self, id: usize, default: i32) -> Result<i32> {
         Ok(self.scalar(id)?.map_or(default, i32::from_le_bytes))
     }
 
-    pub(super) fn u32_or(&self, id: usize, default: u32) -> Result<u32> {
+    pub(crate) fn u32_or(&self, id: usize, default: u32) -> Result<u32> {
         Ok(self.scalar(id)?.map_or(default, u32::from_le_bytes))
     }
 
-    pub(super) fn u64_or(&self, id: usize, default: u64) -> Result<u64> {
+    pub(crate) fn u64_or(&self, id: usize, default: u64) -> Result<u64> {
         Ok(self.scalar(id)?.map_or(default, u64::from_le_bytes))
     }
 
-    pub(super) fn table_field(&self, id: usize, what: &'static str) -> Result<Option<Table<'a>>> {
+    pub(crate) fn table_field(&self, id: usize, what: &'static str) -> Result<Option<Table<'a>>> {
         match self.field(id, 4)? {
             Some(p) => Ok(Some(self.fb.table(self.fb.uoffset(p, what)?, what)?)),
             None => Ok(None),
         }
     }
 
-    pub(super) fn vector(&self, id: usize, elem: usize, what: &'static str) -> Result<Option<Vector<'a>>> {
+    pub(crate) fn vector(
+        &self,
+        id: usize,
+        elem: usize,
+        what: &'static str,
+    ) -> Result<Option<Vector<'a>>> {
         let Some(p) = self.field(id, 4)? else {
             return Ok(None);
         };
@@ -164,12 +169,17 @@ impl<'a> Table<'a> {
         }))
     }
 
-    pub(super) fn vector_req(&self, id: usize, elem: usize, what: &'static str) -> Result<Vector<'a>> {
+    pub(crate) fn vector_req(
+        &self,
+        id: usize,
+        elem: usize,
+        what: &'static str,
+    ) -> Result<Vector<'a>> {
         self.vector(id, elem, what)?
             .ok_or_else(|| self.fb.malformed(self.pos, format!("{what} is missing")))
     }
 
-    pub(super) fn string(&self, id: usize, what: &'static str) -> Result<Option<String>> {
+    pub(crate) fn string(&self, id: usize, what: &'static str) -> Result<Option<String>> {
         self.vector(id, 1, what)?
             .map(|v| v.bytes().map(|b| String::from_utf8_lossy(b).into_owned()))
             .transpose()
@@ -177,31 +187,31 @@ impl<'a> Table<'a> {
 }
 
 #[derive(Clone, Copy)]
-pub(super) struct Vector<'a> {
-    pub(super) fb: Fb<'a>,
+pub(crate) struct Vector<'a> {
+    pub(crate) fb: Fb<'a>,
     /// Position of the first element.
-    pub(super) start: usize,
-    pub(super) len: usize,
-    pub(super) what: &'static str,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) what: &'static str,
 }
 
 impl<'a> Vector<'a> {
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub(super) fn i32(&self, i: usize) -> Result<i32> {
+    pub(crate) fn i32(&self, i: usize) -> Result<i32> {
         self.fb
             .get(self.start + 4 * i, self.what)
             .map(i32::from_le_bytes)
     }
 
-    pub(super) fn table(&self, i: usize, what: &'static str) -> Result<Table<'a>> {
+    pub(crate) fn table(&self, i: usize, what: &'static str) -> Result<Table<'a>> {
         let p = self.start + 4 * i;
         self.fb.table(self.fb.uoffset(p, self.what)?, what)
     }
 
-    pub(super) fn bytes(&self) -> Result<&'a [u8]> {
+    pub(crate) fn bytes(&self) -> Result<&'a [u8]> {
         self.fb
             .0
             .get(self.start..self.start + self.len)
@@ -213,4 +223,3 @@ impl<'a> Vector<'a> {
             })
     }
 }
-

@@ -86,7 +86,12 @@ impl<'a> Model<'a> {
     }
 
     /// Checks a tensor is float32 and returns its shape.
-    pub(super) fn float_shape(&self, id: i32, k: usize, layer: &Layer) -> Result<(Table<'a>, Vec<i32>)> {
+    pub(super) fn float_shape(
+        &self,
+        id: i32,
+        k: usize,
+        layer: &Layer,
+    ) -> Result<(Table<'a>, Vec<i32>)> {
         let t = self.tensor(id, k)?;
         let dtype = t.u8_or(TENSOR_TYPE, 0)?;
         if dtype != TENSOR_FLOAT32 {
@@ -262,4 +267,3 @@ pub(super) fn op_tensors(op: &Table<'_>, field: usize, what: &'static str) -> Re
         None => Ok(Vec::new()),
     }
 }
-

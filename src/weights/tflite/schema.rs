@@ -1,71 +1,102 @@
 //! The TFLite schema (tensorflow/lite/schema/schema.fbs): builtin operator codes, the field ids
-//! of the tables mnv1 reads, and the names of enum values for messages.
+//! of the tables mnv1 reads and writes (`export::tflite_writer`), and the names of enum values
+//! for messages. Field ids are the declaration order in schema.fbs, checked against the
+//! generated `schema_py_generated.py` of TensorFlow 2.21.
 
-pub(super) const CONV_2D: i32 = 3;
-pub(super) const DEPTHWISE_CONV_2D: i32 = 4;
-pub(super) const AVERAGE_POOL_2D: i32 = 1;
-pub(super) const DEQUANTIZE: i32 = 6;
-pub(super) const RESHAPE: i32 = 22;
-pub(super) const SOFTMAX: i32 = 25;
-pub(super) const MEAN: i32 = 40;
-pub(super) const SQUEEZE: i32 = 43;
-pub(super) const CUSTOM: i32 = 32;
-pub(super) const QUANTIZE: i32 = 114;
+pub(crate) const CONV_2D: i32 = 3;
+pub(crate) const DEPTHWISE_CONV_2D: i32 = 4;
+pub(crate) const AVERAGE_POOL_2D: i32 = 1;
+pub(crate) const DEQUANTIZE: i32 = 6;
+pub(crate) const RESHAPE: i32 = 22;
+pub(crate) const SOFTMAX: i32 = 25;
+pub(crate) const MEAN: i32 = 40;
+pub(crate) const SQUEEZE: i32 = 43;
+pub(crate) const CUSTOM: i32 = 32;
+pub(crate) const QUANTIZE: i32 = 114;
 
-pub(super) const PADDING_SAME: u8 = 0;
-pub(super) const ACT_NONE: u8 = 0;
-pub(super) const ACT_RELU6: u8 = 3;
+pub(crate) const PADDING_SAME: u8 = 0;
+pub(crate) const PADDING_VALID: u8 = 1;
+pub(crate) const ACT_NONE: u8 = 0;
+pub(crate) const ACT_RELU6: u8 = 3;
 
+pub(crate) const TFLITE_FILE_IDENTIFIER: &str = "TFL3";
 
 // Model
-pub(super) const MODEL_VERSION: usize = 0;
-pub(super) const MODEL_OPERATOR_CODES: usize = 1;
-pub(super) const MODEL_SUBGRAPHS: usize = 2;
-pub(super) const MODEL_BUFFERS: usize = 4;
+pub(crate) const MODEL_VERSION: usize = 0;
+pub(crate) const MODEL_OPERATOR_CODES: usize = 1;
+pub(crate) const MODEL_SUBGRAPHS: usize = 2;
+pub(crate) const MODEL_DESCRIPTION: usize = 3;
+pub(crate) const MODEL_BUFFERS: usize = 4;
+pub(crate) const MODEL_METADATA: usize = 6;
+// Metadata
+pub(crate) const METADATA_NAME: usize = 0;
+pub(crate) const METADATA_BUFFER: usize = 1;
 // SubGraph
-pub(super) const SUBGRAPH_TENSORS: usize = 0;
-pub(super) const SUBGRAPH_OPERATORS: usize = 3;
+pub(crate) const SUBGRAPH_TENSORS: usize = 0;
+pub(crate) const SUBGRAPH_INPUTS: usize = 1;
+pub(crate) const SUBGRAPH_OUTPUTS: usize = 2;
+pub(crate) const SUBGRAPH_OPERATORS: usize = 3;
+pub(crate) const SUBGRAPH_NAME: usize = 4;
 // Tensor
-pub(super) const TENSOR_SHAPE: usize = 0;
-pub(super) const TENSOR_TYPE: usize = 1;
-pub(super) const TENSOR_BUFFER: usize = 2;
-pub(super) const TENSOR_NAME: usize = 3;
+pub(crate) const TENSOR_SHAPE: usize = 0;
+pub(crate) const TENSOR_TYPE: usize = 1;
+pub(crate) const TENSOR_BUFFER: usize = 2;
+pub(crate) const TENSOR_NAME: usize = 3;
+pub(crate) const TENSOR_SHAPE_SIGNATURE: usize = 7;
 // Buffer
-pub(super) const BUFFER_DATA: usize = 0;
-pub(super) const BUFFER_OFFSET: usize = 1;
+pub(crate) const BUFFER_DATA: usize = 0;
+pub(crate) const BUFFER_OFFSET: usize = 1;
+pub(crate) const BUFFER_SIZE: usize = 2;
 // Operator
-pub(super) const OP_OPCODE_INDEX: usize = 0;
-pub(super) const OP_INPUTS: usize = 1;
-pub(super) const OP_OUTPUTS: usize = 2;
-pub(super) const OP_OPTIONS_TYPE: usize = 3;
-pub(super) const OP_OPTIONS: usize = 4;
+pub(crate) const OP_OPCODE_INDEX: usize = 0;
+pub(crate) const OP_INPUTS: usize = 1;
+pub(crate) const OP_OUTPUTS: usize = 2;
+pub(crate) const OP_OPTIONS_TYPE: usize = 3;
+pub(crate) const OP_OPTIONS: usize = 4;
 // OperatorCode
-pub(super) const OPCODE_DEPRECATED_BUILTIN: usize = 0;
-pub(super) const OPCODE_CUSTOM: usize = 1;
-pub(super) const OPCODE_BUILTIN: usize = 3;
+pub(crate) const OPCODE_DEPRECATED_BUILTIN: usize = 0;
+pub(crate) const OPCODE_CUSTOM: usize = 1;
+pub(crate) const OPCODE_VERSION: usize = 2;
+pub(crate) const OPCODE_BUILTIN: usize = 3;
 // BuiltinOptions union tags
-pub(super) const OPTIONS_CONV_2D: u8 = 1;
-pub(super) const OPTIONS_DEPTHWISE_CONV_2D: u8 = 2;
+pub(crate) const OPTIONS_CONV_2D: u8 = 1;
+pub(crate) const OPTIONS_DEPTHWISE_CONV_2D: u8 = 2;
+pub(crate) const OPTIONS_POOL_2D: u8 = 5;
+pub(crate) const OPTIONS_SOFTMAX: u8 = 9;
+pub(crate) const OPTIONS_RESHAPE: u8 = 17;
 // Conv2DOptions
-pub(super) const CONV_PADDING: usize = 0;
-pub(super) const CONV_STRIDE_W: usize = 1;
-pub(super) const CONV_STRIDE_H: usize = 2;
-pub(super) const CONV_ACTIVATION: usize = 3;
-pub(super) const CONV_DILATION_W: usize = 4;
-pub(super) const CONV_DILATION_H: usize = 5;
+pub(crate) const CONV_PADDING: usize = 0;
+pub(crate) const CONV_STRIDE_W: usize = 1;
+pub(crate) const CONV_STRIDE_H: usize = 2;
+pub(crate) const CONV_ACTIVATION: usize = 3;
+pub(crate) const CONV_DILATION_W: usize = 4;
+pub(crate) const CONV_DILATION_H: usize = 5;
 // DepthwiseConv2DOptions
-pub(super) const DW_PADDING: usize = 0;
-pub(super) const DW_STRIDE_W: usize = 1;
-pub(super) const DW_STRIDE_H: usize = 2;
-pub(super) const DW_DEPTH_MULTIPLIER: usize = 3;
-pub(super) const DW_ACTIVATION: usize = 4;
-pub(super) const DW_DILATION_W: usize = 5;
-pub(super) const DW_DILATION_H: usize = 6;
+pub(crate) const DW_PADDING: usize = 0;
+pub(crate) const DW_STRIDE_W: usize = 1;
+pub(crate) const DW_STRIDE_H: usize = 2;
+pub(crate) const DW_DEPTH_MULTIPLIER: usize = 3;
+pub(crate) const DW_ACTIVATION: usize = 4;
+pub(crate) const DW_DILATION_W: usize = 5;
+pub(crate) const DW_DILATION_H: usize = 6;
 
-pub(super) const TENSOR_FLOAT32: u8 = 0;
-pub(super) const SCHEMA_VERSION: u32 = 3;
+// Pool2DOptions
+pub(crate) const POOL_PADDING: usize = 0;
+pub(crate) const POOL_STRIDE_W: usize = 1;
+pub(crate) const POOL_STRIDE_H: usize = 2;
+pub(crate) const POOL_FILTER_W: usize = 3;
+pub(crate) const POOL_FILTER_H: usize = 4;
+pub(crate) const POOL_ACTIVATION: usize = 5;
+// SoftmaxOptions
+pub(crate) const SOFTMAX_BETA: usize = 0;
+// ReshapeOptions
+pub(crate) const RESHAPE_NEW_SHAPE: usize = 0;
 
-pub(super) fn op_name(code: i32) -> String {
+pub(crate) const TENSOR_FLOAT32: u8 = 0;
+pub(crate) const TENSOR_INT32: u8 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
+
+pub(crate) fn op_name(code: i32) -> String {
     const NAMES: [&str; 44] = [
         "ADD",
         "AVERAGE_POOL_2D",
@@ -121,7 +152,7 @@ pub(super) fn op_name(code: i32) -> String {
     }
 }
 
-pub(super) fn dtype_name(t: u8) -> String {
+pub(crate) fn dtype_name(t: u8) -> String {
     const NAMES: [&str; 19] = [
         "FLOAT32",
         "FLOAT16",
@@ -148,7 +179,7 @@ pub(super) fn dtype_name(t: u8) -> String {
         .map_or_else(|| format!("tensor type {t}"), |n| n.to_string())
 }
 
-pub(super) fn padding_name(p: u8) -> String {
+pub(crate) fn padding_name(p: u8) -> String {
     match p {
         0 => "SAME".into(),
         1 => "VALID".into(),
@@ -156,10 +187,9 @@ pub(super) fn padding_name(p: u8) -> String {
     }
 }
 
-pub(super) fn activation_name(a: u8) -> String {
+pub(crate) fn activation_name(a: u8) -> String {
     const NAMES: [&str; 6] = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT"];
     NAMES
         .get(a as usize)
         .map_or_else(|| format!("activation {a}"), |n| n.to_string())
 }
-

@@ -1,4 +1,5 @@
 use super::*;
+use crate::export::tflite_writer::{Buffer, OpcodeStyle, Operator, Options, Tensor, TfliteModel};
 use std::path::{Path, PathBuf};
 
 // -----------------------------------------------------------------------------------------
@@ -425,115 +426,10 @@ fn random_inputs_never_panic() {
 }
 
 // -----------------------------------------------------------------------------------------
-// Synthetic models: a tiny forward-writing flatbuffer builder, enough for the TFLite schema
-// subset the reader uses. Filter element `idx` (flat, TFLite layout) of layer `L` holds
-// `L * 2^18 + idx` and bias `c` holds `-(L * 2^18 + c) - 1`, all exact in f32, so the
-// transposition can be checked element by element.
-
-enum V {
-    U8(u8),
-    I32(i32),
-    U32(u32),
-    U64(u64),
-    I32s(Vec<i32>),
-    Bytes(Vec<u8>),
-    Str(String),
-    Table(Obj),
-    Tables(Vec<Obj>),
-}
-
-#[derive(Default)]
-struct Obj(Vec<(usize, V)>);
-
-impl Obj {
-    fn with(mut self, id: usize, v: V) -> Self {
-        self.0.push((id, v));
-        self
-    }
-}
-
-fn align(buf: &mut Vec<u8>, n: usize) {
-    while buf.len() & (n - 1) != 0 {
-        buf.push(0);
-    }
-}
-
-fn patch(buf: &mut [u8], at: usize, target: usize) {
-    buf[at..at + 4].copy_from_slice(&((target - at) as u32).to_le_bytes());
-}
-
-fn write_table(buf: &mut Vec<u8>, obj: &Obj) -> usize {
-    let mut slots = Vec::new();
-    let mut size = 4usize;
-    for (_, v) in &obj.0 {
-        slots.push(size);
-        size += if matches!(v, V::U64(_)) { 8 } else { 4 };
-    }
-    let nfields = obj.0.iter().map(|(id, _)| id + 1).max().unwrap_or(0);
-    let mut vtable = vec![0u16; 2 + nfields];
-    vtable[0] = (4 + 2 * nfields) as u16;
-    vtable[1] = size as u16;
-    for ((id, _), off) in obj.0.iter().zip(&slots) {
-        vtable[2 + id] = *off as u16;
-    }
-    align(buf, 2);
-    let vt = buf.len();
-    for x in vtable {
-        buf.extend(x.to_le_bytes());
-    }
-    align(buf, 4);
-    let pos = buf.len();
-    buf.extend(((pos - vt) as i32).to_le_bytes());
-    let mut children = Vec::new();
-    for ((_, v), off) in obj.0.iter().zip(&slots) {
-        match v {
-            V::U8(x) => buf.extend([*x, 0, 0, 0]),
-            V::I32(x) => buf.extend(x.to_le_bytes()),
-            V::U32(x) => buf.extend(x.to_le_bytes()),
-            V::U64(x) => buf.extend(x.to_le_bytes()),
-            _ => {
-                children.push((pos + off, v));
-                buf.extend([0; 4]);
-            }
-        }
-    }
-    for (at, v) in children {
-        let target = write_ref(buf, v);
-        patch(buf, at, target);
-    }
-    pos
-}
-
-fn write_ref(buf: &mut Vec<u8>, v: &V) -> usize {
-    align(buf, 4);
-    let p = buf.len();
-    match v {
-        V::Table(o) => return write_table(buf, o),
-        V::I32s(xs) => {
-            buf.extend((xs.len() as u32).to_le_bytes());
-            xs.iter().for_each(|x| buf.extend(x.to_le_bytes()));
-        }
-        V::Bytes(b) => {
-            buf.extend((b.len() as u32).to_le_bytes());
-            buf.extend(b);
-        }
-        V::Str(s) => {
-            buf.extend((s.len() as u32).to_le_bytes());
-            buf.extend(s.as_bytes());
-            buf.push(0);
-        }
-        V::Tables(ts) => {
-            buf.extend((ts.len() as u32).to_le_bytes());
-            buf.extend(vec![0; 4 * ts.len()]);
-            for (i, t) in ts.iter().enumerate() {
-                let tp = write_table(buf, t);
-                patch(buf, p + 4 + 4 * i, tp);
-            }
-        }
-        _ => unreachable!("scalars are written inline"),
-    }
-    p
-}
+// Synthetic models, described as plain data and encoded by the exporter's writer
+// (`export::tflite_writer`, the flatbuffers crate). Filter element `idx` (flat, TFLite layout) of
+// layer `L` holds `L * 2^18 + idx` and bias `c` holds `-(L * 2^18 + c) - 1`, all exact in f32, so
+// the transposition can be checked element by element.
 
 #[derive(Clone)]
 struct ConvOpts {
@@ -677,88 +573,64 @@ impl Synth {
     }
 
     fn build(&self) -> Vec<u8> {
-        let mut codes: Vec<i32> = Vec::new();
+        let mut m = TfliteModel::new();
+        m.version = self.version;
+        m.opcode_style = match self.opcode_style {
+            0 => OpcodeStyle::DeprecatedOnly,
+            1 => OpcodeStyle::Both,
+            _ => OpcodeStyle::BuiltinOnly,
+        };
         for op in &self.ops {
-            if !codes.contains(&op.code) {
-                codes.push(op.code);
-            }
+            m.opcode(op.code);
         }
-        let opcode = |c: i32| {
-            let o = Obj::default();
-            match self.opcode_style {
-                0 => o.with(0, V::U8(c.min(127) as u8)),
-                1 => o.with(0, V::U8(c.min(127) as u8)).with(3, V::I32(c)),
-                _ => o.with(3, V::I32(c)),
-            }
-        };
-        let op = |o: &SOp| {
-            let idx = o
-                .raw_opcode
-                .unwrap_or(codes.iter().position(|&c| c == o.code).unwrap() as u32);
-            let mut t = Obj::default()
-                .with(0, V::U32(idx))
-                .with(1, V::I32s(o.inputs.clone()))
-                .with(2, V::I32s(o.outputs.clone()));
-            if let Some(c) = &o.conv {
-                let opts = if o.code == DEPTHWISE_CONV_2D {
-                    let mut x = Obj::default()
-                        .with(0, V::U8(c.padding))
-                        .with(1, V::I32(c.stride))
-                        .with(2, V::I32(c.stride))
-                        .with(4, V::U8(c.act))
-                        .with(5, V::I32(c.dilation))
-                        .with(6, V::I32(c.dilation));
-                    if let Some(m) = c.depth_mult {
-                        x = x.with(3, V::I32(m));
-                    }
-                    (OPTIONS_DEPTHWISE_CONV_2D, x)
-                } else {
-                    let x = Obj::default()
-                        .with(0, V::U8(c.padding))
-                        .with(1, V::I32(c.stride))
-                        .with(2, V::I32(c.stride))
-                        .with(3, V::U8(c.act))
-                        .with(4, V::I32(c.dilation))
-                        .with(5, V::I32(c.dilation));
-                    (OPTIONS_CONV_2D, x)
-                };
-                t = t.with(3, V::U8(opts.0)).with(4, V::Table(opts.1));
-            }
-            t
-        };
-        let tensors = self.tensors.iter().enumerate().map(|(i, t)| {
-            Obj::default()
-                .with(0, V::I32s(t.shape.clone()))
-                .with(1, V::U8(t.dtype))
-                .with(2, V::U32(t.buffer))
-                .with(3, V::Str(format!("tensor_{i}")))
-        });
-        let buffers = self.buffers.iter().map(|(data, offset)| {
-            let mut b = Obj::default();
-            if !data.is_empty() {
-                b = b.with(0, V::Bytes(data.clone()));
-            }
-            if *offset > 0 {
-                b = b.with(1, V::U64(*offset)).with(2, V::U64(64));
-            }
-            b
-        });
-        let last = self.ops.last().map_or(0, |o| o.outputs[0]);
-        let subgraph = Obj::default()
-            .with(0, V::Tables(tensors.collect()))
-            .with(1, V::I32s(vec![0]))
-            .with(2, V::I32s(vec![last]))
-            .with(3, V::Tables(self.ops.iter().map(op).collect()));
-        let model = Obj::default()
-            .with(0, V::U32(self.version))
-            .with(1, V::Tables(codes.iter().map(|&c| opcode(c)).collect()))
-            .with(2, V::Tables(vec![subgraph]))
-            .with(4, V::Tables(buffers.collect()));
-        let mut buf = vec![0u8; 8];
-        buf[4..8].copy_from_slice(b"TFL3");
-        let root = write_table(&mut buf, &model);
-        patch(&mut buf, 0, root);
-        buf
+        m.buffers = self
+            .buffers
+            .iter()
+            .map(|(data, offset)| match offset {
+                0 => Buffer::Data(data.clone()),
+                &offset => Buffer::External { offset, size: 64 },
+            })
+            .collect();
+        m.tensors = self
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Tensor {
+                name: format!("tensor_{i}"),
+                shape: t.shape.clone(),
+                shape_signature: None,
+                dtype: t.dtype,
+                buffer: t.buffer,
+            })
+            .collect();
+        m.operators = self
+            .ops
+            .iter()
+            .map(|o| Operator {
+                opcode_index: o.raw_opcode.unwrap_or_else(|| m.opcode_index_of(o.code)),
+                inputs: o.inputs.clone(),
+                outputs: o.outputs.clone(),
+                options: match &o.conv {
+                    None => Options::None,
+                    Some(c) if o.code == DEPTHWISE_CONV_2D => Options::DepthwiseConv2D {
+                        padding: c.padding,
+                        stride: (c.stride, c.stride),
+                        depth_multiplier: c.depth_mult,
+                        activation: c.act,
+                        dilation: (c.dilation, c.dilation),
+                    },
+                    Some(c) => Options::Conv2D {
+                        padding: c.padding,
+                        stride: (c.stride, c.stride),
+                        activation: c.act,
+                        dilation: (c.dilation, c.dilation),
+                    },
+                },
+            })
+            .collect();
+        m.inputs = vec![0];
+        m.outputs = vec![self.ops.last().map_or(0, |o| o.outputs[0])];
+        m.to_bytes()
     }
 
     fn err(&self) -> String {
@@ -858,7 +730,12 @@ fn wrong_op_order_is_an_error() {
     let mut s = synth();
     s.ops.swap(1, 2);
     let e = s.err();
-    assert!(e.contains("operator #1 (CONV_2D for MobilenetV1/Conv2d_1_depthwise): expected DEPTHWISE_CONV_2D"), "{e}");
+    assert!(
+        e.contains(
+            "operator #1 (CONV_2D for MobilenetV1/Conv2d_1_depthwise): expected DEPTHWISE_CONV_2D"
+        ),
+        "{e}"
+    );
     // Two depthwise layers with different strides.
     let mut s = synth();
     s.ops.swap(1, 3);
@@ -891,8 +768,7 @@ fn wrong_op_order_is_an_error() {
     s.ops.truncate(20);
     let e = s.err();
     assert!(
-        e.contains("ends after 20 convolutions")
-            && e.contains("Conv2d_10_pointwise is missing"),
+        e.contains("ends after 20 convolutions") && e.contains("Conv2d_10_pointwise is missing"),
         "{e}"
     );
     let mut s = synth();
@@ -1002,9 +878,7 @@ fn other_networks_are_errors() {
     );
     let e = s.err();
     assert!(
-        e.contains(
-            "operator #0 is DEQUANTIZE where MobilenetV1/Conv2d_0 (CONV_2D) was expected"
-        ),
+        e.contains("operator #0 is DEQUANTIZE where MobilenetV1/Conv2d_0 (CONV_2D) was expected"),
         "{e}"
     );
     assert!(e.contains("quantised"), "{e}");
