@@ -139,6 +139,8 @@ def run_mediapipe(cls_path, feat_path, u8s, classes):
         probs.append(p)
         names.append(n)
         feats.append(np.array(emb.embed(image).embeddings[0].embedding))
+    clf.close()
+    emb.close()
     return np.stack(probs), names, np.stack(feats)
 
 

@@ -1,8 +1,9 @@
 //! The folded network as a float32 `.tflite` in the operator sequence of the 2018 release files:
 //! `CONV_2D`, 13 x (`DEPTHWISE_CONV_2D`, `CONV_2D`) with ReLU6 fused and SAME padding,
-//! `AVERAGE_POOL_2D`, the logits `CONV_2D`, `RESHAPE`, `SOFTMAX` (a feature-vector export stops
-//! after the pooling and a `RESHAPE` to [N, C]). Input `[1, H, W, 3]` in [-1, 1] as in the release
-//! files, batch dynamic in the shape signature; then the Model Maker style metadata buffer and
+//! `AVERAGE_POOL_2D`, the logits `CONV_2D`, `SQUEEZE`, `SOFTMAX` (a feature-vector export stops
+//! after the pooling and a `SQUEEZE` to [N, C]). The release files squeeze where one might expect
+//! a `RESHAPE` (mobilenet_v1_0.25_128.tflite: `SQUEEZE`, squeeze_dims [1, 2]). Input
+//! `[1, H, W, 3]` in [-1, 1] as in the release files, batch dynamic in the shape signature; then the Model Maker style metadata buffer and
 //! `labels.txt` in a zip appended to the flatbuffer, as tflite-support's `MetadataPopulator` does.
 
 use std::io::{Cursor, Seek, SeekFrom, Write};
@@ -44,13 +45,13 @@ impl Graph {
         })
     }
 
-    fn constant(&mut self, name: String, shape: Vec<usize>, dtype: u8, data: Vec<u8>) -> i32 {
+    fn constant(&mut self, name: String, shape: Vec<usize>, data: Vec<u8>) -> i32 {
         let buffer = self.model.buffer(Buffer::Data(data));
         self.model.tensor(Tensor {
             name,
             shape: shape.iter().map(|&d| d as i32).collect(),
             shape_signature: None,
-            dtype,
+            dtype: TENSOR_FLOAT32,
             buffer,
         })
     }
@@ -80,7 +81,6 @@ pub fn graph(net: &FoldedNetwork, h: usize, w: usize, description: &str) -> Tfli
                 g.constant(
                     format!("{scope}/depthwise_weights"),
                     vec![1, k, k, cout],
-                    TENSOR_FLOAT32,
                     f32_bytes(&l.filter),
                 ),
                 Options::DepthwiseConv2D {
@@ -96,7 +96,6 @@ pub fn graph(net: &FoldedNetwork, h: usize, w: usize, description: &str) -> Tfli
                 g.constant(
                     format!("{scope}/weights"),
                     vec![cout, k, k, cin],
-                    TENSOR_FLOAT32,
                     f32_bytes(&hwio_to_ohwi(&l.filter, k * k * cin, cout)),
                 ),
                 Options::Conv2D {
@@ -107,12 +106,7 @@ pub fn graph(net: &FoldedNetwork, h: usize, w: usize, description: &str) -> Tfli
                 },
             ),
         };
-        let bias = g.constant(
-            format!("{scope}/biases"),
-            vec![cout],
-            TENSOR_FLOAT32,
-            f32_bytes(&l.bias),
-        );
+        let bias = g.constant(format!("{scope}/biases"), vec![cout], f32_bytes(&l.bias));
         size = (size.0.div_ceil(layer.stride), size.1.div_ceil(layer.stride));
         let y = g.activation(
             format!("{SCOPE}/{SCOPE}/{}/Relu6", layer.name),
@@ -145,15 +139,9 @@ pub fn graph(net: &FoldedNetwork, h: usize, w: usize, description: &str) -> Tfli
             let filter = g.constant(
                 format!("{scope}/weights"),
                 vec![k, 1, 1, c],
-                TENSOR_FLOAT32,
                 f32_bytes(&hwio_to_ohwi(&cls.weights, c, k)),
             );
-            let bias = g.constant(
-                format!("{scope}/biases"),
-                vec![k],
-                TENSOR_FLOAT32,
-                f32_bytes(&cls.biases),
-            );
+            let bias = g.constant(format!("{scope}/biases"), vec![k], f32_bytes(&cls.biases));
             let logits = g.activation(format!("{scope}/BiasAdd"), vec![1, 1, 1, k]);
             g.op(
                 CONV_2D,
@@ -170,19 +158,15 @@ pub fn graph(net: &FoldedNetwork, h: usize, w: usize, description: &str) -> Tfli
         }
         None => (pooled, c, "feature_vector".to_string()),
     };
-    let new_shape = vec![-1, width as i32];
-    let shape = g.constant(
-        format!("{squeeze_name}/shape"),
-        vec![2],
-        TENSOR_INT32,
-        new_shape.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    );
+    // The release files' SpatialSqueeze: [N, 1, 1, W] -> [N, W], whatever N is.
     let squeezed = g.activation(squeeze_name, vec![1, width]);
     g.op(
-        RESHAPE,
-        vec![x, shape],
+        SQUEEZE,
+        vec![x],
         vec![squeezed],
-        Options::Reshape { new_shape },
+        Options::Squeeze {
+            squeeze_dims: vec![1, 2],
+        },
     );
     let output = if net.classifier.is_some() {
         let p = g.activation(format!("{SCOPE}/Predictions/Reshape_1"), vec![1, width]);

@@ -58,8 +58,8 @@ pub enum Options {
         filter: (i32, i32),
         activation: u8,
     },
-    Reshape {
-        new_shape: Vec<i32>,
+    Squeeze {
+        squeeze_dims: Vec<i32>,
     },
     Softmax {
         beta: f32,
@@ -353,11 +353,11 @@ fn write_operator(fbb: &mut FlatBufferBuilder, op: &Operator) -> Table {
             fbb.push_slot(slot(POOL_ACTIVATION), *activation, 0);
             Some((OPTIONS_POOL_2D, fbb.end_table(start)))
         }
-        Options::Reshape { new_shape } => {
-            let v = fbb.create_vector(new_shape);
+        Options::Squeeze { squeeze_dims } => {
+            let v = fbb.create_vector(squeeze_dims);
             let start = fbb.start_table();
-            fbb.push_slot_always(slot(RESHAPE_NEW_SHAPE), v);
-            Some((OPTIONS_RESHAPE, fbb.end_table(start)))
+            fbb.push_slot_always(slot(SQUEEZE_DIMS), v);
+            Some((OPTIONS_SQUEEZE, fbb.end_table(start)))
         }
         Options::Softmax { beta } => {
             let start = fbb.start_table();

@@ -63,7 +63,7 @@ pub(crate) const OPTIONS_CONV_2D: u8 = 1;
 pub(crate) const OPTIONS_DEPTHWISE_CONV_2D: u8 = 2;
 pub(crate) const OPTIONS_POOL_2D: u8 = 5;
 pub(crate) const OPTIONS_SOFTMAX: u8 = 9;
-pub(crate) const OPTIONS_RESHAPE: u8 = 17;
+pub(crate) const OPTIONS_SQUEEZE: u8 = 30;
 // Conv2DOptions
 pub(crate) const CONV_PADDING: usize = 0;
 pub(crate) const CONV_STRIDE_W: usize = 1;
@@ -89,11 +89,10 @@ pub(crate) const POOL_FILTER_H: usize = 4;
 pub(crate) const POOL_ACTIVATION: usize = 5;
 // SoftmaxOptions
 pub(crate) const SOFTMAX_BETA: usize = 0;
-// ReshapeOptions
-pub(crate) const RESHAPE_NEW_SHAPE: usize = 0;
+// SqueezeOptions
+pub(crate) const SQUEEZE_DIMS: usize = 0;
 
 pub(crate) const TENSOR_FLOAT32: u8 = 0;
-pub(crate) const TENSOR_INT32: u8 = 2;
 pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 pub(crate) fn op_name(code: i32) -> String {
