@@ -127,6 +127,14 @@ fn bad_targets_are_usage_errors_and_leave_nothing() {
         .assert()
         .code(2);
     assert!(stderr(&a).contains("--variant"), "{}", stderr(&a));
+    let a = mnv1()
+        .arg("convert")
+        .arg(fixture())
+        .args(["--head", "features", "--out"])
+        .arg(tmp.path().join("w.safetensors"))
+        .assert()
+        .code(2);
+    assert!(stderr(&a).contains("--head applies to"), "{}", stderr(&a));
     assert!(listing(tmp.path()).is_empty());
 }
 
