@@ -133,7 +133,7 @@ impl Classifier {
     /// A head with the given `[C, K]` weights and `[K]` biases.
     pub fn from_values(weights: Vec<f32>, biases: Vec<f32>) -> Self {
         let classes = biases.len();
-        assert!(classes > 0 && weights.len() % classes == 0);
+        assert!(classes > 0 && weights.len().is_multiple_of(classes));
         Self {
             weight: Param::new(weights),
             bias: Param::new(biases),

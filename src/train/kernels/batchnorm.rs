@@ -103,7 +103,7 @@ fn centred_sums_body<const FMA: bool>(rows: &[f32], centre: &[f32], square: bool
 /// large against the spread, `z * scale + (beta - mean * scale)` would cancel digits.)
 pub fn scale_shift_relu6(z: &[f32], mean: &[f32], scale: &[f32], beta: &[f32], a: &mut [f32]) {
     let c = scale.len();
-    assert!(z.len() == a.len() && z.len() % c == 0 && beta.len() == c && mean.len() == c);
+    assert!(z.len() == a.len() && z.len().is_multiple_of(c) && beta.len() == c && mean.len() == c);
     let chunk = rows_per_chunk(z.len() / c) * c;
     let per_channel = PerChannel { mean, scale, beta };
     a.par_chunks_mut(chunk)
