@@ -285,10 +285,10 @@ fn card_html(id: usize, card: &Card, embed: bool, opts: &SheetOptions) -> String
             for (label, p) in top {
                 let _ = write!(
                     s,
-                    "<div class=\"bar\"><i><s style=\"width:{:.1}%\"></s><em>{}</em></i><b>{}</b></div>",
-                    (p * 100.0).clamp(0.0, 100.0),
+                    "<div class=\"bar\"><span title=\"{0}\">{0}</span><b>{1}</b><i><s style=\"width:{2:.1}%\"></s></i></div>",
                     esc(label),
-                    percent(*p as f64)
+                    percent(*p as f64),
+                    (p * 100.0).clamp(0.0, 100.0)
                 );
             }
             s.push_str("</figcaption></figure>\n");

@@ -36,17 +36,18 @@ td:first-child, th:first-child { text-align: left; }
 table.settings td:first-child { color: #5f6368; }
 table.settings td { text-align: left; }
 svg text { font-family: inherit; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(165px, 1fr)); gap: 12px; }
 figure { margin: 0; background: #fff; border: 1px solid #e0e3e8; border-radius: 6px; padding: 8px; overflow: hidden; }
 figure .thumb { display: block; width: 100%; height: 120px; object-fit: contain; background: #eef0f3; border-radius: 4px; }
 figure div.thumb { display: flex; align-items: center; justify-content: center; color: #80868b; font-size: 12px; }
 figcaption { font-size: 12px; margin-top: 6px; word-break: break-word; }
 figcaption .name { color: #5f6368; display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.bar { display: grid; grid-template-columns: 1fr 42px; gap: 4px; align-items: center; margin: 2px 0; }
-.bar i { display: block; height: 14px; background: #e8eaf6; border-radius: 3px; position: relative; overflow: hidden; }
-.bar i s { position: absolute; inset: 0 auto 0 0; background: #7986cb; border-radius: 3px; }
-.bar i em { position: relative; font-style: normal; padding-left: 4px; font-size: 11px; line-height: 14px; white-space: nowrap; }
-.bar b { font-weight: 500; text-align: right; font-size: 11px; font-variant-numeric: tabular-nums; }
+.bar { display: grid; grid-template-columns: 1fr auto; column-gap: 6px; margin: 3px 0 0; font-size: 11.5px; line-height: 1.3; }
+.bar span { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.bar b { font-weight: 500; text-align: right; font-variant-numeric: tabular-nums; color: #5f6368; }
+.bar i { grid-column: 1 / 3; display: block; height: 4px; background: #e8eaf6; border-radius: 2px; overflow: hidden; }
+.bar i s { display: block; height: 100%; background: #5c6bc0; }
+.row > div:last-child { flex: 1 1 320px; }
 .wrong { color: #c5221f; }
 .right { color: #188038; }
 figure.failed { border-color: #f5c2c0; background: #fdf3f2; }
