@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod hub;
 pub mod inputs;
 pub mod interrupt;

@@ -89,8 +89,22 @@ fn finetune_writes_a_report_and_tensorboard_summaries() {
         .arg(&data)
         .args(["--variant", "025_128", "--weights"])
         .arg(fixture("mobilenet_v1_0.25_128.tgz"))
-        .args(["--epochs", "3", "--batch-size", "4", "--validation-split", "0.5"])
-        .args(["--optimizer", "adam", "--learning-rate", "0.01", "--seed", "1"])
+        .args([
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--validation-split",
+            "0.5",
+        ])
+        .args([
+            "--optimizer",
+            "adam",
+            "--learning-rate",
+            "0.01",
+            "--seed",
+            "1",
+        ])
         .arg("--out")
         .arg(&model)
         .arg("--summaries-dir")
@@ -257,7 +271,10 @@ fn tensorboard_writer_fixture_reads_and_re_encodes_identically() {
         let Some(What::Summary(s)) = &e.what else {
             panic!("{e:?}")
         };
-        assert_eq!((s.value[0].tag.as_str(), s.value[0].simple_value), (tag, Some(v)));
+        assert_eq!(
+            (s.value[0].tag.as_str(), s.value[0].simple_value),
+            (tag, Some(v))
+        );
         write_record(&mut ours, &Event::encode_to_vec(e)).unwrap();
     }
     // The first record (file version plus TensorBoard's source metadata, which mnv1 does not
@@ -275,10 +292,7 @@ fn classify_sheet(inputs: &[PathBuf], extra: &[&str]) -> (String, Option<i32>) {
         .args(extra)
         .output()
         .unwrap();
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        out.status.code(),
-    )
+    (String::from_utf8(out.stdout).unwrap(), out.status.code())
 }
 
 #[test]
@@ -302,7 +316,14 @@ fn contact_sheet_has_one_card_per_input_in_order_and_lists_failures() {
     // --out *.html chooses the format; 2 thumbnails embedded, the rest linked.
     let (stdout, code) = classify_sheet(
         &inputs,
-        &["-k", "3", "--sheet-embed", "2", "--out", sheet.to_str().unwrap()],
+        &[
+            "-k",
+            "3",
+            "--sheet-embed",
+            "2",
+            "--out",
+            sheet.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(1), "one input failed");
     assert!(stdout.is_empty());
@@ -329,7 +350,10 @@ fn contact_sheet_has_one_card_per_input_in_order_and_lists_failures() {
     }
     assert_eq!(page.matches("src=\"data:image/jpeg;base64,").count(), 2);
     // Links beyond the limit: relative to the page's directory, escaped for a URL.
-    assert!(page.contains("loading=\"lazy\" src=\"..&#x2F;2.png\""), "{page}");
+    assert!(
+        page.contains("loading=\"lazy\" src=\"..&#x2F;2.png\""),
+        "{page}"
+    );
     assert!(page.contains("a%20%22b%22%20%3Cscript%3Ealert(1)%3C.png"));
     // The failure is listed at the end with its reason, linked to its card.
     let list = &page[page.find("<ul class=\"failures\">").unwrap()..];

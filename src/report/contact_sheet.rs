@@ -259,10 +259,9 @@ fn card_html(id: usize, card: &Card, embed: bool, opts: &SheetOptions) -> String
                         "<img class=\"thumb\" alt=\"\" src=\"{}\">",
                         thumbnail::data_uri(&jpeg)
                     ),
-                    Err(reason) => format!(
-                        "<div class=\"thumb\">no preview: {}</div>",
-                        esc(&reason)
-                    ),
+                    Err(reason) => {
+                        format!("<div class=\"thumb\">no preview: {}</div>", esc(&reason))
+                    }
                 }
             } else if is_npy {
                 "<div class=\"thumb\">tensor (no preview)</div>".to_string()

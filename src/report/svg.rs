@@ -56,7 +56,10 @@ pub fn line_chart(
 ) -> String {
     let all = || series.iter().flat_map(|s| s.points.iter());
     let finite = |v: &f64| v.is_finite();
-    let x_min = all().map(|p| p.0).filter(finite).fold(f64::INFINITY, f64::min);
+    let x_min = all()
+        .map(|p| p.0)
+        .filter(finite)
+        .fold(f64::INFINITY, f64::min);
     let x_max = all()
         .map(|p| p.0)
         .filter(finite)
@@ -289,8 +292,14 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(ticks(0.0, 1.0, 5), [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
-        assert_eq!(ticks(1.0, 10.0, 10), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert_eq!(
+            ticks(0.0, 1.0, 5),
+            [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(
+            ticks(1.0, 10.0, 10),
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+        );
         assert_eq!(ticks(0.0, 100.0, 10).len(), 11);
         assert_eq!(tick_label(0.4, 0.2), "0.4");
         assert_eq!(tick_label(20.0, 5.0), "20");

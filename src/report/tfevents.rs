@@ -220,7 +220,11 @@ mod tests {
     #[test]
     fn corrupted_or_cut_records_are_refused() {
         let mut bytes = Vec::new();
-        write_record(&mut bytes, &scalar_event(1, "epoch_loss", 0.75).encode_to_vec()).unwrap();
+        write_record(
+            &mut bytes,
+            &scalar_event(1, "epoch_loss", 0.75).encode_to_vec(),
+        )
+        .unwrap();
         let mut bad_len = bytes.clone();
         bad_len[0] ^= 1;
         assert_eq!(read_events(&bad_len), Err(RecordError::LengthCrc(0)));
