@@ -368,3 +368,56 @@ fn contact_sheet_has_one_card_per_input_in_order_and_lists_failures() {
     assert_eq!(stdout.matches("src=\"data:image/jpeg;base64,").count(), 2);
     assert!(stdout.trim_end().ends_with("</html>"));
 }
+
+/// Ctrl-C at different moments of a run: report.html is then absent or whole (it goes through
+/// a temporary file renamed into place), and no temporary file is left in the model directory.
+#[test]
+fn interrupted_finetune_leaves_no_partial_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data, 6);
+    let mut outcomes = Vec::new();
+    for delay_ms in [300u64, 800, 1500, 2500, 4000] {
+        let model = tmp.path().join(format!("model-{delay_ms}"));
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mnv1"))
+            .env(
+                "MNV1_CACHE",
+                std::env::temp_dir().join("mnv1-report-empty-cache"),
+            )
+            .arg("finetune")
+            .arg(&data)
+            .args(["--variant", "025_128", "--weights"])
+            .arg(fixture("mobilenet_v1_0.25_128.tgz"))
+            .args(["--epochs", "3", "--validation-split", "0.5", "--out"])
+            .arg(&model)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // The run may have ended already: then the signal finds nothing, which is fine.
+        let _ = std::process::Command::new("kill")
+            .arg("-INT")
+            .arg(child.id().to_string())
+            .status();
+        let status = child.wait().unwrap();
+        let report = model.join("report.html");
+        if status.success() {
+            assert!(report.exists(), "a finished run has its report");
+        } else {
+            assert_eq!(status.code(), Some(130), "{status:?}");
+        }
+        if report.exists() {
+            let page = std::fs::read_to_string(&report).unwrap();
+            assert!(page.ends_with("</html>\n"), "a partial report");
+        }
+        if model.exists() {
+            for e in std::fs::read_dir(&model).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(!name.starts_with(".mnv1-"), "left behind: {name}");
+            }
+        }
+        outcomes.push((delay_ms, status.code(), report.exists()));
+    }
+    eprintln!("(delay ms, exit code, report written): {outcomes:?}");
+}

@@ -241,6 +241,13 @@ impl ContactSheet {
     }
 }
 
+/// The last component of a path, as shown on a card (the whole path is its tooltip).
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 fn card_html(id: usize, card: &Card, embed: bool, opts: &SheetOptions) -> String {
     match card {
         Card::Done { name, top } => {
@@ -271,9 +278,7 @@ fn card_html(id: usize, card: &Card, embed: bool, opts: &SheetOptions) -> String
                     esc(&link)
                 )
             };
-            let shown = Path::new(name)
-                .file_name()
-                .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
+            let shown = file_name(name);
             let mut s = format!(
                 "<figure class=\"item\" id=\"i{id}\"><a href=\"{}\">{img}</a><figcaption>\
                  <span class=\"name\" title=\"{}\">{}</span>",
@@ -295,9 +300,10 @@ fn card_html(id: usize, card: &Card, embed: bool, opts: &SheetOptions) -> String
         }
         Card::Failed { path, reason } => format!(
             "<figure class=\"item failed\" id=\"i{id}\"><div class=\"thumb\">failed</div>\
-             <figcaption><span class=\"name\" title=\"{0}\">{0}</span>\
-             <span class=\"reason\">{1}</span></figcaption></figure>\n",
+             <figcaption><span class=\"name\" title=\"{}\">{}</span>\
+             <span class=\"reason\">{}</span></figcaption></figure>\n",
             esc(path),
+            esc(&file_name(path)),
             esc(reason)
         ),
     }
