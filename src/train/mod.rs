@@ -11,6 +11,7 @@ pub mod kernels;
 pub mod manifest;
 pub mod network;
 pub mod optimizer;
+pub mod predictions;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,6 +26,7 @@ use self::head::{dropout, loss_and_correct, ClassifierHead};
 use self::manifest::{EpochFigures, Figures};
 use self::network::TrainNet;
 use self::optimizer::{InPlace, Optimizer, OptimizerKind};
+use self::predictions::Predicted;
 use crate::model::arch::LOGITS_SCOPE;
 use crate::model::{MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
@@ -117,6 +119,14 @@ pub struct Trained {
     pub history: Vec<EpochFigures>,
     pub initial_validation: Option<Figures>,
     pub final_validation: Option<Figures>,
+    /// Per validation image (in `Prepared::validation` order), what the final model predicts.
+    pub validation_predictions: Vec<Predicted>,
+}
+
+/// Figures over the validation set and the prediction for each of its images.
+struct Evaluation {
+    figures: Figures,
+    predictions: Vec<Predicted>,
 }
 
 /// Evaluation batches: large, since nothing is kept for a backward pass.
@@ -208,7 +218,7 @@ fn evaluate(
     data: &Prepared,
     s: &Settings,
     device: &Device,
-) -> Result<Option<Figures>, TrainError> {
+) -> Result<Option<Evaluation>, TrainError> {
     if data.validation.is_empty() {
         return Ok(None);
     }
@@ -220,11 +230,15 @@ fn evaluate(
         _ => features_of(backbone, &data.validation_images, s.size, device)?,
     };
     let refs: Vec<&Example> = data.validation.iter().collect();
-    let (loss, correct) =
-        loss_and_correct(&head.forward(&features)?, &labels_tensor(&refs, device)?)?;
+    let logits = head.forward(&features)?;
+    let (loss, correct) = loss_and_correct(&logits, &labels_tensor(&refs, device)?)?;
     let mut m = Meter::default();
     m.add(&loss, correct, refs.len())?;
-    Ok(Some(m.figures()))
+    let labels: Vec<usize> = refs.iter().map(|e| e.label).collect();
+    Ok(Some(Evaluation {
+        figures: m.figures(),
+        predictions: predictions::from_logits(&logits, &labels)?,
+    }))
 }
 
 /// Trains the new head (and, with `train_backbone`, the whole network) on `data`.
@@ -294,7 +308,9 @@ pub fn fine_tune(
         vars.extend(net.vars());
     }
     let mut optimizer = Optimizer::new(s.optimizer, vars, s.learning_rate)?;
-    let initial_validation = evaluate(&backbone, &head, data, s, device)?;
+    let initial = evaluate(&backbone, &head, data, s, device)?;
+    let initial_validation = initial.as_ref().map(|e| e.figures);
+    let mut last_predictions = initial.map(|e| e.predictions).unwrap_or_default();
 
     let mut history = Vec::new();
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -344,7 +360,11 @@ pub fn fine_tune(
                 accuracy: f.accuracy,
             });
         }
-        let validation = evaluate(&backbone, &head, data, s, device)?;
+        let evaluation = evaluate(&backbone, &head, data, s, device)?;
+        let validation = evaluation.as_ref().map(|e| e.figures);
+        if let Some(e) = evaluation {
+            last_predictions = e.predictions;
+        }
         let figures = EpochFigures {
             epoch,
             train: meter.figures(),
@@ -370,6 +390,7 @@ pub fn fine_tune(
         history,
         initial_validation,
         final_validation,
+        validation_predictions: last_predictions,
     })
 }
 
@@ -418,7 +439,9 @@ fn fine_tune_cpu(
         net.calibrate(&pixels, first.len())?;
     }
     let mut optimizer = InPlace::new(s.optimizer, s.learning_rate);
-    let initial_validation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
+    let initial = evaluate_cpu(&mut net, data, s, &mut pixels)?;
+    let initial_validation = initial.as_ref().map(|e| e.figures);
+    let mut last_predictions = initial.map(|e| e.predictions).unwrap_or_default();
 
     let mut history = Vec::new();
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -447,7 +470,11 @@ fn fine_tune_cpu(
                 accuracy: f.accuracy,
             });
         }
-        let validation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
+        let evaluation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
+        let validation = evaluation.as_ref().map(|e| e.figures);
+        if let Some(e) = evaluation {
+            last_predictions = e.predictions;
+        }
         let figures = EpochFigures {
             epoch,
             train: meter.figures(),
@@ -466,6 +493,7 @@ fn fine_tune_cpu(
         history,
         initial_validation,
         final_validation,
+        validation_predictions: last_predictions,
     })
 }
 
@@ -475,11 +503,12 @@ fn evaluate_cpu(
     data: &Prepared,
     s: &Settings,
     pixels: &mut Vec<f32>,
-) -> Result<Option<Figures>, TrainError> {
+) -> Result<Option<Evaluation>, TrainError> {
     if data.validation.is_empty() {
         return Ok(None);
     }
     let mut meter = Meter::default();
+    let mut predictions = Vec::with_capacity(data.validation.len());
     for (images, examples) in data
         .validation_images
         .chunks(s.batch_size)
@@ -493,8 +522,14 @@ fn evaluate_cpu(
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
         let (loss, correct) = cpu_net::cross_entropy(&logits, &labels);
         meter.add_value(loss, correct, labels.len());
+        let k = logits.len() / labels.len();
+        let logits = Tensor::from_vec(logits, (labels.len(), k), &Device::Cpu)?;
+        predictions.extend(predictions::from_logits(&logits, &labels)?);
     }
-    Ok(Some(meter.figures()))
+    Ok(Some(Evaluation {
+        figures: meter.figures(),
+        predictions,
+    }))
 }
 
 /// The pixels of training images `batch` as the backbone sees them (augmented afresh, or as
