@@ -2,12 +2,11 @@
 
 use anyhow::Result;
 
-use super::{progress, report_failure, Status};
+use super::{input_stream, progress, report_failure, Status};
 use crate::cli::ClassifyArgs;
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
-use crate::inputs;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
@@ -22,6 +21,8 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         ))
         .into());
     }
+    let outputs: Vec<&std::path::Path> = args.out.as_deref().into_iter().collect();
+    crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
     let config = ModelConfig::resolve_quiet(&args.model, Module::Classification, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
     let labels = config.labels();
@@ -37,9 +38,9 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         Some(k) => k,
         None => DEFAULT_TOP_K.min(classes),
     };
-    let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let mut writer = ClassifyWriter::new(args.format, Sink::open(args.out.as_deref())?)?;
-    let bar = progress(items.len(), quiet);
+    let (items, len) = input_stream(&args.inputs, &outputs);
+    let bar = progress(len, quiet);
     let pipeline = Pipeline {
         engine: &engine,
         preprocess: &config.preprocess,
@@ -47,7 +48,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         batch_size: config.batch_size,
         fail_fast: config.fail_fast,
     };
-    let summary = pipeline.run(&items, |outcome| -> std::io::Result<()> {
+    let summary = pipeline.run(items, |outcome| -> std::io::Result<()> {
         match outcome {
             Outcome::Done { name, row } => {
                 bar.inc(1);
