@@ -6,11 +6,10 @@ use anyhow::Result;
 
 use super::Status;
 use crate::cli::ConvertArgs;
-use crate::error::UsageError;
 use crate::weights::{self, safetensors::write_safetensors};
 
 pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
-    let w = weights::load(&args.input).map_err(|e| UsageError::new(e.to_string()))?;
+    let w = weights::load(&args.input)?;
     let metadata = HashMap::from([
         ("format".to_string(), "mnv1".to_string()),
         (
