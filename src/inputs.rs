@@ -98,7 +98,7 @@ pub fn refuse_outputs_among_inputs(outputs: &[&Path], args: &[PathBuf]) -> Resul
 /// The inputs in order, expanded lazily: a directory when it is reached, stdin line by line
 /// (so results start before stdin ends). Files that are one of `outputs` fail as inputs.
 pub struct Inputs<R> {
-    args: std::vec::IntoIter<PathBuf>,
+    args: VecDeque<PathBuf>,
     stdin: Option<R>,
     /// Reading stdin now (it is read once, at the first `-`).
     reading_stdin: bool,
@@ -110,7 +110,7 @@ pub struct Inputs<R> {
 impl<R: BufRead> Inputs<R> {
     pub fn new(args: &[PathBuf], stdin: R, outputs: &[&Path]) -> Self {
         Self {
-            args: args.to_vec().into_iter(),
+            args: args.iter().cloned().collect(),
             stdin: Some(stdin),
             reading_stdin: false,
             stdin_line: 0,
@@ -182,7 +182,7 @@ impl<R: BufRead> Iterator for Inputs<R> {
                 }
                 self.reading_stdin = false;
             }
-            let arg = self.args.next()?;
+            let arg = self.args.pop_front()?;
             if arg.as_os_str() == "-" {
                 self.reading_stdin = self.stdin.is_some();
             } else {
@@ -473,13 +473,13 @@ mod tests {
         let a = d.join("a.png");
         std::fs::write(&a, b"x").unwrap();
         let refuse = |out: &Path, args: &[PathBuf]| refuse_outputs_among_inputs(&[out], args);
-        assert!(refuse(&a, &[a.clone()]).is_err());
+        assert!(refuse(&a, std::slice::from_ref(&a)).is_err());
         // Another spelling of the same file.
-        assert!(refuse(&d.join(".").join("a.png"), &[a.clone()]).is_err());
+        assert!(refuse(&d.join(".").join("a.png"), std::slice::from_ref(&a)).is_err());
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&a, d.join("link.png")).unwrap();
-            assert!(refuse(&d.join("link.png"), &[a.clone()]).is_err());
+            assert!(refuse(&d.join("link.png"), std::slice::from_ref(&a)).is_err());
         }
         // Inside a directory input, under a name the walk picks up.
         assert!(refuse(&a, &[d.to_path_buf()]).is_err());

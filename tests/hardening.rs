@@ -638,6 +638,9 @@ fn model_dir(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     model
 }
 
+/// A change to a manifest.
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
 #[test]
 fn a_model_directory_is_checked_against_its_manifest() {
     let dir = tempfile::tempdir().unwrap();
@@ -653,7 +656,7 @@ fn a_model_directory_is_checked_against_its_manifest() {
     };
     let ok = model_dir(dir.path(), |_| {});
     assert!(classify(&ok).status.success());
-    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|m| m["classes"] = serde_json::json!(["a", "b"])),
             "2 classes",
