@@ -18,6 +18,7 @@ pub mod output;
 pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
+pub mod report;
 pub mod tempfiles;
 pub mod train;
 pub mod weights;
