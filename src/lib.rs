@@ -1,6 +1,7 @@
 //! mnv1: Google's MobileNet V1 image models on candle. The binary (`src/main.rs`) is a thin
 //! shell over these modules; data flows one way: inputs -> preprocess -> model -> output.
 
+pub mod atomic;
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -18,5 +19,6 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
 pub mod report;
+pub mod tempfiles;
 pub mod train;
 pub mod weights;

@@ -1,7 +1,6 @@
 //! The project's own canonical form: float32 safetensors with TF-Slim names and TF layouts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -72,13 +71,7 @@ pub fn write_safetensors(
     path: &Path,
 ) -> Result<(), SafetensorsError> {
     let bytes = serialize_with_checksum(tensors, metadata)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new().prefix(".mnv1-").tempfile_in(dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    crate::atomic::write_atomic(path, &bytes)?;
     Ok(())
 }
 
