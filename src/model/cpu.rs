@@ -85,11 +85,7 @@ impl CpuMobileNet {
             // TF's layouts are already the ones the NHWC kernels want: HWIO, [3,3,C,1], [1,1,Cin,Cout].
             let (filter, bias) = fold(w, layer)?;
             let stage = match layer.kind {
-                LayerKind::Conv => Stage::Conv0(Conv0 {
-                    filter,
-                    bias,
-                    stride: layer.stride,
-                }),
+                LayerKind::Conv => Stage::Conv0(Conv0::new(filter, bias, layer.stride)),
                 LayerKind::Depthwise => {
                     Stage::Depthwise(Depthwise::new(filter, bias, layer.stride))
                 }
@@ -438,7 +434,7 @@ impl CpuMobileNet {
             .iter()
             .map(|s| {
                 let stride = match &s.stage {
-                    Stage::Conv0(l) => l.stride,
+                    Stage::Conv0(l) => l.stride(),
                     Stage::Depthwise(l) => l.stride(),
                     Stage::Pointwise(_) => 1,
                 };
@@ -470,7 +466,7 @@ impl CpuMobileNet {
         let oh = out_shape.height;
         match &step.stage {
             Stage::Conv0(layer) => {
-                let pad = pad(layer.stride);
+                let pad = pad(layer.stride());
                 self.for_each_block(out, out_shape.row_len(), parallel, |row, block| {
                     let img = &input[(row / oh) * image_len..][..image_len];
                     conv0_row(img, in_shape, row % oh, pad, layer, block);

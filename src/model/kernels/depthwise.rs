@@ -29,9 +29,13 @@ pub struct Depthwise {
 }
 
 impl Depthwise {
+    /// Panics unless `taps` holds `9 * C` values for `C = bias.len() > 0` and the stride is 1
+    /// or 2.
     pub fn new(taps: Vec<f32>, bias: Vec<f32>, stride: usize) -> Self {
         let c = bias.len();
+        assert!(c > 0, "depthwise without channels");
         assert_eq!(taps.len(), 9 * c, "depthwise taps [3, 3, C]");
+        assert!(matches!(stride, 1 | 2), "depthwise stride {stride}");
         let repeat = |v: &[f32]| (0..c + RUN).map(|j| v[j % c]).collect::<Vec<_>>();
         let ext_taps = taps.chunks_exact(c).flat_map(repeat).collect();
         let ext_bias = repeat(&bias);
@@ -62,6 +66,8 @@ fn row_body<const FMA: bool>(
     out: &mut [f32],
 ) {
     let c = shape.channels;
+    // The AVX-512 paths read the layer's weights at offsets computed from C.
+    assert_eq!(c, layer.bias.len(), "depthwise channels");
     let ow = out.len() / c;
     let (h, w) = (shape.height as isize, shape.width as isize);
     let s = layer.stride as isize;
@@ -318,7 +324,8 @@ mod avx512 {
     /// (four independent accumulator chains): about half the loads of reading the weights
     /// again for every pixel.
     ///
-    /// SAFETY (caller): `NT == run.row_taps.len()`; `C % 16 == 0`; for every tap, the input
+    /// SAFETY (caller): the CPU has AVX-512F; `NT == run.row_taps.len()`; `C % 16 == 0`;
+    /// `layer` has C channels; for every tap, the input
     /// values of columns `lo..hi` and its `C` weights are in range; `hi * C <= out.len()`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn interior<const NT: usize>(
@@ -340,24 +347,32 @@ mod avx512 {
         for tile in (lo..hi).step_by(PIXEL_TILE) {
             let tile_end = (tile + PIXEL_TILE).min(hi);
             for cb in (0..c).step_by(16) {
+                // The caller's contract (checked by `interior_blocks`) covers every access
+                // below: channels cb..cb + 16 <= C of the taps and the bias, and the input and
+                // output pixels of columns lo..hi.
                 let w: [__m512; NT] = std::array::from_fn(|i| {
-                    _mm512_loadu_ps(layer.taps.as_ptr().add(run.row_taps[i].1 * c + cb))
+                    let tap = layer.taps.as_ptr().wrapping_add(run.row_taps[i].1 * c + cb);
+                    // SAFETY: channels cb..cb + 16 of a tap (the contract).
+                    unsafe { _mm512_loadu_ps(tap) }
                 });
-                let bias = _mm512_loadu_ps(layer.bias.as_ptr().add(cb));
+                // SAFETY: channels cb..cb + 16 of the bias (the contract).
+                let bias = unsafe { _mm512_loadu_ps(layer.bias.as_ptr().add(cb)) };
                 let mut ox = tile;
                 while ox + 4 <= tile_end {
                     let base: [usize; 4] = std::array::from_fn(|p| at(ox + p, cb));
                     let mut acc = [bias; 4];
                     for t in 0..NT {
                         for p in 0..4 {
-                            let v = _mm512_loadu_ps(x.add(base[p] + offsets[t]));
+                            // SAFETY: a tap of a column in lo..hi (the contract).
+                            let v = unsafe { _mm512_loadu_ps(x.add(base[p] + offsets[t])) };
                             acc[p] = _mm512_fmadd_ps(v, w[t], acc[p]);
                         }
                     }
                     for (p, acc) in acc.into_iter().enumerate() {
                         // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
                         let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc));
-                        _mm512_storeu_ps(o.add((ox + p) * c + cb), y);
+                        // SAFETY: column ox + p < hi, channels below C (the contract).
+                        unsafe { _mm512_storeu_ps(o.add((ox + p) * c + cb), y) };
                     }
                     ox += 4;
                 }
@@ -365,11 +380,13 @@ mod avx512 {
                     let base = at(ox, cb);
                     let mut acc = bias;
                     for t in 0..NT {
-                        let v = _mm512_loadu_ps(x.add(base + offsets[t]));
+                        // SAFETY: a tap of a column in lo..hi (the contract).
+                        let v = unsafe { _mm512_loadu_ps(x.add(base + offsets[t])) };
                         acc = _mm512_fmadd_ps(v, w[t], acc);
                     }
                     let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc));
-                    _mm512_storeu_ps(o.add(ox * c + cb), y);
+                    // SAFETY: column ox < hi, channels below C (the contract).
+                    unsafe { _mm512_storeu_ps(o.add(ox * c + cb), y) };
                 }
             }
         }
@@ -377,8 +394,9 @@ mod avx512 {
 
     /// `flat_run` in AVX-512 registers: 32 values per step, the last step masked.
     ///
-    /// SAFETY (caller): for every tap, `end - shift + off <= input.len()` and its extended
-    /// weights exist; `end <= out.len()`; `first` a multiple of `c`.
+    /// SAFETY (caller): the CPU has AVX-512F; for every tap, `end - shift + off <=
+    /// input.len()` and its extended weights exist; `end <= out.len()`; `first` a multiple of
+    /// `c`, the layer's channel count.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn flat_run(
@@ -410,26 +428,40 @@ mod avx512 {
             } else {
                 0
             };
-            let mut a0 = _mm512_loadu_ps(bias.add(phase));
-            let mut a1 = _mm512_loadu_ps(bias.add(phase + 16));
+            // Pointers past the end are only formed (wrapping) for fully masked lanes, never
+            // dereferenced. The extended weights and biases hold C + 32 values per tap, and
+            // phase < C.
+            // SAFETY: ext_bias[phase..phase + 32] exists (C + 32 values, phase < C).
+            let (mut a0, mut a1) = unsafe {
+                (
+                    _mm512_loadu_ps(bias.add(phase)),
+                    _mm512_loadu_ps(bias.add(phase + 16)),
+                )
+            };
             for &(off, t) in row_taps {
-                let xi = x.add(f - shift + off);
-                let wi = wt.add(t * ext + phase);
-                a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, xi), _mm512_loadu_ps(wi), a0);
-                a1 = _mm512_fmadd_ps(
-                    _mm512_maskz_loadu_ps(m1, xi.wrapping_add(16)),
-                    _mm512_loadu_ps(wi.add(16)),
-                    a1,
-                );
+                let xi = x.wrapping_add(f - shift + off);
+                let wi = wt.wrapping_add(t * ext + phase);
+                // SAFETY: the unmasked input values lie below `end - shift + off` (the
+                // contract); the tap's 32 extended weights from `phase` exist.
+                let (x0, x1, w0, w1) = unsafe {
+                    (
+                        _mm512_maskz_loadu_ps(m0, xi),
+                        _mm512_maskz_loadu_ps(m1, xi.wrapping_add(16)),
+                        _mm512_loadu_ps(wi),
+                        _mm512_loadu_ps(wi.add(16)),
+                    )
+                };
+                a0 = _mm512_fmadd_ps(x0, w0, a0);
+                a1 = _mm512_fmadd_ps(x1, w1, a1);
             }
-            // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs). Pointers past
-            // the end are only formed (wrapping) for fully masked lanes, never dereferenced.
-            _mm512_mask_storeu_ps(o.add(f), m0, _mm512_min_ps(six, _mm512_max_ps(zero, a0)));
-            _mm512_mask_storeu_ps(
-                o.wrapping_add(f + 16),
-                m1,
-                _mm512_min_ps(six, _mm512_max_ps(zero, a1)),
-            );
+            // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
+            let y0 = _mm512_min_ps(six, _mm512_max_ps(zero, a0));
+            let y1 = _mm512_min_ps(six, _mm512_max_ps(zero, a1));
+            // SAFETY: the unmasked output values lie below `end <= out.len()` (the contract).
+            unsafe {
+                _mm512_mask_storeu_ps(o.wrapping_add(f), m0, y0);
+                _mm512_mask_storeu_ps(o.wrapping_add(f + 16), m1, y1);
+            }
             f += RUN;
             phase += step;
             if phase >= c {
@@ -441,8 +473,8 @@ mod avx512 {
     /// `out[k] = relu6(bias[k] + sum over taps of input[i + k] * weights[t + k])`, 16 channels
     /// per register, the tail masked.
     ///
-    /// SAFETY (caller): `i + out.len() <= input.len()` and `t + out.len() <= weights.len()` for
-    /// every tap, `bias.len() >= out.len()`.
+    /// SAFETY (caller): the CPU has AVX-512F; `i + out.len() <= input.len()` and `t +
+    /// out.len() <= weights.len()` for every tap, `bias.len() >= out.len()`.
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn pixel(
@@ -462,15 +494,23 @@ mod avx512 {
             } else {
                 ((1u32 << (c - k)) - 1) as __mmask16
             };
-            let mut acc = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(k));
+            // SAFETY: k < c, and the unmasked lanes k..min(k + 16, c) of the bias are in range
+            // (the caller's contract).
+            let mut acc = unsafe { _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(k)) };
             for &(i, t) in taps {
-                let xv = _mm512_maskz_loadu_ps(mask, x.add(i + k));
-                let wv = _mm512_maskz_loadu_ps(mask, w.add(t + k));
+                // SAFETY: as for the bias, for the tap's input and weights.
+                let (xv, wv) = unsafe {
+                    (
+                        _mm512_maskz_loadu_ps(mask, x.add(i + k)),
+                        _mm512_maskz_loadu_ps(mask, w.add(t + k)),
+                    )
+                };
                 acc = _mm512_fmadd_ps(xv, wv, acc);
             }
             // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
             let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc));
-            _mm512_mask_storeu_ps(o.add(k), mask, y);
+            // SAFETY: as for the bias, for `out`.
+            unsafe { _mm512_mask_storeu_ps(o.add(k), mask, y) };
             k += 16;
         }
     }

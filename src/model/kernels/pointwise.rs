@@ -138,22 +138,24 @@ mod avx512 {
         relu6: bool,
     }
 
+    /// SAFETY (caller): the CPU has AVX-512F; `input` holds `rows x Cin` values and `out`
+    /// `rows x Cout` (checked by `pointwise_rows`).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         let (cin, cout) = (layer.cin, layer.cout);
         let rows = out.len() / cout;
         if rows == 1 {
-            // SAFETY: one row of `cin` inputs and `cout` outputs (the caller checked the shapes).
-            unsafe {
-                let (a, o) = (input.as_ptr(), out.as_mut_ptr());
-                let panels = cout.div_ceil(PANEL);
-                let wide = panels - panels % 4;
-                for p in (0..wide).step_by(4) {
-                    one_row::<4>(a, layer, p, o);
-                }
-                for p in wide..panels {
-                    one_row::<1>(a, layer, p, o);
-                }
+            let (a, o) = (input.as_ptr(), out.as_mut_ptr());
+            let panels = cout.div_ceil(PANEL);
+            let wide = panels - panels % 4;
+            for p in (0..wide).step_by(4) {
+                // SAFETY: one row of `cin` inputs and `cout` outputs (our caller's contract),
+                // and panels p..p + 4 <= `panels` exist.
+                unsafe { one_row::<4>(a, layer, p, o) };
+            }
+            for p in wide..panels {
+                // SAFETY: as above, panel p < `panels`.
+                unsafe { one_row::<1>(a, layer, p, o) };
             }
             return;
         }
@@ -162,21 +164,22 @@ mod avx512 {
             for k0 in (0..cin).step_by(K_BLOCK) {
                 let kc = K_BLOCK.min(cin - k0);
                 let pass = Pass {
-                    w: panel.as_ptr().add(k0 * PANEL),
+                    w: panel[k0 * PANEL..].as_ptr(),
                     kc,
                     lda: cin,
                     ldo: cout,
-                    bias: layer.bias.as_ptr().add(first),
+                    bias: layer.bias[first..].as_ptr(),
                     masks,
                     first: k0 == 0,
                     relu6: layer.relu6 && k0 + kc == cin,
                 };
                 for (r, tile) in tiles(rows) {
-                    // SAFETY: rows r..r+tile exist in both buffers (the caller checked their
-                    // shapes); columns first..first+width and inputs k0..k0+kc are in range.
+                    let a = input[r * cin + k0..].as_ptr();
+                    let o = out[r * cout + first..].as_mut_ptr();
+                    // SAFETY: rows r..r + tile exist in both buffers (our caller's contract);
+                    // inputs k0..k0 + kc < Cin of each, and the panel's output lanes below
+                    // Cout, which `masks` keeps.
                     unsafe {
-                        let a = input.as_ptr().add(r * cin + k0);
-                        let o = out.as_mut_ptr().add(r * cout + first);
                         match tile {
                             8 => tile_kernel::<8>(a, o, &pass),
                             7 => tile_kernel::<7>(a, o, &pass),
@@ -204,8 +207,8 @@ mod avx512 {
     /// could not. Each output sums the same products in the same order as `tile_kernel`, so a
     /// result does not depend on how many images were in the batch.
     ///
-    /// SAFETY (caller): `a` points at `layer.cin` readable values, `out` at the layer's
-    /// `cout` writable ones; panels `first..first + NP` exist.
+    /// SAFETY (caller): the CPU has AVX-512F; `a` points at `layer.cin` readable values, `out`
+    /// at the layer's `cout` writable ones; panels `first..first + NP` exist.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn one_row<const NP: usize>(
@@ -215,27 +218,36 @@ mod avx512 {
         out: *mut f32,
     ) {
         let cin = layer.cin;
-        let w = layer.packed.as_slice().as_ptr().add(first * cin * PANEL);
+        let w = layer.packed.as_slice()[first * cin * PANEL..].as_ptr();
         let masks: [[__mmask16; 2]; NP] =
             std::array::from_fn(|p| panel_masks(PANEL.min(layer.cout - (first + p) * PANEL)));
         let mut acc: [[__m512; 2]; NP] = std::array::from_fn(|p| {
-            let b = layer.bias.as_ptr().add((first + p) * PANEL);
-            [
-                _mm512_maskz_loadu_ps(masks[p][0], b),
-                _mm512_maskz_loadu_ps(masks[p][1], b.add(16)),
-            ]
+            let b = layer.bias[(first + p) * PANEL..][..PANEL].as_ptr();
+            // SAFETY: the bias is padded to whole panels, and panel first + p exists.
+            unsafe {
+                [
+                    _mm512_maskz_loadu_ps(masks[p][0], b),
+                    _mm512_maskz_loadu_ps(masks[p][1], b.add(16)),
+                ]
+            }
         });
         for k in 0..cin {
-            let x = _mm512_set1_ps(*a.add(k));
+            // SAFETY: k < Cin values readable at `a` (the caller's contract).
+            let x = _mm512_set1_ps(unsafe { *a.add(k) });
             for (p, [lo, hi]) in acc.iter_mut().enumerate() {
-                let wk = w.add(p * cin * PANEL + k * PANEL);
-                *lo = _mm512_fmadd_ps(x, _mm512_loadu_ps(wk), *lo);
-                *hi = _mm512_fmadd_ps(x, _mm512_loadu_ps(wk.add(16)), *hi);
+                // SAFETY: row k < Cin of panel first + p, which exists (`packed` holds whole
+                // `[Cin, 32]` panels).
+                let (w0, w1) = unsafe {
+                    let wk = w.add(p * cin * PANEL + k * PANEL);
+                    (_mm512_loadu_ps(wk), _mm512_loadu_ps(wk.add(16)))
+                };
+                *lo = _mm512_fmadd_ps(x, w0, *lo);
+                *hi = _mm512_fmadd_ps(x, w1, *hi);
             }
         }
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         for (p, (halves, masks)) in acc.into_iter().zip(masks).enumerate() {
-            let o = out.add((first + p) * PANEL);
+            let o = out.wrapping_add((first + p) * PANEL);
             for (v, half) in halves.into_iter().enumerate() {
                 // ReLU6 with the value second, so a NaN stays NaN (see `tile_kernel`).
                 let y = if layer.relu6 {
@@ -243,7 +255,10 @@ mod avx512 {
                 } else {
                     half
                 };
-                _mm512_mask_storeu_ps(o.wrapping_add(16 * v), masks[v], y);
+                // SAFETY: the unmasked lanes are output channels below Cout, writable (the
+                // caller's contract); the pointer is formed wrapping, as lanes 16.. of the last
+                // panel may lie past the end when masked off.
+                unsafe { _mm512_mask_storeu_ps(o.wrapping_add(16 * v), masks[v], y) };
             }
         }
     }
@@ -251,30 +266,51 @@ mod avx512 {
     /// `MR` rows x one panel x one k-range: `out[r, lanes] (+)= a[r, k-range] x w (+ bias)`,
     /// ReLU6 on the last k-range of a layer that has it.
     ///
-    /// SAFETY (caller): `a` points at `MR` rows `pass.lda` apart with `pass.kc` readable values
-    /// each; `out` at `MR` rows `pass.ldo` apart with the lanes of `pass.masks` writable.
+    /// SAFETY (caller): the CPU has AVX-512F; `a` points at `MR` rows `pass.lda` apart with
+    /// `pass.kc` readable values each; `out` at `MR` rows `pass.ldo` apart with the lanes of
+    /// `pass.masks` writable (and readable unless `pass.first`); `pass.w` at `kc` panel rows.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_kernel<const MR: usize>(a: *const f32, out: *mut f32, pass: &Pass) {
         let [mask_lo, mask_hi] = pass.masks;
+        // Every read and write below stays within the `MR` rows, `kc` inputs and unmasked
+        // lanes of the caller's contract; the panel's weights and biases are padded to 32
+        // lanes. Pointers to masked-off lanes past the end are formed wrapping and never
+        // dereferenced.
         let (mut lo, mut hi) = if pass.first {
-            let b0 = _mm512_maskz_loadu_ps(mask_lo, pass.bias);
-            let b1 = _mm512_maskz_loadu_ps(mask_hi, pass.bias.add(16));
+            // SAFETY: the panel's 32 biases (padded).
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(mask_lo, pass.bias),
+                    _mm512_maskz_loadu_ps(mask_hi, pass.bias.add(16)),
+                )
+            };
             ([b0; MR], [b1; MR])
         } else {
             (
-                std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask_lo, out.add(r * pass.ldo))),
                 std::array::from_fn(|r| {
-                    _mm512_maskz_loadu_ps(mask_hi, out.wrapping_add(r * pass.ldo + 16))
+                    // SAFETY: row r < MR, unmasked lanes (the contract).
+                    unsafe { _mm512_maskz_loadu_ps(mask_lo, out.wrapping_add(r * pass.ldo)) }
+                }),
+                std::array::from_fn(|r| {
+                    let o = out.wrapping_add(r * pass.ldo + 16);
+                    // SAFETY: row r < MR, unmasked lanes (the contract).
+                    unsafe { _mm512_maskz_loadu_ps(mask_hi, o) }
                 }),
             )
         };
         let w = pass.w;
         for k in 0..pass.kc {
-            let w0 = _mm512_loadu_ps(w.add(k * PANEL));
-            let w1 = _mm512_loadu_ps(w.add(k * PANEL + 16));
+            // SAFETY: panel row k < kc (the contract).
+            let (w0, w1) = unsafe {
+                (
+                    _mm512_loadu_ps(w.add(k * PANEL)),
+                    _mm512_loadu_ps(w.add(k * PANEL + 16)),
+                )
+            };
             for r in 0..MR {
-                let x = _mm512_set1_ps(*a.add(r * pass.lda + k));
+                // SAFETY: input k < kc of row r < MR (the contract).
+                let x = _mm512_set1_ps(unsafe { *a.add(r * pass.lda + k) });
                 lo[r] = _mm512_fmadd_ps(x, w0, lo[r]);
                 hi[r] = _mm512_fmadd_ps(x, w1, hi[r]);
             }
@@ -289,10 +325,12 @@ mod avx512 {
             }
         }
         for r in 0..MR {
-            let o = out.add(r * pass.ldo);
-            _mm512_mask_storeu_ps(o, mask_lo, lo[r]);
-            // Formed with wrapping_add: past the end when the panel has <= 16 lanes (mask 0).
-            _mm512_mask_storeu_ps(o.wrapping_add(16), mask_hi, hi[r]);
+            let o = out.wrapping_add(r * pass.ldo);
+            // SAFETY: row r < MR, unmasked lanes (the contract).
+            unsafe {
+                _mm512_mask_storeu_ps(o, mask_lo, lo[r]);
+                _mm512_mask_storeu_ps(o.wrapping_add(16), mask_hi, hi[r]);
+            }
         }
     }
 }

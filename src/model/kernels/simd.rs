@@ -48,6 +48,7 @@ macro_rules! dispatch {
                 match $crate::model::kernels::simd::level() {
                     // SAFETY: the CPU reported these features at run time.
                     $crate::model::kernels::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
                     $crate::model::kernels::simd::Level::Avx2Fma => return unsafe { avx2($($arg),*) },
                     $crate::model::kernels::simd::Level::Baseline => {}
                 }
