@@ -12,6 +12,7 @@ use crate::error::UsageError;
 use crate::hub::{self, FetchOptions};
 use crate::labels;
 use crate::model::mobilenet::MIN_INPUT;
+use crate::model::ModelError;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
 use crate::registry::{Module, Registry, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
@@ -129,8 +130,10 @@ impl ModelConfig {
                 self.weights_path.display()
             )));
         }
-        Engine::with_threads(&w, head, self.device.clone(), self.threads)
-            .map_err(|e| UsageError::new(format!("{}: {e}", self.weights_path.display())))
+        Engine::with_threads(&w, head, self.device.clone(), self.threads).map_err(|e| match e {
+            ModelError::Isa(e) => UsageError::new(e.to_string()),
+            e => UsageError::new(format!("{}: {e}", self.weights_path.display())),
+        })
     }
 
     fn load_weights(&self) -> Result<Weights, UsageError> {

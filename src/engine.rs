@@ -4,6 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::model::cpu::Profile;
+use crate::model::kernels::Isa;
 use crate::model::{Arch, CpuMobileNet, MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
 use crate::weights::Weights;
@@ -38,7 +39,9 @@ impl Engine {
         Self::with_threads(weights, head, device, default_threads())
     }
 
-    /// Like `new`, with the CPU path on `threads` threads (ignored on other devices).
+    /// Like `new`, with the CPU path on `threads` threads (ignored on other devices). The CPU
+    /// path's instruction set is the widest the CPU has, or `MNV1_ISA`'s
+    /// (`ModelError::Isa` when the CPU lacks it).
     pub fn with_threads(
         weights: &Weights,
         head: Head,
@@ -52,6 +55,7 @@ impl Engine {
                 weights.arch,
                 with_logits,
                 threads,
+                Isa::from_env()?,
             )?)
         } else {
             Backend::Candle {
@@ -86,7 +90,7 @@ impl Engine {
     /// `cpu (N threads)`, `cuda`, ... for reports.
     pub fn describe(&self) -> String {
         match &self.backend {
-            Backend::Cpu(m) => format!("cpu ({} threads)", m.threads()),
+            Backend::Cpu(m) => format!("cpu ({} threads, {})", m.threads(), m.isa()),
             Backend::Candle { device, .. } => format!("{:?}", device.location()),
         }
     }

@@ -1,10 +1,12 @@
 //! The CPU fast path (`CpuMobileNet`: NHWC kernels, fused bias + ReLU6) against the candle
 //! reference network (`MobileNetV1`) on all 16 architectures, random weights, odd and non-square
 //! sizes included, batches of two on one, two and four threads (whole images per thread; and
-//! layer by layer, rows split, when the batch is smaller than the threads). tests/parity.rs
-//! checks both against TensorFlow itself.
+//! layer by layer, rows split, when the batch is smaller than the threads), with the kernels of
+//! every instruction set the CPU supports. tests/parity.rs checks both against TensorFlow
+//! itself.
 
 use candle_core::{Device, Tensor};
+use mnv1::model::kernels::Isa;
 use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
 use mnv1::weights::random::random_weights;
 
@@ -53,21 +55,21 @@ fn check(multiplier: f64, h: usize, w: usize) {
         spread > 0.1,
         "{multiplier} {h}x{w}: degenerate logits (spread {spread})"
     );
-    for threads in [1, 2, 4] {
-        let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
-        let logits = fast.logits(&x, 2, h, w).unwrap();
-        let features = fast.features(&x, 2, h, w).unwrap();
-        let dl = max_abs_diff(&logits, &want_logits);
-        let df = max_abs_diff(&features, &want_features);
-        eprintln!("{multiplier} {h}x{w} threads {threads}: max |logits diff| {dl:.2e}, max |features diff| {df:.2e}");
-        assert!(
-            dl <= TOLERANCE,
-            "{multiplier} {h}x{w} threads {threads}: logits differ by {dl}"
-        );
-        assert!(
-            df <= TOLERANCE,
-            "{multiplier} {h}x{w} threads {threads}: features differ by {df}"
-        );
+    // Every level; the narrower ones on 4 threads only (rows split over threads), to keep the
+    // test short.
+    for isa in Isa::supported() {
+        let threads: &[usize] = if isa == Isa::best() { &[1, 2, 4] } else { &[4] };
+        for &threads in threads {
+            let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads, isa).unwrap();
+            let logits = fast.logits(&x, 2, h, w).unwrap();
+            let features = fast.features(&x, 2, h, w).unwrap();
+            let dl = max_abs_diff(&logits, &want_logits);
+            let df = max_abs_diff(&features, &want_features);
+            let what = format!("{multiplier} {h}x{w} {isa} threads {threads}");
+            eprintln!("{what}: max |logits diff| {dl:.2e}, max |features diff| {df:.2e}");
+            assert!(dl <= TOLERANCE, "{what}: logits differ by {dl}");
+            assert!(df <= TOLERANCE, "{what}: features differ by {df}");
+        }
     }
 }
 
@@ -97,7 +99,7 @@ fn fast_path_matches_reference_at_odd_and_non_square_sizes() {
 fn fast_path_refuses_what_the_reference_refuses() {
     let arch = Arch::new(0.25);
     let tensors = random_weights(arch, 1);
-    let fast = CpuMobileNet::from_tensors(&tensors, arch, false, 1).unwrap();
+    let fast = CpuMobileNet::from_tensors(&tensors, arch, false, 1, Isa::best()).unwrap();
     assert!(
         fast.logits(&images(1, 32, 32, 0), 1, 32, 32).is_err(),
         "no logits layer was built"
@@ -110,7 +112,7 @@ fn fast_path_refuses_what_the_reference_refuses() {
         fast.features(&images(1, 32, 32, 0), 2, 32, 32).is_err(),
         "too few values for the batch"
     );
-    let wrong = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1)
+    let wrong = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1, Isa::best())
         .err()
         .unwrap();
     assert!(wrong.to_string().contains("0.25"), "{wrong}");
@@ -127,7 +129,7 @@ fn batches_in_groups_match_one_image_at_a_time() {
         let arch = Arch::new(m);
         let tensors = random_weights(arch, 3);
         let x = images(n, h, w, n);
-        let single = CpuMobileNet::from_tensors(&tensors, arch, true, 1).unwrap();
+        let single = CpuMobileNet::from_tensors(&tensors, arch, true, 1, Isa::best()).unwrap();
         let (want_logits, want_features): (Vec<f32>, Vec<f32>) = {
             let (mut l, mut f) = (Vec::new(), Vec::new());
             for image in x.chunks_exact(h * w * 3) {
@@ -137,7 +139,8 @@ fn batches_in_groups_match_one_image_at_a_time() {
             (l, f)
         };
         for threads in [1, 2, 3] {
-            let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
+            let fast =
+                CpuMobileNet::from_tensors(&tensors, arch, true, threads, Isa::best()).unwrap();
             let dl = max_abs_diff(&fast.logits(&x, n, h, w).unwrap(), &want_logits);
             let df = max_abs_diff(&fast.features(&x, n, h, w).unwrap(), &want_features);
             assert!(

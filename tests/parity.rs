@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use mnv1::model::kernels::Isa;
 use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
 use mnv1::weights::{self, Weights};
 
@@ -90,7 +91,7 @@ fn model_of(w: &Weights) -> MobileNetV1 {
 }
 
 fn fast_of(w: &Weights) -> CpuMobileNet {
-    CpuMobileNet::from_tensors(&w.tensors, w.arch, true, 2).unwrap()
+    CpuMobileNet::from_tensors(&w.tensors, w.arch, true, 2, Isa::from_env().unwrap()).unwrap()
 }
 
 /// Extracts the `.tflite` member of a release-style fixture into `dir`.

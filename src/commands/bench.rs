@@ -13,7 +13,7 @@ use crate::engine::{default_threads, Engine, Head};
 use crate::error::UsageError;
 use crate::model::cpu::Profile;
 use crate::model::mobilenet::MIN_INPUT;
-use crate::model::Arch;
+use crate::model::{Arch, ModelError};
 use crate::registry::{Module, Registry};
 use crate::weights::{self, random::random_weights, Weights};
 
@@ -77,8 +77,11 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
         }
     };
     let device = select_device(args.device)?;
-    let engine = Engine::with_threads(&weights, Head::Logits, device, threads)
-        .map_err(|e| UsageError::new(format!("{source}: {e}")))?;
+    let engine =
+        Engine::with_threads(&weights, Head::Logits, device, threads).map_err(|e| match e {
+            ModelError::Isa(e) => UsageError::new(e.to_string()),
+            e => UsageError::new(format!("{source}: {e}")),
+        })?;
     drop(weights);
     if !quiet {
         eprintln!(

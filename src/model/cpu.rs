@@ -16,7 +16,7 @@ use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{pointwise_rows, Pointwise};
 use super::kernels::pool::mean_pool;
-use super::kernels::{AlignedBuf, Pad, Shape};
+use super::kernels::{AlignedBuf, Isa, Pad, Shape};
 use super::mobilenet::{check_multiplier, fold, logits_layer, ModelError, MIN_INPUT};
 use super::padding::same_padding;
 use crate::weights::RawTensor;
@@ -52,6 +52,8 @@ pub struct CpuMobileNet {
     /// The logits layer, `[C, 1001]` (or K classes), on the pointwise kernel without ReLU6.
     logits: Option<Pointwise>,
     pool: rayon::ThreadPool,
+    /// The instruction set every kernel runs with, chosen when the network is built.
+    isa: Isa,
     /// One per pool thread (whole images per thread), and the last for the caller's thread.
     workspaces: Vec<Mutex<Workspace>>,
 }
@@ -71,12 +73,14 @@ const GROUP_IMAGES: usize = 8;
 
 impl CpuMobileNet {
     /// Builds the network from canonical tensors, like `MobileNetV1::from_tensors`, running on
-    /// `threads` threads (at least 1).
+    /// `threads` threads (at least 1) with the kernels for `isa` (`Isa::from_env()` is the
+    /// usual choice).
     pub fn from_tensors(
         w: &BTreeMap<String, RawTensor>,
         arch: Arch,
         with_logits: bool,
         threads: usize,
+        isa: Isa,
     ) -> Result<Self, ModelError> {
         let layer_table = arch.layers();
         check_multiplier(w, &layer_table[0], arch)?;
@@ -85,12 +89,12 @@ impl CpuMobileNet {
             // TF's layouts are already the ones the NHWC kernels want: HWIO, [3,3,C,1], [1,1,Cin,Cout].
             let (filter, bias) = fold(w, layer)?;
             let stage = match layer.kind {
-                LayerKind::Conv => Stage::Conv0(Conv0::new(filter, bias, layer.stride)),
+                LayerKind::Conv => Stage::Conv0(Conv0::new(filter, bias, layer.stride, isa)),
                 LayerKind::Depthwise => {
-                    Stage::Depthwise(Depthwise::new(filter, bias, layer.stride))
+                    Stage::Depthwise(Depthwise::new(filter, bias, layer.stride, isa))
                 }
                 LayerKind::Pointwise => {
-                    Stage::Pointwise(Pointwise::new(&filter, &bias, layer.in_channels))
+                    Stage::Pointwise(Pointwise::new(&filter, &bias, layer.in_channels, isa))
                 }
             };
             steps.push(Step {
@@ -101,7 +105,12 @@ impl CpuMobileNet {
         }
         let logits = if with_logits {
             let (lw, lb) = logits_layer(w, arch)?;
-            Some(Pointwise::linear(&lw.data, &lb.data, arch.feature_dim()))
+            Some(Pointwise::linear(
+                &lw.data,
+                &lb.data,
+                arch.feature_dim(),
+                isa,
+            ))
         } else {
             None
         };
@@ -115,6 +124,7 @@ impl CpuMobileNet {
             steps,
             logits,
             pool,
+            isa,
             workspaces: (0..=threads.max(1))
                 .map(|_| Mutex::new(Workspace::default()))
                 .collect(),
@@ -136,6 +146,10 @@ impl CpuMobileNet {
 
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// Runs `f` in this network's thread pool.
@@ -410,7 +424,7 @@ impl CpuMobileNet {
             .chunks_exact(shape.len())
             .zip(pooled.chunks_exact_mut(c))
         {
-            mean_pool(img, c, out);
+            mean_pool(self.isa, img, out);
         }
         if let Some(p) = profile.as_deref_mut() {
             p.push(("AvgPool".into(), start.elapsed()));

@@ -41,6 +41,8 @@ pub enum ModelError {
     #[error("cannot start the CPU threads: {0}")]
     Threads(String),
     #[error(transparent)]
+    Isa(#[from] super::kernels::IsaError),
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 

