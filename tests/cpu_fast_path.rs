@@ -7,7 +7,7 @@
 
 use candle_core::{Device, Tensor};
 use mnv1::model::kernels::Isa;
-use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
+use mnv1::model::{Arch, CpuMobileNet, MobileNetV1, ModelError};
 use mnv1::weights::random::random_weights;
 
 const TOLERANCE: f32 = 1e-4;
@@ -25,6 +25,10 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// Logits and features of both implementations agree for a batch of two `h` x `w` images.
@@ -97,25 +101,61 @@ fn fast_path_matches_reference_at_odd_and_non_square_sizes() {
 
 #[test]
 fn fast_path_refuses_what_the_reference_refuses() {
+    // The same error, variant for variant, from both implementations.
     let arch = Arch::new(0.25);
     let tensors = random_weights(arch, 1);
     let fast = CpuMobileNet::from_tensors(&tensors, arch, false, 1, Isa::best()).unwrap();
+    let reference = MobileNetV1::from_tensors(&tensors, arch, false, &Device::Cpu).unwrap();
+    let tensor = |n, h, w| Tensor::from_slice(&images(n, h, w, 0), (n, h, w, 3), &Device::Cpu);
+
+    // No logits layer was built.
+    let err = fast.logits(&images(1, 32, 32, 0), 1, 32, 32).unwrap_err();
+    assert!(matches!(err, ModelError::NoLogits), "{err}");
+    let err = reference.logits(&tensor(1, 32, 32).unwrap()).unwrap_err();
+    assert!(matches!(err, ModelError::NoLogits), "{err}");
+
+    // Below 32x32.
+    let err = fast.features(&images(1, 31, 40, 0), 1, 31, 40).unwrap_err();
     assert!(
-        fast.logits(&images(1, 32, 32, 0), 1, 32, 32).is_err(),
-        "no logits layer was built"
+        matches!(
+            err,
+            ModelError::TooSmall {
+                height: 31,
+                width: 40
+            }
+        ),
+        "{err}"
     );
+    let err = reference.features(&tensor(1, 31, 40).unwrap()).unwrap_err();
     assert!(
-        fast.features(&images(1, 31, 40, 0), 1, 31, 40).is_err(),
-        "below 32x32"
+        matches!(
+            err,
+            ModelError::TooSmall {
+                height: 31,
+                width: 40
+            }
+        ),
+        "{err}"
     );
-    assert!(
-        fast.features(&images(1, 32, 32, 0), 2, 32, 32).is_err(),
-        "too few values for the batch"
-    );
-    let wrong = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1, Isa::best())
+
+    // Too few values for the batch: the fast path's own check (a tensor cannot be built so).
+    let err = fast.features(&images(1, 32, 32, 0), 2, 32, 32).unwrap_err();
+    assert!(matches!(err, ModelError::Input(_)), "{err}");
+    assert!(Tensor::from_slice(&images(1, 32, 32, 0), (2, 32, 32, 3), &Device::Cpu).is_err());
+
+    // Weights of another depth multiplier.
+    let wrong_fast = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1, Isa::best())
         .err()
         .unwrap();
-    assert!(wrong.to_string().contains("0.25"), "{wrong}");
+    let wrong_reference = MobileNetV1::from_tensors(&tensors, Arch::new(0.5), true, &Device::Cpu)
+        .err()
+        .unwrap();
+    for err in [wrong_fast, wrong_reference] {
+        assert!(
+            matches!(&err, ModelError::WrongMultiplier { found, filters: 8, wanted } if found == "0.25" && *wanted == 0.5),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -141,11 +181,15 @@ fn batches_in_groups_match_one_image_at_a_time() {
         for threads in [1, 2, 3] {
             let fast =
                 CpuMobileNet::from_tensors(&tensors, arch, true, threads, Isa::best()).unwrap();
-            let dl = max_abs_diff(&fast.logits(&x, n, h, w).unwrap(), &want_logits);
-            let df = max_abs_diff(&fast.features(&x, n, h, w).unwrap(), &want_features);
+            // The same sums in the same order (pointwise.rs: a row gives the same bits alone
+            // as in a tile), so the same bits.
+            let logits = fast.logits(&x, n, h, w).unwrap();
+            let features = fast.features(&x, n, h, w).unwrap();
+            let what = format!("{m} {h}x{w} batch {n} threads {threads}");
+            assert!(same_bits(&logits, &want_logits), "{what}: logits differ");
             assert!(
-                dl <= 1e-5 && df <= 1e-5,
-                "{m} {h}x{w} batch {n} threads {threads}: logits differ by {dl}, features by {df}"
+                same_bits(&features, &want_features),
+                "{what}: features differ"
             );
         }
     }
