@@ -206,10 +206,16 @@ fn canonical_safetensors_round_trip_is_exact() {
     let w = weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.safetensors");
-    weights::safetensors::write_safetensors(&w.tensors, Default::default(), &out).unwrap();
+    let metadata = weights::safetensors::CanonicalMetadata {
+        depth_multiplier: w.arch.depth_multiplier,
+        source_format: w.format.to_string(),
+        extra: Vec::new(),
+    };
+    weights::safetensors::write_canonical(&w.tensors, metadata, &out).unwrap();
     let back = weights::load(&out).unwrap();
     assert_eq!(back.format, "safetensors");
     assert_eq!(back.tensors, w.tensors);
+    assert_eq!(back.arch.depth_multiplier, 0.25);
 }
 
 #[test]

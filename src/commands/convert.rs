@@ -1,25 +1,21 @@
 //! `mnv1 convert`: any supported weights to the canonical safetensors form.
 
-use std::collections::HashMap;
-
 use anyhow::Result;
 
 use super::Status;
 use crate::cli::ConvertArgs;
 use crate::error::UsageError;
-use crate::weights::{self, safetensors::write_safetensors};
+use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
+use crate::weights::{self};
 
 pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
     let w = weights::load(&args.input).map_err(|e| UsageError::new(e.to_string()))?;
-    let metadata = HashMap::from([
-        ("format".to_string(), "mnv1".to_string()),
-        (
-            "depth_multiplier".to_string(),
-            w.arch.depth_multiplier.to_string(),
-        ),
-        ("source_format".to_string(), w.format.to_string()),
-    ]);
-    write_safetensors(&w.tensors, metadata, &args.out)?;
+    let metadata = CanonicalMetadata {
+        depth_multiplier: w.arch.depth_multiplier,
+        source_format: w.format.to_string(),
+        extra: Vec::new(),
+    };
+    write_canonical(&w.tensors, metadata, &args.out)?;
     if !quiet {
         eprintln!(
             "mnv1: wrote {} ({} tensors, depth multiplier {}, from a {}{})",

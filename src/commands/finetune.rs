@@ -1,7 +1,6 @@
 //! `mnv1 finetune`: trains a new head (optionally the whole network) on class folders and writes a
 //! model directory that `classify --model` and `embed --model` read.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ use crate::train::manifest::{
 };
 use crate::train::optimizer::OptimizerKind;
 use crate::train::{data, fine_tune, Event, Prepared, Settings};
-use crate::weights::safetensors::write_safetensors;
+use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
 
 /// Below this, batch statistics are too noisy for batch norm in train mode.
 const SMALL_BATCH: usize = 8;
@@ -183,16 +182,12 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let metadata = HashMap::from([
-        ("format".to_string(), "mnv1".to_string()),
-        (
-            "depth_multiplier".to_string(),
-            weights.arch.depth_multiplier.to_string(),
-        ),
-        ("source_format".to_string(), "mnv1 finetune".to_string()),
-        ("classes".to_string(), prepared.classes.len().to_string()),
-    ]);
-    write_safetensors(&trained.tensors, metadata, &args.out.join(WEIGHTS_FILE))?;
+    let metadata = CanonicalMetadata {
+        depth_multiplier: weights.arch.depth_multiplier,
+        source_format: "mnv1 finetune".to_string(),
+        extra: vec![("classes".to_string(), prepared.classes.len().to_string())],
+    };
+    write_canonical(&trained.tensors, metadata, &args.out.join(WEIGHTS_FILE))?;
     manifest::write_labels(&args.out, &prepared.classes)?;
     let m = Manifest {
         format: FORMAT.to_string(),
