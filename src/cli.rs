@@ -34,9 +34,10 @@ pub enum Command {
     /// The 32 variants with their size, cost, published accuracy and local weights.
     #[command(after_help = "Examples:\n  mnv1 list\n  mnv1 list --format json")]
     List(ListArgs),
-    /// Rewrite weights (checkpoint, archive, .tflite) as mnv1's canonical safetensors.
+    /// Rewrite weights as mnv1's canonical safetensors, or export a model as TensorFlow Lite (with
+    /// metadata) or ONNX.
     #[command(
-        after_help = "Examples:\n  mnv1 convert mobilenet_v1_0.25_128.tgz --out mnv1_025.safetensors\n  mnv1 convert ckpt/mobilenet_v1_1.0_224.ckpt --out w.safetensors"
+        after_help = "The output's extension picks the format: .safetensors (canonical weights), .tflite (float32\nTFLite with Model Maker metadata and labels, for the TFLite Task Library and MediaPipe) or\n.onnx (opset 13, NHWC input in [0,1]).\n\nExamples:\n  mnv1 convert mobilenet_v1_0.25_128.tgz --out mnv1_025.safetensors\n  mnv1 convert mobilenet_v1_0.25_128.tgz --variant 025_128 --out mobilenet_025_128.tflite\n  mnv1 convert --variant 050_160 --head feature-vector --out features_050_160.onnx\n  mnv1 convert --model flowers-model --out flowers.tflite"
     )]
     Convert(ConvertArgs),
     /// Shell completions on stdout.
@@ -235,11 +236,42 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// Weights to read (any format --weights takes).
-    #[arg(value_name = "IN")]
-    pub input: PathBuf,
-    /// Canonical safetensors file to write.
+    #[arg(
+        value_name = "IN",
+        required_unless_present_any = ["model", "variant"],
+        conflicts_with = "model"
+    )]
+    pub input: Option<PathBuf>,
+    /// A fine-tuned model directory (`mnv1 finetune --out`) instead of IN.
+    #[arg(long, value_name = "DIR", conflicts_with = "variant")]
+    pub model: Option<PathBuf>,
+    /// The variant (050_160, 0.5_160, ...): with IN, names its input size and checks its width;
+    /// alone, its weights come from the cache (fetched there on first use).
+    #[arg(short = 'm', long)]
+    pub variant: Option<String>,
+    /// OUT.safetensors, OUT.tflite or OUT.onnx (written atomically).
     #[arg(short, long, value_name = "OUT")]
     pub out: PathBuf,
+    /// Where an exported network ends: the classifier (TFLite: probabilities, ONNX: logits) or
+    /// the pooled feature vector.
+    #[arg(long, value_enum, default_value_t = ExportHeadArg::Classification)]
+    pub head: ExportHeadArg,
+    /// Input size NxN of an exported model [default: the variant's resolution, or the fine-tuned
+    /// model's].
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportHeadArg {
+    /// Class probabilities (.tflite) or logits (.onnx), with the labels in the file.
+    #[value(alias = "logits")]
+    Classification,
+    /// The pooled Conv2d_13_pointwise features (the TF-Hub feature_vector module).
+    #[value(alias = "features")]
+    FeatureVector,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -266,6 +298,9 @@ pub struct FinetuneArgs {
     /// Model directory to write (model.safetensors, labels.txt, manifest.json).
     #[arg(short, long, value_name = "MODEL_DIR")]
     pub out: PathBuf,
+    /// Also export the trained classifier: FILE.tflite (with metadata and labels) or FILE.onnx.
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Images per training step (at least 8 advised when batch norm trains).

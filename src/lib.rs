@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod hub;
 pub mod inputs;
 pub mod interrupt;

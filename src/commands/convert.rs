@@ -1,34 +1,211 @@
-//! `mnv1 convert`: any supported weights to the canonical safetensors form.
+//! `mnv1 convert`: any supported weights, a cached variant or a fine-tuned model directory to the
+//! canonical safetensors form, or exported as TensorFlow Lite (with metadata) or ONNX.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 
 use super::Status;
-use crate::cli::ConvertArgs;
+use crate::cli::{ConvertArgs, ExportHeadArg};
+use crate::config::{load_weights_for, resolve_variant, resolve_weights_path};
 use crate::error::UsageError;
+use crate::export::{self, ExportError, ExportInfo, Format, Head};
+use crate::labels;
+use crate::model::mobilenet::MIN_INPUT;
+use crate::registry::{Module, Variant};
+use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
-use crate::weights::{self};
+use crate::weights::{self, Weights};
+
+/// Weights resolved from IN, `--variant` or `--model`, with what an export needs to know.
+struct Source {
+    weights: Weights,
+    path: PathBuf,
+    variant: Option<Variant>,
+    /// A fine-tuned model's manifest.
+    manifest: Option<Manifest>,
+}
+
+fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source, UsageError> {
+    let usage = |e: &dyn std::fmt::Display| UsageError::new(e.to_string());
+    if let Some(dir) = &args.model {
+        let manifest = Manifest::read(dir).map_err(|e| usage(&e))?;
+        let variant = resolve_variant(&manifest.variant, Module::Classification)?;
+        let path = dir.join(WEIGHTS_FILE);
+        let weights = load_weights_for(&variant, &path)?;
+        return Ok(Source {
+            weights,
+            path,
+            variant: Some(variant),
+            manifest: Some(manifest),
+        });
+    }
+    let variant = args
+        .variant
+        .as_deref()
+        .map(|v| resolve_variant(v, Module::Classification))
+        .transpose()?;
+    let path = match (&args.input, &variant) {
+        (Some(p), _) => p.clone(),
+        (None, Some(v)) => resolve_weights_path(v, None, &args.net, quiet)?,
+        (None, None) => return Err(UsageError::new("give IN, --variant or --model")),
+    };
+    let weights = match &variant {
+        Some(v) => load_weights_for(v, &path)?,
+        None => weights::load(&path).map_err(|e| usage(&e))?,
+    };
+    Ok(Source {
+        weights,
+        path,
+        variant,
+        manifest: None,
+    })
+}
+
+fn export_info(src: &Source, size: usize, head: Head) -> ExportInfo {
+    let m = src.weights.arch.depth_multiplier;
+    let license = "Apache License. Version 2.0 http://www.apache.org/licenses/LICENSE-2.0.";
+    let producer = format!("mnv1 {} export", env!("CARGO_PKG_VERSION"));
+    let what = match head {
+        Head::Classification => "classifier",
+        Head::FeatureVector => "feature vector",
+    };
+    let (name, description, labels) = match &src.manifest {
+        Some(man) => (
+            format!("mobilenet_v1_{m}_{size}_finetuned_{}", man.classes.len()),
+            format!(
+                "MobileNet V1 (depth multiplier {m}, {size}x{size}) {what} fine-tuned by mnv1 on {} \
+                 classes from {} ({}); BatchNorm folded.",
+                man.classes.len(),
+                man.variant,
+                man.training.weights_source
+            ),
+            man.classes.clone(),
+        ),
+        None => (
+            format!("mobilenet_v1_{m}_{size}"),
+            format!(
+                "MobileNet V1 (depth multiplier {m}, {size}x{size}) ImageNet {what}, 1001 classes \
+                 (index 0 is background), converted by mnv1 from {} ({}); BatchNorm folded.",
+                src.path.display(),
+                src.weights.format
+            ),
+            labels::owned_imagenet(),
+        ),
+    };
+    ExportInfo {
+        name,
+        description,
+        version: "v1".into(),
+        author: "mnv1".into(),
+        license: license.into(),
+        producer,
+        labels,
+        size: (size, size),
+    }
+}
 
 pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
-    let w = weights::load(&args.input).map_err(|e| UsageError::new(e.to_string()))?;
-    let metadata = CanonicalMetadata {
-        depth_multiplier: w.arch.depth_multiplier,
-        source_format: w.format.to_string(),
-        extra: Vec::new(),
+    let format = export::check_target(
+        &args.out,
+        &[Format::Safetensors, Format::Tflite, Format::Onnx],
+    )?;
+    if let Some(n) = args.size {
+        if format == Format::Safetensors {
+            return Err(UsageError::new("--size applies to .tflite and .onnx exports only").into());
+        }
+        if n < MIN_INPUT {
+            return Err(UsageError::new(format!(
+                "--size {n} is too small: the network needs at least {MIN_INPUT}"
+            ))
+            .into());
+        }
+    }
+    let src = resolve(args, quiet)?;
+    let w = &src.weights;
+    if format == Format::Safetensors {
+        let metadata = CanonicalMetadata {
+            depth_multiplier: w.arch.depth_multiplier,
+            source_format: w.format.to_string(),
+            extra: Vec::new(),
+        };
+        write_canonical(&w.tensors, metadata, &args.out)?;
+        if !quiet {
+            eprintln!(
+                "mnv1: wrote {} ({} tensors, depth multiplier {}, from a {}{})",
+                args.out.display(),
+                w.tensors.len(),
+                w.arch.depth_multiplier,
+                w.format,
+                if w.has_logits() {
+                    ""
+                } else {
+                    ", no logits layer"
+                }
+            );
+        }
+        return Ok(Status::Ok);
+    }
+
+    let size = args
+        .size
+        .or(src.manifest.as_ref().map(|m| m.input_size))
+        .or(src.variant.as_ref().map(|v| v.resolution))
+        .ok_or_else(|| {
+            UsageError::new(format!(
+                "{}: the input size of the export is unknown: add --variant (e.g. --variant 025_128) \
+                 or --size N",
+                src.path.display()
+            ))
+        })?;
+    let head = match args.head {
+        ExportHeadArg::Classification => Head::Classification,
+        ExportHeadArg::FeatureVector => Head::FeatureVector,
     };
-    write_canonical(&w.tensors, metadata, &args.out)?;
+    if head == Head::Classification && !w.has_logits() {
+        return Err(UsageError::new(format!(
+            "{}: these weights have no logits layer: export them with --head feature-vector",
+            src.path.display()
+        ))
+        .into());
+    }
+    let info = export_info(&src, size, head);
+    let bytes = export::export(w, head, &info, format, &args.out).map_err(|e| match e {
+        ExportError::Io { .. } => anyhow::Error::new(e),
+        other => UsageError::new(format!("{}: {other}", src.path.display())).into(),
+    })?;
     if !quiet {
         eprintln!(
-            "mnv1: wrote {} ({} tensors, depth multiplier {}, from a {}{})",
+            "mnv1: wrote {} ({bytes} bytes; {}, input {size}x{size}, output {})",
             args.out.display(),
-            w.tensors.len(),
-            w.arch.depth_multiplier,
-            w.format,
-            if w.has_logits() {
-                ""
-            } else {
-                ", no logits layer"
+            info.name,
+            match (head, format) {
+                (Head::FeatureVector, _) => format!("{} features", w.arch.feature_dim()),
+                (Head::Classification, Format::Onnx) => format!("{} logits", info.labels.len()),
+                _ => format!("{} probabilities", info.labels.len()),
             }
         );
     }
     Ok(Status::Ok)
+}
+
+/// Exports a fine-tuned model (the directory `finetune` just wrote) for `finetune --export`.
+pub fn export_finetuned(
+    model_dir: &std::path::Path,
+    out: &std::path::Path,
+    quiet: bool,
+) -> Result<()> {
+    let args = ConvertArgs {
+        input: None,
+        model: Some(model_dir.to_path_buf()),
+        variant: None,
+        out: out.to_path_buf(),
+        head: ExportHeadArg::Classification,
+        size: None,
+        net: crate::cli::NetArgs {
+            offline: true,
+            mirror: None,
+        },
+    };
+    run(&args, quiet).map(drop)
 }

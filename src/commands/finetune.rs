@@ -13,6 +13,7 @@ use super::Status;
 use crate::cli::{FinetuneArgs, OptimizerArg};
 use crate::config::{load_weights_for, resolve_variant, resolve_weights_path, select_device};
 use crate::error::UsageError;
+use crate::export;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
 use crate::registry::Module;
@@ -95,6 +96,9 @@ fn show(f: Option<Figures>) -> String {
 
 pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     check(args)?;
+    if let Some(path) = &args.export {
+        export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
+    }
     let started = Instant::now();
     let variant = resolve_variant(&args.variant, Module::Classification)?;
     let size = variant.resolution.max(MIN_INPUT);
@@ -231,6 +235,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             show(m.initial_validation),
             show(m.final_validation)
         );
+    }
+    if let Some(path) = &args.export {
+        super::convert::export_finetuned(&args.out, path, quiet)?;
     }
     if let Some(min) = args.assert_accuracy_at_least {
         match m.final_validation {
