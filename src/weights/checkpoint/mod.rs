@@ -9,7 +9,8 @@
 //!   without compression, so only uncompressed blocks are supported.
 //! - `prefix.data-0000N-of-0000M`: the tensors' raw little-endian bytes, back to back.
 //!
-//! `table.rs` reads the LevelDB table, `proto.rs` the two messages, `crc.rs` LevelDB's crc32c.
+//! `table.rs` reads the LevelDB table, `proto.rs` the two messages (declared for `prost`),
+//! `crc.rs` computes LevelDB's crc32c.
 //!
 //! Everything read from the files is checked before use: the reader returns an error, never
 //! panics, on malformed input, and allocates nothing larger than the input justifies.

@@ -1,93 +1,74 @@
-//! Protobuf, by hand: just enough for BundleHeaderProto and BundleEntryProto.
+//! The two messages of a bundle index (tensorflow/core/protobuf/tensor_bundle.proto and the
+//! messages they use), declared by hand for `prost` (no protoc at build time): only the fields
+//! mnv1 reads; prost skips the others.
 
 use super::BundleEntry;
 
-pub(super) fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if n > buf.len() {
-        return None;
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Some(head)
+/// `BundleHeaderProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BundleHeaderProto {
+    #[prost(int32, tag = "1")]
+    num_shards: i32,
+    /// `Endianness`: 0 little, 1 big.
+    #[prost(int32, tag = "2")]
+    endianness: i32,
+    #[prost(message, optional, tag = "3")]
+    version: Option<VersionDef>,
 }
 
-/// A base-128 varint of at most 10 bytes that fits in 64 bits.
-pub(super) fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = buf.split_first()?;
-        *buf = rest;
-        if shift == 63 && byte > 1 {
-            return None;
-        }
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
+/// `VersionDef` (tensorflow/core/framework/versions.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+struct VersionDef {
+    #[prost(int32, tag = "1")]
+    producer: i32,
+    #[prost(int32, tag = "2")]
+    min_consumer: i32,
+    #[prost(int32, repeated, tag = "3")]
+    bad_consumers: Vec<i32>,
 }
 
-enum Field<'a> {
-    Varint(u64),
-    Fixed64,
-    Bytes(&'a [u8]),
-    Fixed32(u32),
+/// `BundleEntryProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BundleEntryProto {
+    /// `DataType`.
+    #[prost(int32, tag = "1")]
+    dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    shape: Option<TensorShapeProto>,
+    #[prost(int32, tag = "3")]
+    shard_id: i32,
+    #[prost(int64, tag = "4")]
+    offset: i64,
+    #[prost(int64, tag = "5")]
+    size: i64,
+    #[prost(fixed32, tag = "6")]
+    crc32c: u32,
+    /// Set for a partitioned tensor; only its presence matters here.
+    #[prost(message, repeated, tag = "7")]
+    slices: Vec<TensorSliceProto>,
 }
 
-type ProtoResult<T> = Result<T, &'static str>;
-
-/// Calls `visit(field_number, value)` for each field of a protobuf message.
-fn for_each_field<'a>(
-    mut msg: &'a [u8],
-    mut visit: impl FnMut(u64, Field<'a>) -> ProtoResult<()>,
-) -> ProtoResult<()> {
-    const TRUNCATED: &str = "truncated field";
-    while !msg.is_empty() {
-        let tag = varint(&mut msg).ok_or(TRUNCATED)?;
-        let field = match tag & 7 {
-            0 => Field::Varint(varint(&mut msg).ok_or(TRUNCATED)?),
-            1 => take(&mut msg, 8).map(|_| Field::Fixed64).ok_or(TRUNCATED)?,
-            2 => {
-                let len = varint(&mut msg).and_then(|n| usize::try_from(n).ok());
-                Field::Bytes(len.and_then(|n| take(&mut msg, n)).ok_or(TRUNCATED)?)
-            }
-            5 => {
-                let b = take(&mut msg, 4).ok_or(TRUNCATED)?;
-                Field::Fixed32(u32::from_le_bytes(b.try_into().map_err(|_| TRUNCATED)?))
-            }
-            _ => return Err("unsupported wire type"),
-        };
-        visit(tag >> 3, field)?;
-    }
-    Ok(())
+/// `TensorShapeProto` (tensorflow/core/framework/tensor_shape.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorShapeProto {
+    #[prost(message, repeated, tag = "2")]
+    dim: Vec<Dim>,
+    #[prost(bool, tag = "3")]
+    unknown_rank: bool,
 }
 
-const WRONG_TYPE: &str = "field has the wrong wire type";
-
-/// An int32/int64 field (negative values are 10-byte two's-complement varints).
-fn int(field: Field<'_>) -> ProtoResult<i64> {
-    match field {
-        Field::Varint(v) => Ok(v as i64),
-        _ => Err(WRONG_TYPE),
-    }
+#[derive(Clone, PartialEq, prost::Message)]
+struct Dim {
+    /// -1 for an unknown size.
+    #[prost(int64, tag = "1")]
+    size: i64,
 }
 
-fn non_negative(field: Field<'_>) -> ProtoResult<u64> {
-    u64::try_from(int(field)?).map_err(|_| "negative size, offset or shard")
-}
+/// `TensorSliceProto`, its fields skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorSliceProto {}
 
-fn to_usize(v: u64) -> ProtoResult<usize> {
-    usize::try_from(v).map_err(|_| "value too large")
-}
-
-fn bytes<'a>(field: Field<'a>) -> ProtoResult<&'a [u8]> {
-    match field {
-        Field::Bytes(b) => Ok(b),
-        _ => Err(WRONG_TYPE),
-    }
-}
-
+/// What the reader needs of the header.
 pub(super) struct Header {
     pub num_shards: usize,
     pub big_endian: bool,
@@ -96,91 +77,49 @@ pub(super) struct Header {
     pub bad_consumers: Vec<i64>,
 }
 
-pub(super) fn parse_header(msg: &[u8]) -> ProtoResult<Header> {
-    let mut h = Header {
-        num_shards: 0,
-        big_endian: false,
-        producer: 0,
-        min_consumer: 0,
-        bad_consumers: Vec::new(),
-    };
-    for_each_field(msg, |number, field| {
-        match number {
-            1 => h.num_shards = to_usize(non_negative(field)?)?,
-            2 => h.big_endian = int(field)? == 1,
-            3 => for_each_field(bytes(field)?, |number, field| {
-                // VersionDef: producer = 1, min_consumer = 2, repeated bad_consumers = 3.
-                match (number, field) {
-                    (1, f) => h.producer = int(f)?,
-                    (2, f) => h.min_consumer = int(f)?,
-                    (3, Field::Bytes(mut packed)) => {
-                        while !packed.is_empty() {
-                            h.bad_consumers
-                                .push(varint(&mut packed).ok_or("bad packed varint")? as i64);
-                        }
-                    }
-                    (3, f) => h.bad_consumers.push(int(f)?),
-                    _ => {}
-                }
-                Ok(())
-            })?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(h)
+fn non_negative(v: i64, what: &str) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| format!("negative {what}"))
+}
+
+fn to_usize(v: u64) -> Result<usize, String> {
+    usize::try_from(v).map_err(|_| "value too large".to_string())
+}
+
+pub(super) fn parse_header(msg: &[u8]) -> Result<Header, String> {
+    let h = <BundleHeaderProto as prost::Message>::decode(msg).map_err(|e| e.to_string())?;
+    let version = h.version.unwrap_or_default();
+    Ok(Header {
+        num_shards: to_usize(non_negative(h.num_shards.into(), "shard count")?)?,
+        big_endian: h.endianness == 1,
+        producer: version.producer.into(),
+        min_consumer: version.min_consumer.into(),
+        bad_consumers: version.bad_consumers.into_iter().map(i64::from).collect(),
+    })
 }
 
 /// The entry, and whether it is a partitioned tensor (has `slices`).
-pub(super) fn parse_entry(msg: &[u8]) -> ProtoResult<(BundleEntry, bool)> {
-    let mut e = BundleEntry {
-        dtype: 0,
-        shape: Vec::new(),
-        shard_id: 0,
-        offset: 0,
-        size: 0,
-        crc32c: 0,
+pub(super) fn parse_entry(msg: &[u8]) -> Result<(BundleEntry, bool), String> {
+    let e = <BundleEntryProto as prost::Message>::decode(msg).map_err(|e| e.to_string())?;
+    let shape = e.shape.unwrap_or_default();
+    if shape.unknown_rank {
+        return Err("unknown rank".into());
+    }
+    let shape = shape
+        .dim
+        .iter()
+        .map(|d| {
+            u64::try_from(d.size)
+                .map_err(|_| "unknown dimension".to_string())
+                .and_then(to_usize)
+        })
+        .collect::<Result<_, _>>()?;
+    let entry = BundleEntry {
+        dtype: e.dtype,
+        shape,
+        shard_id: to_usize(non_negative(e.shard_id.into(), "shard")?)?,
+        offset: non_negative(e.offset, "offset")?,
+        size: non_negative(e.size, "size")?,
+        crc32c: e.crc32c,
     };
-    let mut sliced = false;
-    for_each_field(msg, |number, field| {
-        match number {
-            1 => e.dtype = i32::try_from(int(field)?).map_err(|_| "dtype out of range")?,
-            2 => e.shape = parse_shape(bytes(field)?)?,
-            3 => e.shard_id = to_usize(non_negative(field)?)?,
-            4 => e.offset = non_negative(field)?,
-            5 => e.size = non_negative(field)?,
-            6 => match field {
-                Field::Fixed32(crc) => e.crc32c = crc,
-                _ => return Err(WRONG_TYPE),
-            },
-            7 => sliced = bytes(field).map(|_| true)?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok((e, sliced))
-}
-
-/// TensorShapeProto: repeated Dim dim = 2 (Dim: int64 size = 1), bool unknown_rank = 3.
-fn parse_shape(msg: &[u8]) -> ProtoResult<Vec<usize>> {
-    let mut shape = Vec::new();
-    for_each_field(msg, |number, field| {
-        match number {
-            2 => {
-                let mut size = 0;
-                for_each_field(bytes(field)?, |number, field| {
-                    if number == 1 {
-                        size =
-                            to_usize(u64::try_from(int(field)?).map_err(|_| "unknown dimension")?)?;
-                    }
-                    Ok(())
-                })?;
-                shape.push(size);
-            }
-            3 if int(field)? != 0 => return Err("unknown rank"),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(shape)
+    Ok((entry, !e.slices.is_empty()))
 }

@@ -7,12 +7,25 @@
 //! key's new bytes and the value) followed by the restart offsets (fixed32 each) and their count.
 
 use super::crc::{crc32c, mask_crc};
-use super::proto::{take, varint};
 use super::CheckpointError;
 
 pub(super) const TABLE_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
 pub(super) const FOOTER_LEN: usize = 48;
 pub(super) const BLOCK_TRAILER_LEN: usize = 5;
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if n > buf.len() {
+        return None;
+    }
+    let (head, tail) = buf.split_at(n);
+    *buf = tail;
+    Some(head)
+}
+
+/// A base-128 varint of at most 10 bytes that fits in 64 bits.
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    prost::encoding::decode_varint(buf).ok()
+}
 
 /// True when bytes look like a bundle index (footer magic), for recognising files by content.
 pub fn is_bundle_index(bytes: &[u8]) -> bool {
