@@ -14,7 +14,7 @@ use crate::labels;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::model::ModelError;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
-use crate::registry::{Module, Registry, Variant};
+use crate::registry::{Registry, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::{self, Weights};
 
@@ -31,7 +31,7 @@ pub struct ModelConfig {
     pub labels: Option<Vec<String>>,
 }
 
-pub fn resolve_variant(arg: &str, module: Module) -> Result<Variant, UsageError> {
+pub fn resolve_variant(arg: &str, module: Head) -> Result<Variant, UsageError> {
     Ok(Registry::builtin()
         .resolve(arg, module)
         .map_err(|e| UsageError::new(e.to_string()))?
@@ -54,14 +54,14 @@ pub fn resolve_weights_path(
 }
 
 impl ModelConfig {
-    pub fn resolve(args: &ModelArgs, module: Module) -> Result<Self, UsageError> {
+    pub fn resolve(args: &ModelArgs, module: Head) -> Result<Self, UsageError> {
         Self::resolve_quiet(args, module, false)
     }
 
     /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
     pub fn resolve_quiet(
         args: &ModelArgs,
-        module: Module,
+        module: Head,
         quiet: bool,
     ) -> Result<Self, UsageError> {
         // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
@@ -159,8 +159,9 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, Usage
     Ok(w)
 }
 
-/// Where the weights of `variant` are: `--weights` when given, else the cache file when present.
-/// The one place that decides it, so other sources (downloads) slot in here.
+/// `--weights` when given, else the variant's cache file when it is already there; never
+/// fetches (`mnv1 bench` times random weights instead). `resolve_weights_path` is the one
+/// that downloads.
 pub fn find_weights(explicit: Option<&Path>, variant: &Variant) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());

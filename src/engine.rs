@@ -5,18 +5,10 @@ use candle_core::{Device, Tensor};
 
 use crate::model::cpu::Profile;
 use crate::model::kernels::Isa;
+pub use crate::model::Head;
 use crate::model::{Arch, CpuMobileNet, MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
 use crate::weights::Weights;
-
-/// Which output of the network a command wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head {
-    /// 1001 logits (index 0 = background).
-    Logits,
-    /// The pooled feature vector.
-    Features,
-}
 
 enum Backend {
     Cpu(CpuMobileNet),
@@ -48,12 +40,11 @@ impl Engine {
         device: Device,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let with_logits = head == Head::Logits;
         let backend = if device.is_cpu() {
             Backend::Cpu(CpuMobileNet::from_tensors(
                 &weights.tensors,
                 weights.arch,
-                with_logits,
+                head,
                 threads,
                 Isa::from_env()?,
             )?)
@@ -62,7 +53,7 @@ impl Engine {
                 model: MobileNetV1::from_tensors(
                     &weights.tensors,
                     weights.arch,
-                    with_logits,
+                    head,
                     &device,
                 )?,
                 device,
@@ -131,7 +122,7 @@ impl Engine {
         profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
         match &self.backend {
-            Backend::Cpu(m) => m.forward(images, n, h, w, head == Head::Logits, profile),
+            Backend::Cpu(m) => m.forward(images, n, h, w, head, profile),
             Backend::Candle { model, device } => {
                 let x = Tensor::from_slice(images, (n, h, w, 3), device)?;
                 let y = match head {

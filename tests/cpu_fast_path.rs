@@ -7,7 +7,7 @@
 
 use candle_core::{Device, Tensor};
 use mnv1::model::kernels::Isa;
-use mnv1::model::{Arch, CpuMobileNet, MobileNetV1, ModelError};
+use mnv1::model::{Arch, CpuMobileNet, Head, MobileNetV1, ModelError};
 use mnv1::weights::random::random_weights;
 
 const TOLERANCE: f32 = 1e-4;
@@ -35,7 +35,7 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 fn check(multiplier: f64, h: usize, w: usize) {
     let arch = Arch::new(multiplier);
     let tensors = random_weights(arch, 7);
-    let reference = MobileNetV1::from_tensors(&tensors, arch, true, &Device::Cpu).unwrap();
+    let reference = MobileNetV1::from_tensors(&tensors, arch, Head::Logits, &Device::Cpu).unwrap();
     let x = images(2, h, w, h + w);
     let t = Tensor::from_slice(&x, (2, h, w, 3), &Device::Cpu).unwrap();
     let want_logits: Vec<f32> = reference
@@ -64,7 +64,7 @@ fn check(multiplier: f64, h: usize, w: usize) {
     for isa in Isa::supported() {
         let threads: &[usize] = if isa == Isa::best() { &[1, 2, 4] } else { &[4] };
         for &threads in threads {
-            let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads, isa).unwrap();
+            let fast = CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa).unwrap();
             let logits = fast.logits(&x, 2, h, w).unwrap();
             let features = fast.features(&x, 2, h, w).unwrap();
             let dl = max_abs_diff(&logits, &want_logits);
@@ -104,8 +104,8 @@ fn fast_path_refuses_what_the_reference_refuses() {
     // The same error, variant for variant, from both implementations.
     let arch = Arch::new(0.25);
     let tensors = random_weights(arch, 1);
-    let fast = CpuMobileNet::from_tensors(&tensors, arch, false, 1, Isa::best()).unwrap();
-    let reference = MobileNetV1::from_tensors(&tensors, arch, false, &Device::Cpu).unwrap();
+    let fast = CpuMobileNet::from_tensors(&tensors, arch, Head::Features, 1, Isa::best()).unwrap();
+    let reference = MobileNetV1::from_tensors(&tensors, arch, Head::Features, &Device::Cpu).unwrap();
     let tensor = |n, h, w| Tensor::from_slice(&images(n, h, w, 0), (n, h, w, 3), &Device::Cpu);
 
     // No logits layer was built.
@@ -144,10 +144,10 @@ fn fast_path_refuses_what_the_reference_refuses() {
     assert!(Tensor::from_slice(&images(1, 32, 32, 0), (2, 32, 32, 3), &Device::Cpu).is_err());
 
     // Weights of another depth multiplier.
-    let wrong_fast = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1, Isa::best())
+    let wrong_fast = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), Head::Logits, 1, Isa::best())
         .err()
         .unwrap();
-    let wrong_reference = MobileNetV1::from_tensors(&tensors, Arch::new(0.5), true, &Device::Cpu)
+    let wrong_reference = MobileNetV1::from_tensors(&tensors, Arch::new(0.5), Head::Logits, &Device::Cpu)
         .err()
         .unwrap();
     for err in [wrong_fast, wrong_reference] {
@@ -169,7 +169,7 @@ fn batches_in_groups_match_one_image_at_a_time() {
         let arch = Arch::new(m);
         let tensors = random_weights(arch, 3);
         let x = images(n, h, w, n);
-        let single = CpuMobileNet::from_tensors(&tensors, arch, true, 1, Isa::best()).unwrap();
+        let single = CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, 1, Isa::best()).unwrap();
         let (want_logits, want_features): (Vec<f32>, Vec<f32>) = {
             let (mut l, mut f) = (Vec::new(), Vec::new());
             for image in x.chunks_exact(h * w * 3) {
@@ -180,7 +180,7 @@ fn batches_in_groups_match_one_image_at_a_time() {
         };
         for threads in [1, 2, 3] {
             let fast =
-                CpuMobileNet::from_tensors(&tensors, arch, true, threads, Isa::best()).unwrap();
+                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, Isa::best()).unwrap();
             // The same sums in the same order (pointwise.rs: a row gives the same bits alone
             // as in a tile), so the same bits.
             let logits = fast.logits(&x, n, h, w).unwrap();

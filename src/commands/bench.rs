@@ -14,7 +14,7 @@ use crate::error::UsageError;
 use crate::model::cpu::Profile;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::model::{Arch, ModelError};
-use crate::registry::{Module, Registry};
+use crate::registry::Registry;
 use crate::weights::{self, random::random_weights, Weights};
 
 #[derive(Serialize)]
@@ -42,7 +42,7 @@ struct LayerTime {
 
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
     let variant = Registry::builtin()
-        .resolve(&args.variant, Module::Classification)
+        .resolve(&args.variant, Head::Logits)
         .map_err(|e| UsageError::new(e.to_string()))?
         .clone();
     let size = args.size.unwrap_or(variant.resolution);

@@ -10,7 +10,7 @@ use crate::cache::cache_dir;
 use crate::cli::CacheCommand;
 use crate::error::UsageError;
 use crate::hub::{self, lock::CacheLock, Cached};
-use crate::registry::{Module, Registry, Variant};
+use crate::registry::{Head, Registry, Variant};
 
 pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
     let dir = cache_dir();
@@ -80,6 +80,6 @@ pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
 
 fn resolve(spec: &str) -> Result<&'static Variant, UsageError> {
     Registry::builtin()
-        .resolve(spec, Module::FeatureVector)
+        .resolve(spec, Head::Features)
         .map_err(|e| UsageError::new(e.to_string()))
 }

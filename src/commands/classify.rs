@@ -11,7 +11,6 @@ use crate::inputs;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::registry::Module;
 
 const DEFAULT_TOP_K: usize = 5;
 
@@ -22,7 +21,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         ))
         .into());
     }
-    let config = ModelConfig::resolve_quiet(&args.model, Module::Classification, quiet)?;
+    let config = ModelConfig::resolve_quiet(&args.model, Head::Logits, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
     let labels = config.labels();
     // A fine-tuned model may have fewer classes than the default 5.

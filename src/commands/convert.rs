@@ -12,7 +12,7 @@ use crate::error::UsageError;
 use crate::export::{self, ExportError, ExportInfo, Format, Head};
 use crate::labels;
 use crate::model::mobilenet::MIN_INPUT;
-use crate::registry::{Module, Variant};
+use crate::registry::Variant;
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
 use crate::weights::{self, Weights};
@@ -30,7 +30,7 @@ fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source, UsageError> {
     let usage = |e: &dyn std::fmt::Display| UsageError::new(e.to_string());
     if let Some(dir) = &args.model {
         let manifest = Manifest::read(dir).map_err(|e| usage(&e))?;
-        let variant = resolve_variant(&manifest.variant, Module::Classification)?;
+        let variant = resolve_variant(&manifest.variant, Head::Logits)?;
         let path = dir.join(WEIGHTS_FILE);
         let weights = load_weights_for(&variant, &path)?;
         return Ok(Source {
@@ -43,7 +43,7 @@ fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source, UsageError> {
     let variant = args
         .variant
         .as_deref()
-        .map(|v| resolve_variant(v, Module::Classification))
+        .map(|v| resolve_variant(v, Head::Logits))
         .transpose()?;
     let path = match (&args.input, &variant) {
         (Some(p), _) => p.clone(),
@@ -67,8 +67,8 @@ fn export_info(src: &Source, size: usize, head: Head) -> ExportInfo {
     let license = "Apache License. Version 2.0 http://www.apache.org/licenses/LICENSE-2.0.";
     let producer = format!("mnv1 {} export", env!("CARGO_PKG_VERSION"));
     let what = match head {
-        Head::Classification => "classifier",
-        Head::FeatureVector => "feature vector",
+        Head::Logits => "classifier",
+        Head::Features => "feature vector",
     };
     let (name, description, labels) = match &src.manifest {
         Some(man) => (
@@ -159,10 +159,10 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             ))
         })?;
     let head = match args.head {
-        ExportHeadArg::Classification => Head::Classification,
-        ExportHeadArg::FeatureVector => Head::FeatureVector,
+        ExportHeadArg::Classification => Head::Logits,
+        ExportHeadArg::FeatureVector => Head::Features,
     };
-    if head == Head::Classification && !w.has_logits() {
+    if head == Head::Logits && !w.has_logits() {
         return Err(UsageError::new(format!(
             "{}: these weights have no logits layer: export them with --head feature-vector",
             src.path.display()
@@ -180,8 +180,8 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             args.out.display(),
             info.name,
             match (head, format) {
-                (Head::FeatureVector, _) => format!("{} features", w.arch.feature_dim()),
-                (Head::Classification, Format::Onnx) => format!("{} logits", info.labels.len()),
+                (Head::Features, _) => format!("{} features", w.arch.feature_dim()),
+                (Head::Logits, Format::Onnx) => format!("{} logits", info.labels.len()),
                 _ => format!("{} probabilities", info.labels.len()),
             }
         );

@@ -10,7 +10,6 @@ use crate::error::UsageError;
 use crate::inputs;
 use crate::output::{EmbedFormat, EmbedWriter};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::registry::Module;
 
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
     let format = match &args.out {
@@ -22,7 +21,7 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
             ))
         })?,
     };
-    let config = ModelConfig::resolve_quiet(&args.model, Module::FeatureVector, quiet)?;
+    let config = ModelConfig::resolve_quiet(&args.model, Head::Features, quiet)?;
     let engine = config.load_engine(Head::Features)?;
     let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let mut writer = EmbedWriter::new(format, args.out.as_deref(), engine.arch().feature_dim())?;

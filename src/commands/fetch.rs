@@ -6,7 +6,7 @@ use super::Status;
 use crate::cli::FetchArgs;
 use crate::error::UsageError;
 use crate::hub::{self, FetchOptions};
-use crate::registry::{Module, Registry, Variant};
+use crate::registry::{Head, Registry, Variant};
 
 pub fn run(args: &FetchArgs, quiet: bool) -> Result<Status> {
     let registry = Registry::builtin();
@@ -18,7 +18,7 @@ pub fn run(args: &FetchArgs, quiet: bool) -> Result<Status> {
             .map(|spec| {
                 // Either module's spelling names the checkpoint they share.
                 registry
-                    .resolve(spec, Module::FeatureVector)
+                    .resolve(spec, Head::Features)
                     .map_err(|e| UsageError::new(e.to_string()))
             })
             .collect::<Result<_, _>>()?

@@ -16,7 +16,7 @@ use crate::error::UsageError;
 use crate::export;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
-use crate::registry::Module;
+use crate::registry::Head;
 use crate::train::manifest::{
     self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE,
 };
@@ -100,7 +100,7 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
     }
     let started = Instant::now();
-    let variant = resolve_variant(&args.variant, Module::Classification)?;
+    let variant = resolve_variant(&args.variant, Head::Logits)?;
     let size = variant.resolution.max(MIN_INPUT);
     let weights_path = resolve_weights_path(&variant, args.weights.as_deref(), &args.net, quiet)?;
     let weights = load_weights_for(&variant, &weights_path)?;

@@ -85,7 +85,7 @@ fn tflite_of_a_checkpoint_reads_back_with_identical_outputs() {
     let w = fixture();
     let bytes = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(crate::labels::owned_imagenet()),
         Format::Tflite,
     )
@@ -104,7 +104,7 @@ fn tflite_of_a_finetuned_head_reads_back_with_identical_outputs() {
     let w = finetuned(4);
     let bytes = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(class_names(4)),
         Format::Tflite,
     )
@@ -122,7 +122,7 @@ fn tflite_of_a_finetuned_head_reads_back_with_identical_outputs() {
 #[test]
 fn feature_vector_tflite_reads_back_without_logits() {
     let w = fixture();
-    let bytes = to_bytes(&w, Head::FeatureVector, &info(vec![]), Format::Tflite).unwrap();
+    let bytes = to_bytes(&w, Head::Features, &info(vec![]), Format::Tflite).unwrap();
     let back = read_back(&bytes);
     assert!(!back.has_logits());
     assert_eq!(
@@ -186,7 +186,7 @@ fn tflite_has_the_release_operator_sequence_and_a_dynamic_batch() {
     let w = finetuned(4);
     let bytes = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(class_names(4)),
         Format::Tflite,
     )
@@ -225,7 +225,7 @@ fn tflite_metadata_is_what_model_maker_writes() {
     let labels = vec!["daisy".to_string(), "rose".into(), "tulip".into()];
     let bytes = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(labels.clone()),
         Format::Tflite,
     )
@@ -276,7 +276,7 @@ fn bad_labels_are_refused() {
     let w = finetuned(2);
     let e = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(class_names(3)),
         Format::Tflite,
     )
@@ -284,7 +284,7 @@ fn bad_labels_are_refused() {
     assert!(e.to_string().contains("3 labels for 2 classes"), "{e}");
     let e = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(vec!["a".into(), "b\nc".into()]),
         Format::Tflite,
     )
@@ -300,7 +300,7 @@ fn onnx_structure() {
     let w = finetuned(4);
     let bytes = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(class_names(4)),
         Format::Onnx,
     )
@@ -355,7 +355,7 @@ fn onnx_structure() {
         .unwrap();
     let group = dw.attribute.iter().find(|a| a.name == "group").unwrap();
     assert_eq!(group.i, 8);
-    let net = FoldedNetwork::new(&w, true).unwrap();
+    let net = FoldedNetwork::new(&w, Head::Logits).unwrap();
     let conv0 = g
         .initializer
         .iter()
@@ -374,7 +374,7 @@ fn onnx_structure() {
 #[test]
 fn onnx_feature_vector_ends_at_the_features() {
     let w = fixture();
-    let bytes = to_bytes(&w, Head::FeatureVector, &info(vec![]), Format::Onnx).unwrap();
+    let bytes = to_bytes(&w, Head::Features, &info(vec![]), Format::Onnx).unwrap();
     let g = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
     assert_eq!(g.output[0].name, onnx::FEATURES);
     assert_eq!(g.node.last().unwrap().op_type, "Flatten");

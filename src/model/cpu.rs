@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::arch::{Arch, LayerKind};
+use super::arch::{Arch, Head, LayerKind};
 use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{pointwise_rows, Pointwise};
@@ -78,7 +78,7 @@ impl CpuMobileNet {
     pub fn from_tensors(
         w: &BTreeMap<String, RawTensor>,
         arch: Arch,
-        with_logits: bool,
+        head: Head,
         threads: usize,
         isa: Isa,
     ) -> Result<Self, ModelError> {
@@ -103,7 +103,7 @@ impl CpuMobileNet {
                 out_channels: layer.out_channels,
             });
         }
-        let logits = if with_logits {
+        let logits = if head == Head::Logits {
             let (lw, lb) = logits_layer(w, arch)?;
             Some(Pointwise::linear(
                 &lw.data,
@@ -165,7 +165,7 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward(images, n, h, w, false, None)
+        self.forward(images, n, h, w, Head::Features, None)
     }
 
     /// Logits `[N, 1001]`, row-major (index 0 = background), of NHWC images in [0,1].
@@ -176,7 +176,7 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward(images, n, h, w, true, None)
+        self.forward(images, n, h, w, Head::Logits, None)
     }
 
     /// One forward pass; with `profile`, the wall time of every stage is appended to it.
@@ -186,7 +186,7 @@ impl CpuMobileNet {
         n: usize,
         h: usize,
         w: usize,
-        with_logits: bool,
+        head: Head,
         profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
         if h < MIN_INPUT || w < MIN_INPUT {
@@ -201,10 +201,10 @@ impl CpuMobileNet {
                 images.len()
             )));
         }
-        let logits = match (with_logits, &self.logits) {
-            (true, None) => return Err(ModelError::NoLogits),
-            (true, Some(l)) => Some(l),
-            (false, _) => None,
+        let logits = match (head, &self.logits) {
+            (Head::Logits, None) => return Err(ModelError::NoLogits),
+            (Head::Logits, Some(l)) => Some(l),
+            (Head::Features, _) => None,
         };
         let shapes = self.shapes(h, w);
         let c = shapes.last().map_or(0, |s| s.channels);
