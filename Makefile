@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DATA ?= ../shared/testdata
 
-.PHONY: build test lint fmt check-real fixtures fuzz fuzz-corpus
+.PHONY: build test lint fmt check-real check-html fixtures fuzz fuzz-corpus
 
 build:
 	$(CARGO) build --release
@@ -21,6 +21,15 @@ fmt:
 # photos. Third-party data: pass its directory, e.g. make check-real DATA=../shared/testdata
 check-real:
 	$(CARGO) run --release --example real_check -- $(DATA)
+
+# The HTML pages in headless Chromium (installed with apt-get when missing), their DOM checked,
+# screenshots into docs/; the TensorBoard event files read by TensorBoard's EventAccumulator when
+# TB_PYTHON has tensorboard. Real third-party data from DATA (see tools/check_html.sh).
+HTML_PROFILE ?= release
+TB_PYTHON ?= /tmp/venv-i16/bin/python
+check-html:
+	$(CARGO) build --profile $(HTML_PROFILE)
+	TB_PYTHON=$(TB_PYTHON) tools/check_html.sh $(DATA) target/$(subst dev,debug,$(HTML_PROFILE))/mnv1 docs
 
 # Regenerates tests/fixtures with TensorFlow (see tools/README.md; needs /tmp/tfenv).
 fixtures:

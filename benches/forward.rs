@@ -24,8 +24,8 @@ fn main() {
         let tensors = random_weights(arch, 1);
         for (batch, threads) in [(1, 1), (32, default_threads())] {
             let isa = Isa::from_env().expect("MNV1_ISA");
-            let model =
-                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa).expect("model");
+            let model = CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa)
+                .expect("model");
             let input: Vec<f32> = (0..batch * size * size * 3)
                 .map(|i| (i % 255) as f32 / 255.0)
                 .collect();

@@ -187,6 +187,8 @@ pub enum ClassifyFormat {
     Jsonl,
     Tsv,
     Csv,
+    /// A contact sheet: thumbnails with their top-k labels (the default for --out *.html).
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -201,11 +203,32 @@ pub struct ClassifyArgs {
     /// or all classes of a fine-tuned model with fewer].
     #[arg(short = 'k', long)]
     pub top_k: Option<usize>,
-    #[arg(short, long, value_enum, default_value_t = ClassifyFormat::Text)]
-    pub format: ClassifyFormat,
+    /// [default: html for --out *.html or *.htm, else text]
+    #[arg(short, long, value_enum)]
+    pub format: Option<ClassifyFormat>,
     /// Write results to this file (atomically) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Contact sheet (--format html): thumbnails embedded in the page for the first N images;
+    /// the cards after link to the original files, relative to the page.
+    #[arg(long, default_value_t = crate::report::contact_sheet::DEFAULT_EMBED_LIMIT, value_name = "N")]
+    pub sheet_embed: usize,
+}
+
+impl ClassifyArgs {
+    /// `--format`, or what the `--out` file's extension says.
+    pub fn format(&self) -> ClassifyFormat {
+        let html_out = self
+            .out
+            .as_deref()
+            .and_then(|p| p.extension())
+            .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+        match self.format {
+            Some(f) => f,
+            None if html_out => ClassifyFormat::Html,
+            None => ClassifyFormat::Text,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -295,9 +318,13 @@ pub struct FinetuneArgs {
     pub weights: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
-    /// Model directory to write (model.safetensors, labels.txt, manifest.json).
+    /// Model directory to write (model.safetensors, labels.txt, manifest.json, report.html).
     #[arg(short, long, value_name = "MODEL_DIR")]
     pub out: PathBuf,
+    /// Also write TensorBoard event files here (train/ and validation/ runs, per-epoch loss and
+    /// accuracy, as make_image_classifier's --summaries_dir): `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub summaries_dir: Option<PathBuf>,
     /// Also export the trained classifier: FILE.tflite (with metadata and labels) or FILE.onnx.
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,

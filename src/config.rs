@@ -59,11 +59,7 @@ impl ModelConfig {
     }
 
     /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
-    pub fn resolve_quiet(
-        args: &ModelArgs,
-        module: Head,
-        quiet: bool,
-    ) -> Result<Self, UsageError> {
+    pub fn resolve_quiet(args: &ModelArgs, module: Head, quiet: bool) -> Result<Self, UsageError> {
         // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
         // of --size and --crop to what it was trained with.
         let manifest = match &args.model {

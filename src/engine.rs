@@ -50,12 +50,7 @@ impl Engine {
             )?)
         } else {
             Backend::Candle {
-                model: MobileNetV1::from_tensors(
-                    &weights.tensors,
-                    weights.arch,
-                    head,
-                    &device,
-                )?,
+                model: MobileNetV1::from_tensors(&weights.tensors, weights.arch, head, &device)?,
                 device,
             }
         };

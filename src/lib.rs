@@ -21,5 +21,6 @@ pub mod output;
 pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
+pub mod report;
 pub mod train;
 pub mod weights;

@@ -190,6 +190,11 @@ impl ClassifyWriter {
                     predictions,
                 })?);
             }
+            ClassifyFormat::Html => {
+                return Err(io::Error::other(
+                    "the html contact sheet is written by report::contact_sheet",
+                ))
+            }
             ClassifyFormat::Csv | ClassifyFormat::Tsv => {
                 for (rank, p) in predictions.iter().enumerate() {
                     self.table_row([

@@ -111,9 +111,7 @@ impl Registry {
 
     /// The classification row of each checkpoint (16), in models.toml order.
     pub fn checkpoints(&self) -> impl Iterator<Item = &Variant> {
-        self.variants
-            .iter()
-            .filter(|v| v.module == Head::Logits)
+        self.variants.iter().filter(|v| v.module == Head::Logits)
     }
 
     /// The error for an unknown spelling, with the nearest ids: the same multiplier at the
@@ -252,18 +250,12 @@ mod tests {
             msg.contains("did you mean 050_160, 050_128, 050_192?"),
             "{msg}"
         );
-        let msg = r
-            .resolve("0.75_200", Head::Logits)
-            .unwrap_err()
-            .to_string();
+        let msg = r.resolve("0.75_200", Head::Logits).unwrap_err().to_string();
         assert!(
             msg.contains("did you mean 075_192, 075_224, 075_160?"),
             "{msg}"
         );
-        let msg = r
-            .resolve("030_224", Head::Logits)
-            .unwrap_err()
-            .to_string();
+        let msg = r.resolve("030_224", Head::Logits).unwrap_err().to_string();
         assert!(msg.contains("224"), "{msg}");
         assert!(r.resolve("0.3_128", Head::Logits).is_err());
         assert!(r.resolve("", Head::Logits).is_err());

@@ -64,7 +64,8 @@ fn check(multiplier: f64, h: usize, w: usize) {
     for isa in Isa::supported() {
         let threads: &[usize] = if isa == Isa::best() { &[1, 2, 4] } else { &[4] };
         for &threads in threads {
-            let fast = CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa).unwrap();
+            let fast =
+                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa).unwrap();
             let logits = fast.logits(&x, 2, h, w).unwrap();
             let features = fast.features(&x, 2, h, w).unwrap();
             let dl = max_abs_diff(&logits, &want_logits);
@@ -105,7 +106,8 @@ fn fast_path_refuses_what_the_reference_refuses() {
     let arch = Arch::new(0.25);
     let tensors = random_weights(arch, 1);
     let fast = CpuMobileNet::from_tensors(&tensors, arch, Head::Features, 1, Isa::best()).unwrap();
-    let reference = MobileNetV1::from_tensors(&tensors, arch, Head::Features, &Device::Cpu).unwrap();
+    let reference =
+        MobileNetV1::from_tensors(&tensors, arch, Head::Features, &Device::Cpu).unwrap();
     let tensor = |n, h, w| Tensor::from_slice(&images(n, h, w, 0), (n, h, w, 3), &Device::Cpu);
 
     // No logits layer was built.
@@ -144,12 +146,14 @@ fn fast_path_refuses_what_the_reference_refuses() {
     assert!(Tensor::from_slice(&images(1, 32, 32, 0), (2, 32, 32, 3), &Device::Cpu).is_err());
 
     // Weights of another depth multiplier.
-    let wrong_fast = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), Head::Logits, 1, Isa::best())
-        .err()
-        .unwrap();
-    let wrong_reference = MobileNetV1::from_tensors(&tensors, Arch::new(0.5), Head::Logits, &Device::Cpu)
-        .err()
-        .unwrap();
+    let wrong_fast =
+        CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), Head::Logits, 1, Isa::best())
+            .err()
+            .unwrap();
+    let wrong_reference =
+        MobileNetV1::from_tensors(&tensors, Arch::new(0.5), Head::Logits, &Device::Cpu)
+            .err()
+            .unwrap();
     for err in [wrong_fast, wrong_reference] {
         assert!(
             matches!(&err, ModelError::WrongMultiplier { found, filters: 8, wanted } if found == "0.25" && *wanted == 0.5),
@@ -169,7 +173,8 @@ fn batches_in_groups_match_one_image_at_a_time() {
         let arch = Arch::new(m);
         let tensors = random_weights(arch, 3);
         let x = images(n, h, w, n);
-        let single = CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, 1, Isa::best()).unwrap();
+        let single =
+            CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, 1, Isa::best()).unwrap();
         let (want_logits, want_features): (Vec<f32>, Vec<f32>) = {
             let (mut l, mut f) = (Vec::new(), Vec::new());
             for image in x.chunks_exact(h * w * 3) {
@@ -180,7 +185,8 @@ fn batches_in_groups_match_one_image_at_a_time() {
         };
         for threads in [1, 2, 3] {
             let fast =
-                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, Isa::best()).unwrap();
+                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, Isa::best())
+                    .unwrap();
             // The same sums in the same order (pointwise.rs: a row gives the same bits alone
             // as in a tile), so the same bits.
             let logits = fast.logits(&x, n, h, w).unwrap();

@@ -77,6 +77,29 @@ fn convert_exports_tflite_and_onnx_that_read_back() {
 }
 
 #[test]
+fn convert_variant_takes_the_weights_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    // What `mnv1 fetch` leaves there: canonical safetensors with their checksum.
+    mnv1()
+        .arg("convert")
+        .arg(fixture())
+        .arg("--out")
+        .arg(cache.join("mobilenet_v1_0.25_128.safetensors"))
+        .assert()
+        .success();
+    let onnx = tmp.path().join("m.onnx");
+    mnv1()
+        .env("MNV1_CACHE", &cache)
+        .args(["convert", "--variant", "025_128", "--offline", "--out"])
+        .arg(&onnx)
+        .assert()
+        .success();
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1_000_000);
+}
+
+#[test]
 fn bad_targets_are_usage_errors_and_leave_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let a = mnv1()
@@ -104,6 +127,14 @@ fn bad_targets_are_usage_errors_and_leave_nothing() {
         .assert()
         .code(2);
     assert!(stderr(&a).contains("--variant"), "{}", stderr(&a));
+    let a = mnv1()
+        .arg("convert")
+        .arg(fixture())
+        .args(["--head", "features", "--out"])
+        .arg(tmp.path().join("w.safetensors"))
+        .assert()
+        .code(2);
+    assert!(stderr(&a).contains("--head applies to"), "{}", stderr(&a));
     assert!(listing(tmp.path()).is_empty());
 }
 

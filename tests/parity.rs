@@ -91,7 +91,14 @@ fn model_of(w: &Weights) -> MobileNetV1 {
 }
 
 fn fast_of(w: &Weights) -> CpuMobileNet {
-    CpuMobileNet::from_tensors(&w.tensors, w.arch, Head::Logits, 2, Isa::from_env().unwrap()).unwrap()
+    CpuMobileNet::from_tensors(
+        &w.tensors,
+        w.arch,
+        Head::Logits,
+        2,
+        Isa::from_env().unwrap(),
+    )
+    .unwrap()
 }
 
 /// Extracts the `.tflite` member of a release-style fixture into `dir`.

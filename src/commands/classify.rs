@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::{progress, report_failure, Status};
-use crate::cli::ClassifyArgs;
+use crate::cli::{ClassifyArgs, ClassifyFormat};
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
@@ -11,6 +11,7 @@ use crate::inputs;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
+use crate::report::contact_sheet::{ContactSheet, SheetOptions};
 
 const DEFAULT_TOP_K: usize = 5;
 
@@ -37,7 +38,34 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         None => DEFAULT_TOP_K.min(classes),
     };
     let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
-    let mut writer = ClassifyWriter::new(args.format, Sink::open(args.out.as_deref())?)?;
+    let sink = Sink::open(args.out.as_deref())?;
+    let mut writer = match args.format() {
+        ClassifyFormat::Html => Writer::Sheet(ContactSheet::new(
+            sink,
+            SheetOptions {
+                title: format!("mnv1 classify: {} images", items.len()),
+                subtitle: format!(
+                    "MobileNet V1 {}{} · top {k}",
+                    config.variant.id,
+                    args.model
+                        .model
+                        .as_deref()
+                        .map(|m| format!(" fine-tuned ({})", m.display()))
+                        .unwrap_or_default()
+                ),
+                embed_limit: args.sheet_embed,
+                max_pixels: args.model.max_pixels,
+                page_dir: args
+                    .out
+                    .as_deref()
+                    .and_then(|p| p.parent())
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf(),
+            },
+        )?),
+        f => Writer::Table(ClassifyWriter::new(f, sink)?),
+    };
     let bar = progress(items.len(), quiet);
     let pipeline = Pipeline {
         engine: &engine,
@@ -50,16 +78,33 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         match outcome {
             Outcome::Done { name, row } => {
                 bar.inc(1);
-                writer.write(name, &top_k(row, k, &labels))
+                let top = top_k(row, k, &labels);
+                match &mut writer {
+                    Writer::Table(w) => w.write(name, &top),
+                    // Thumbnails are made on the engine's threads, not a second pool.
+                    Writer::Sheet(s) => engine.install(|| s.done(name, &top)),
+                }
             }
             Outcome::Failed { path, reason } => {
                 bar.inc(1);
                 report_failure(&bar, path, reason);
-                Ok(())
+                match &mut writer {
+                    Writer::Table(_) => Ok(()),
+                    Writer::Sheet(s) => s.failed(path, reason),
+                }
             }
         }
     })?;
     bar.finish_and_clear();
-    writer.finish()?;
+    match writer {
+        Writer::Table(w) => w.finish()?,
+        Writer::Sheet(s) => engine.install(|| s.finish())?,
+    }
     Ok(summary.into())
+}
+
+/// The table formats, or the HTML contact sheet.
+enum Writer {
+    Table(ClassifyWriter),
+    Sheet(ContactSheet),
 }

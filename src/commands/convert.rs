@@ -110,6 +110,12 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
         &args.out,
         &[Format::Safetensors, Format::Tflite, Format::Onnx],
     )?;
+    if format == Format::Safetensors && args.head != ExportHeadArg::Classification {
+        return Err(UsageError::new(
+            "--head applies to .tflite and .onnx exports only (safetensors keeps every tensor)",
+        )
+        .into());
+    }
     if let Some(n) = args.size {
         if format == Format::Safetensors {
             return Err(UsageError::new("--size applies to .tflite and .onnx exports only").into());

@@ -2,6 +2,7 @@
 //! model directory that `classify --model` and `embed --model` read.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -17,6 +18,8 @@ use crate::export;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
 use crate::registry::Head;
+use crate::report::summaries::TrainingSummaries;
+use crate::report::training::{self as report, ReportInput};
 use crate::train::manifest::{
     self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE,
 };
@@ -154,6 +157,15 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     }
     let prepared = Prepared::load(classes, train, validation, &settings)?;
 
+    // Created before training, so an unwritable directory fails the run at once.
+    let mut summaries = match &args.summaries_dir {
+        Some(dir) => Some(
+            TrainingSummaries::create(dir)
+                .with_context(|| format!("--summaries-dir {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let mut summaries_error = None;
     let mut bar = ProgressBar::hidden();
     let mut on_event = |event: Event| match event {
         Event::EpochStart { epoch, batches } => bar = epoch_bar(batches, epoch, args.epochs, quiet),
@@ -163,6 +175,13 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         }
         Event::EpochEnd(e) => {
             bar.finish_and_clear();
+            if let Some(s) = summaries.as_mut() {
+                if let Err(err) = s.epoch(e) {
+                    // Training goes on (the model is what matters); the run fails at the end.
+                    summaries_error.get_or_insert(err);
+                    summaries = None;
+                }
+            }
             if !quiet {
                 eprintln!(
                     "epoch {}/{}: train {}; validation {} ({:.2} s)",
@@ -191,6 +210,11 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         source_format: "mnv1 finetune".to_string(),
         extra: vec![("classes".to_string(), prepared.classes.len().to_string())],
     };
+    if let (Some(s), Some(v)) = (summaries.as_mut(), trained.initial_validation) {
+        if let Err(err) = s.initial(v) {
+            summaries_error.get_or_insert(err);
+        }
+    }
     write_canonical(&trained.tensors, metadata, &args.out.join(WEIGHTS_FILE))?;
     manifest::write_labels(&args.out, &prepared.classes)?;
     let m = Manifest {
@@ -227,6 +251,17 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         initial_validation: trained.initial_validation,
         final_validation: trained.final_validation,
     };
+    // The report before the manifest: a model directory with a manifest is complete.
+    report::write(
+        &args.out,
+        &ReportInput {
+            manifest: &m,
+            validation: &prepared.validation,
+            predictions: &trained.validation_predictions,
+            max_pixels: args.max_pixels,
+        },
+    )
+    .with_context(|| format!("writing {}", args.out.join(report::REPORT_FILE).display()))?;
     m.write(&args.out)?;
     if !quiet {
         eprintln!(
@@ -238,6 +273,15 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     }
     if let Some(path) = &args.export {
         super::convert::export_finetuned(&args.out, path, quiet)?;
+    }
+    if let Some(err) = summaries_error {
+        bail!(
+            "writing TensorBoard summaries to {}: {err}",
+            args.summaries_dir
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display()
+        );
     }
     if let Some(min) = args.assert_accuracy_at_least {
         match m.final_validation {

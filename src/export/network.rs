@@ -68,12 +68,4 @@ impl FoldedNetwork {
     pub fn feature_dim(&self) -> usize {
         self.arch.feature_dim()
     }
-
-    /// Spatial size after the body for an `h` x `w` input: each stride-2 layer halves it, rounding
-    /// up (TF SAME).
-    pub fn final_size(&self, h: usize, w: usize) -> (usize, usize) {
-        self.layers.iter().fold((h, w), |(h, w), l| {
-            (h.div_ceil(l.layer.stride), w.div_ceil(l.layer.stride))
-        })
-    }
 }

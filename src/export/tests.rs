@@ -102,13 +102,7 @@ fn tflite_of_a_checkpoint_reads_back_with_identical_outputs() {
 #[test]
 fn tflite_of_a_finetuned_head_reads_back_with_identical_outputs() {
     let w = finetuned(4);
-    let bytes = to_bytes(
-        &w,
-        Head::Logits,
-        &info(class_names(4)),
-        Format::Tflite,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(class_names(4)), Format::Tflite).unwrap();
     let back = read_back(&bytes);
     assert_eq!(
         back.tensors[&format!("{LOGITS_SCOPE}/weights")].shape,
@@ -184,13 +178,7 @@ fn metadata_buffer<'a>(bytes: &'a [u8], name: &str) -> &'a [u8] {
 #[test]
 fn tflite_has_the_release_operator_sequence_and_a_dynamic_batch() {
     let w = finetuned(4);
-    let bytes = to_bytes(
-        &w,
-        Head::Logits,
-        &info(class_names(4)),
-        Format::Tflite,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(class_names(4)), Format::Tflite).unwrap();
     let model = root(&bytes);
     assert_eq!(model.u32_or(MODEL_VERSION, 0).unwrap(), 3);
     let codes: Vec<i32> = tables(&model, MODEL_OPERATOR_CODES)
@@ -223,13 +211,7 @@ fn tflite_has_the_release_operator_sequence_and_a_dynamic_batch() {
 fn tflite_metadata_is_what_model_maker_writes() {
     let w = finetuned(3);
     let labels = vec!["daisy".to_string(), "rose".into(), "tulip".into()];
-    let bytes = to_bytes(
-        &w,
-        Head::Logits,
-        &info(labels.clone()),
-        Format::Tflite,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(labels.clone()), Format::Tflite).unwrap();
     let meta = metadata_buffer(&bytes, md::METADATA_NAME);
     assert_eq!(&meta[4..8], md::FILE_IDENTIFIER.as_bytes());
     let m = root(meta);
@@ -274,13 +256,7 @@ fn tflite_metadata_is_what_model_maker_writes() {
 #[test]
 fn bad_labels_are_refused() {
     let w = finetuned(2);
-    let e = to_bytes(
-        &w,
-        Head::Logits,
-        &info(class_names(3)),
-        Format::Tflite,
-    )
-    .unwrap_err();
+    let e = to_bytes(&w, Head::Logits, &info(class_names(3)), Format::Tflite).unwrap_err();
     assert!(e.to_string().contains("3 labels for 2 classes"), "{e}");
     let e = to_bytes(
         &w,
@@ -298,13 +274,7 @@ fn bad_labels_are_refused() {
 #[test]
 fn onnx_structure() {
     let w = finetuned(4);
-    let bytes = to_bytes(
-        &w,
-        Head::Logits,
-        &info(class_names(4)),
-        Format::Onnx,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(class_names(4)), Format::Onnx).unwrap();
     let m = ModelProto::decode(bytes.as_slice()).unwrap();
     assert_eq!(m.ir_version, onnx::IR_VERSION);
     assert_eq!(m.opset_import[0].version, 13);

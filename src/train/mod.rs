@@ -8,6 +8,7 @@ pub mod head;
 pub mod manifest;
 pub mod network;
 pub mod optimizer;
+pub mod predictions;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -21,6 +22,7 @@ use self::head::{dropout, loss_and_correct, Head};
 use self::manifest::{EpochFigures, Figures};
 use self::network::TrainNet;
 use self::optimizer::{Optimizer, OptimizerKind};
+use self::predictions::Predicted;
 use crate::model::arch::LOGITS_SCOPE;
 use crate::model::{MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
@@ -111,6 +113,14 @@ pub struct Trained {
     pub history: Vec<EpochFigures>,
     pub initial_validation: Option<Figures>,
     pub final_validation: Option<Figures>,
+    /// Per validation image (in `Prepared::validation` order), what the final model predicts.
+    pub validation_predictions: Vec<Predicted>,
+}
+
+/// Figures over the validation set and the prediction for each of its images.
+struct Evaluation {
+    figures: Figures,
+    predictions: Vec<Predicted>,
 }
 
 /// Evaluation batches: large, since nothing is kept for a backward pass.
@@ -197,7 +207,7 @@ fn evaluate(
     data: &Prepared,
     s: &Settings,
     device: &Device,
-) -> Result<Option<Figures>, TrainError> {
+) -> Result<Option<Evaluation>, TrainError> {
     if data.validation.is_empty() {
         return Ok(None);
     }
@@ -209,11 +219,15 @@ fn evaluate(
         _ => features_of(backbone, &data.validation_images, s.size, device)?,
     };
     let refs: Vec<&Example> = data.validation.iter().collect();
-    let (loss, correct) =
-        loss_and_correct(&head.forward(&features)?, &labels_tensor(&refs, device)?)?;
+    let logits = head.forward(&features)?;
+    let (loss, correct) = loss_and_correct(&logits, &labels_tensor(&refs, device)?)?;
     let mut m = Meter::default();
     m.add(&loss, correct, refs.len())?;
-    Ok(Some(m.figures()))
+    let labels: Vec<usize> = refs.iter().map(|e| e.label).collect();
+    Ok(Some(Evaluation {
+        figures: m.figures(),
+        predictions: predictions::from_logits(&logits, &labels)?,
+    }))
 }
 
 /// Trains the new head (and, with `train_backbone`, the whole network) on `data`.
@@ -280,7 +294,9 @@ pub fn fine_tune(
         vars.extend(net.vars());
     }
     let mut optimizer = Optimizer::new(s.optimizer, vars, s.learning_rate)?;
-    let initial_validation = evaluate(&backbone, &head, data, s, device)?;
+    let initial = evaluate(&backbone, &head, data, s, device)?;
+    let initial_validation = initial.as_ref().map(|e| e.figures);
+    let mut last_predictions = initial.map(|e| e.predictions).unwrap_or_default();
 
     let mut history = Vec::new();
     let mut order: Vec<usize> = (0..data.train.len()).collect();
@@ -334,7 +350,11 @@ pub fn fine_tune(
                 accuracy: f.accuracy,
             });
         }
-        let validation = evaluate(&backbone, &head, data, s, device)?;
+        let evaluation = evaluate(&backbone, &head, data, s, device)?;
+        let validation = evaluation.as_ref().map(|e| e.figures);
+        if let Some(e) = evaluation {
+            last_predictions = e.predictions;
+        }
         let figures = EpochFigures {
             epoch,
             train: meter.figures(),
@@ -360,6 +380,7 @@ pub fn fine_tune(
         history,
         initial_validation,
         final_validation,
+        validation_predictions: last_predictions,
     })
 }
 

@@ -689,6 +689,29 @@ fn synthetic_models_of_every_width_map_exactly() {
 }
 
 #[test]
+fn any_class_count_and_feature_vector_models_load() {
+    // A fine-tuned head: 4 logits instead of 1001.
+    let mut s = synth();
+    let (k, f) = s.filter(27);
+    let c = s.tensors[f].shape[3];
+    let w = s.constant(vec![4, 1, 1, c], &vec![0.5; 4 * c as usize]);
+    let b = s.constant(vec![4], &[0.0, 1.0, 2.0, 3.0]);
+    s.ops[k].inputs[1] = w;
+    s.ops[k].inputs[2] = b;
+    let m = read_tflite(&s.build()).unwrap();
+    assert_eq!(
+        m["MobilenetV1/Logits/Conv2d_1c_1x1/weights"].shape,
+        [1, 1, c as usize, 4]
+    );
+    // Ending after the pooling: the body only, 27 layers of weights and biases.
+    let mut s = synth();
+    s.ops.truncate(28);
+    let m = read_tflite(&s.build()).unwrap();
+    assert_eq!(m.len(), 54);
+    assert!(!m.keys().any(|k| k.contains("Logits")));
+}
+
+#[test]
 fn synthetic_producer_variants_load() {
     // TF 2.x opcodes (both fields) and builtin_code only.
     for style in [1, 2] {
