@@ -2,7 +2,7 @@
 
 /// Slicing-by-8 tables: `[0]` is the classic byte table (reflected polynomial 0x82f63b78),
 /// `[k][b]` is the crc of byte `b` followed by `k` zero bytes.
-const CRC32C_TABLES: [[u32; 256]; 8] = {
+pub(super) const CRC32C_TABLES: [[u32; 256]; 8] = {
     let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::crc::{crc32c, mask_crc};
+use super::crc::{crc32c, mask_crc, CRC32C_TABLES};
 use super::table::{for_each_table_entry, FOOTER_LEN, TABLE_MAGIC};
 use super::*;
 
