@@ -25,11 +25,13 @@ check-real:
 # The HTML pages in headless Chromium (installed with apt-get when missing), their DOM checked,
 # screenshots into docs/; the TensorBoard event files read by TensorBoard's EventAccumulator when
 # TB_PYTHON has tensorboard. Real third-party data from DATA (see tools/check_html.sh).
+# HTML_PROFILE=test reuses the binary `make test` built.
 HTML_PROFILE ?= release
 TB_PYTHON ?= /tmp/venv-i16/bin/python
 check-html:
 	$(CARGO) build --profile $(HTML_PROFILE)
-	TB_PYTHON=$(TB_PYTHON) tools/check_html.sh $(DATA) target/$(subst dev,debug,$(HTML_PROFILE))/mnv1 docs
+	TB_PYTHON=$(TB_PYTHON) tools/check_html.sh $(DATA) \
+		target/$(if $(filter dev test,$(HTML_PROFILE)),debug,$(HTML_PROFILE))/mnv1 docs
 
 # Regenerates tests/fixtures with TensorFlow (see tools/README.md; needs /tmp/tfenv).
 fixtures:

@@ -92,9 +92,9 @@ fn charts(m: &Manifest) -> String {
     };
     format!(
         "<section><h2>Loss and accuracy per epoch</h2><div class=\"row\">{}{}</div>\
-         <p class=\"note\">Training figures are the means over each epoch's batches (dropout and \
-         augmentation on); validation is measured after each epoch, and at epoch 0 before the \
-         first step.</p></section>\n",
+         <p class=\"note\">Training figures are the means over each epoch's batches, measured \
+         while the head learns (with dropout and augmentation where set); validation is measured \
+         after each epoch, and at epoch 0 before the first step.</p></section>\n",
         line_chart(
             "Loss",
             "epoch",
