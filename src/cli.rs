@@ -4,6 +4,46 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The allowed values of the numeric options. clap checks them while parsing, so a value out of
+/// range ends the run before any work with exit code 2 and the range in the message; negative
+/// values reach the check too (`allow_negative_numbers`) instead of reading as unknown flags.
+pub mod ranges {
+    use std::ops::RangeInclusive;
+
+    /// Input side: the network's minimum, up to 4.5x its largest trained resolution.
+    pub const SIZE: RangeInclusive<u64> = 32..=1024;
+    pub const BATCH: RangeInclusive<u64> = 1..=1024;
+    /// Training keeps every layer's activations of a batch.
+    pub const TRAIN_BATCH: RangeInclusive<u64> = 1..=512;
+    pub const THREADS: RangeInclusive<u64> = 1..=1024;
+    pub const TOP_K: RangeInclusive<u64> = 1..=1001;
+    pub const EPOCHS: RangeInclusive<u64> = 1..=100_000;
+    pub const RUNS: RangeInclusive<u64> = 1..=1_000_000;
+    pub const WARMUP: RangeInclusive<u64> = 0..=1_000_000;
+    /// About 3 GB of 8-bit RGB once decoded.
+    pub const MAX_PIXELS: RangeInclusive<u64> = 1..=1 << 30;
+    /// Pixels of one batch's input (batch x size x size): 64 images at 1024x1024, 1337 at 224.
+    pub const BATCH_PIXELS: u64 = 64 << 20;
+}
+
+/// A parser of whole numbers in `range` whose error names the range, also for negative or huge
+/// values (clap's own integer parsers say "invalid digit" for `-1`).
+fn ranged<T: TryFrom<u64>>(
+    range: std::ops::RangeInclusive<u64>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let (lo, hi) = (*range.start(), *range.end());
+        let v: i128 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("not a whole number in {lo}..={hi}"))?;
+        if v < i128::from(lo) || v > i128::from(hi) {
+            return Err(format!("{v} is not in {lo}..={hi}"));
+        }
+        T::try_from(v as u64).map_err(|_| format!("{v} does not fit on this machine"))
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mnv1",
@@ -60,7 +100,7 @@ pub enum Command {
     Finetune(FinetuneArgs),
     /// Download variants' weights into the cache (release tarball, TF-Hub module or Hugging Face).
     #[command(
-        after_help = "Examples:\n  mnv1 fetch --variant 050_160\n  mnv1 fetch --variant 025_128 --variant 100_224\n  mnv1 fetch --all --mirror https://mirror.example/tf\n\nSources are tried in order: the release tarball (MNV1_MIRROR / --mirror replaces\nhttp://download.tensorflow.org), the TF-Hub module (MNV1_HUB_BASE replaces https://tfhub.dev),\nthen Hugging Face where the checkpoint is hosted there (HF_ENDPOINT, HF_HOME).\nMNV1_HTTP_TIMEOUT (seconds, default 30) bounds each wait for the network."
+        after_help = "Examples:\n  mnv1 fetch --variant 050_160\n  mnv1 fetch --variant 025_128 --variant 100_224\n  mnv1 fetch --all --mirror https://mirror.example/tf\n\nSources are tried in order: the release tarball (MNV1_MIRROR / --mirror replaces\nhttps://download.tensorflow.org), the TF-Hub module (MNV1_HUB_BASE replaces https://tfhub.dev),\nthen Hugging Face where the checkpoint is hosted there (HF_ENDPOINT, HF_HOME).\nMNV1_HTTP_TIMEOUT (seconds, default 30) bounds each wait for the network."
     )]
     Fetch(FetchArgs),
     /// Inspect or clear the weights cache ($MNV1_CACHE, else ~/.cache/mnv1).
@@ -79,7 +119,7 @@ pub struct NetArgs {
     /// Never use the network (also MNV1_OFFLINE=1 or HF_HUB_OFFLINE=1): weights must be cached.
     #[arg(long)]
     pub offline: bool,
-    /// Base URL replacing http://download.tensorflow.org in release URLs (also MNV1_MIRROR).
+    /// Base URL replacing https://download.tensorflow.org in release URLs (also MNV1_MIRROR).
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
 }
@@ -155,23 +195,23 @@ pub struct ModelArgs {
     /// variant's weights come from the cache, fetched there on first use (see `mnv1 fetch`).
     #[arg(short, long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
-    /// Run at NxN instead of the variant's resolution (any N >= 32).
-    #[arg(long, value_name = "N")]
+    /// Run at NxN instead of the variant's resolution (32..=1024).
+    #[arg(long, value_name = "N", value_parser = ranged::<usize>(ranges::SIZE), allow_negative_numbers = true)]
     pub size: Option<usize>,
     /// How images are fitted to the model's input [default: central, or what --model's manifest says].
     #[arg(long, value_enum)]
     pub crop: Option<CropArg>,
-    /// Images per forward pass.
-    #[arg(short, long, default_value_t = 16, value_name = "B")]
+    /// Images per forward pass (1..=1024).
+    #[arg(short, long, default_value_t = 16, value_name = "B", value_parser = ranged::<usize>(ranges::BATCH), allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// CPU threads for the network and for decoding images (default: every core).
-    #[arg(long, value_name = "N")]
+    /// CPU threads for the network and for decoding images (1..=1024; default: every core).
+    #[arg(long, value_name = "N", value_parser = ranged::<usize>(ranges::THREADS), allow_negative_numbers = true)]
     pub threads: Option<usize>,
-    /// Refuse images with more pixels than this (decompression bombs).
-    #[arg(long, default_value_t = 178_956_970, value_name = "N")]
+    /// Refuse images with more pixels than this (decompression bombs; up to 2^30).
+    #[arg(long, default_value_t = 178_956_970, value_name = "N", value_parser = ranged::<u64>(ranges::MAX_PIXELS), allow_negative_numbers = true)]
     pub max_pixels: u64,
     /// Stop at the first input that fails instead of reporting it and going on.
     #[arg(long)]
@@ -201,7 +241,7 @@ pub struct ClassifyArgs {
     pub model: ModelArgs,
     /// How many labels per image (1..=1001, or up to a fine-tuned model's classes) [default: 5,
     /// or all classes of a fine-tuned model with fewer].
-    #[arg(short = 'k', long)]
+    #[arg(short = 'k', long, value_parser = ranged::<usize>(ranges::TOP_K), allow_negative_numbers = true)]
     pub top_k: Option<usize>,
     /// [default: html for --out *.html or *.htm, else text]
     #[arg(short, long, value_enum)]
@@ -281,7 +321,7 @@ pub struct ConvertArgs {
     pub head: ExportHeadArg,
     /// Input size NxN of an exported model [default: the variant's resolution, or the fine-tuned
     /// model's].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = ranged::<usize>(ranges::SIZE), allow_negative_numbers = true)]
     pub size: Option<usize>,
     #[command(flatten)]
     pub net: NetArgs,
@@ -328,30 +368,52 @@ pub struct FinetuneArgs {
     /// Also export the trained classifier: FILE.tflite (with metadata and labels) or FILE.onnx.
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,
-    #[arg(long, default_value_t = 5)]
+    /// Passes over the training images (1..=100000).
+    #[arg(long, default_value_t = 5, value_parser = ranged::<usize>(ranges::EPOCHS), allow_negative_numbers = true)]
     pub epochs: usize,
-    /// Images per training step (at least 8 advised when batch norm trains).
-    #[arg(short, long, default_value_t = 32)]
+    /// Images per training step (1..=512; at least 8 advised when batch norm trains).
+    #[arg(short, long, default_value_t = 32, value_parser = ranged::<usize>(ranges::TRAIN_BATCH), allow_negative_numbers = true)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 0.005, value_name = "LR")]
+    /// Step size (positive).
+    #[arg(
+        long,
+        default_value_t = 0.005,
+        value_name = "LR",
+        allow_negative_numbers = true
+    )]
     pub learning_rate: f64,
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
     pub optimizer: OptimizerArg,
-    /// Momentum of --optimizer sgd.
-    #[arg(long, default_value_t = 0.9)]
+    /// Momentum of --optimizer sgd, in [0, 1).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub momentum: f64,
-    /// Decay of batch norm's moving averages, TF meaning: moving = m*moving + (1-m)*batch.
-    #[arg(long, default_value_t = 0.99, value_name = "M")]
+    /// Decay of batch norm's moving averages, TF meaning: moving = m*moving + (1-m)*batch; in [0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.99,
+        value_name = "M",
+        allow_negative_numbers = true
+    )]
     pub bn_momentum: f64,
     /// Train every weight, batch norm in train mode (the modules' trainable=True); default:
     /// backbone frozen in inference mode, only the new head trained.
     #[arg(long)]
     pub train_backbone: bool,
-    /// Dropout rate before the new head.
-    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    /// Dropout rate before the new head, in [0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "RATE",
+        allow_negative_numbers = true
+    )]
     pub dropout: f64,
-    /// Fraction of each class held out for validation.
-    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    /// Fraction of each class held out for validation, in [0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.2,
+        value_name = "F",
+        allow_negative_numbers = true
+    )]
     pub validation_split: f64,
     /// Random crop (70-100% of each side) and left-right flip of training images.
     #[arg(long)]
@@ -360,13 +422,13 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Exit non-zero when the final validation accuracy (0..1) is below this.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub assert_accuracy_at_least: Option<f64>,
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
-    /// Refuse images with more pixels than this (decompression bombs).
-    #[arg(long, default_value_t = 178_956_970, value_name = "N")]
+    /// Refuse images with more pixels than this (decompression bombs; up to 2^30).
+    #[arg(long, default_value_t = 178_956_970, value_name = "N", value_parser = ranged::<u64>(ranges::MAX_PIXELS), allow_negative_numbers = true)]
     pub max_pixels: u64,
 }
 
@@ -378,20 +440,20 @@ pub struct BenchArgs {
     /// Weights file (any format `classify` takes); default: the cache, else random weights.
     #[arg(short, long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
-    /// Images per forward pass.
-    #[arg(short, long, default_value_t = 1, value_name = "B")]
+    /// Images per forward pass (1..=1024).
+    #[arg(short, long, default_value_t = 1, value_name = "B", value_parser = ranged::<usize>(ranges::BATCH), allow_negative_numbers = true)]
     pub batch: usize,
-    /// CPU threads (default: every core).
-    #[arg(short, long, value_name = "T")]
+    /// CPU threads (1..=1024; default: every core).
+    #[arg(short, long, value_name = "T", value_parser = ranged::<usize>(ranges::THREADS), allow_negative_numbers = true)]
     pub threads: Option<usize>,
-    /// Timed runs (the median and p90 are over these).
-    #[arg(short, long, default_value_t = 50, value_name = "N")]
+    /// Timed runs (the median and p90 are over these; 1..=1000000).
+    #[arg(short, long, default_value_t = 50, value_name = "N", value_parser = ranged::<usize>(ranges::RUNS), allow_negative_numbers = true)]
     pub runs: usize,
-    /// Untimed runs first (caches, thread start-up, buffer allocation).
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    /// Untimed runs first (caches, thread start-up, buffer allocation; 0..=1000000).
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = ranged::<usize>(ranges::WARMUP), allow_negative_numbers = true)]
     pub warmup: usize,
-    /// Run at NxN instead of the variant's resolution (any N >= 32).
-    #[arg(long, value_name = "N")]
+    /// Run at NxN instead of the variant's resolution (32..=1024).
+    #[arg(long, value_name = "N", value_parser = ranged::<usize>(ranges::SIZE), allow_negative_numbers = true)]
     pub size: Option<usize>,
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]

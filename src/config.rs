@@ -1,20 +1,21 @@
 //! Command-line flags resolved once into checked settings: the variant, its weights, the input
-//! size, preprocessing and the device. Every mistake here is a `UsageError` (exit code 2).
+//! size, preprocessing and the device. Errors keep their types (a mistake in the flags is a
+//! `UsageError`, a failed download a `HubError`, ...): `error::exit_code` decides from them.
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use candle_core::Device;
 
 use crate::cache;
-use crate::cli::{CropArg, DeviceArg, ModelArgs, NetArgs};
+use crate::cli::{ranges, CropArg, DeviceArg, ModelArgs, NetArgs};
 use crate::engine::{default_threads, Engine, Head};
 use crate::error::UsageError;
-use crate::hub::{self, FetchOptions};
+use crate::hub::{self, FetchOptions, HubError};
 use crate::labels;
 use crate::model::mobilenet::MIN_INPUT;
-use crate::model::ModelError;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
-use crate::registry::{Registry, Variant};
+use crate::registry::{Registry, RegistryError, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::{self, Weights};
 
@@ -31,11 +32,8 @@ pub struct ModelConfig {
     pub labels: Option<Vec<String>>,
 }
 
-pub fn resolve_variant(arg: &str, module: Head) -> Result<Variant, UsageError> {
-    Ok(Registry::builtin()
-        .resolve(arg, module)
-        .map_err(|e| UsageError::new(e.to_string()))?
-        .clone())
+pub fn resolve_variant(arg: &str, module: Head) -> Result<Variant, RegistryError> {
+    Ok(Registry::builtin().resolve(arg, module)?.clone())
 }
 
 /// `--weights`, or the variant's weights from the cache, fetched there on first use.
@@ -44,26 +42,79 @@ pub fn resolve_weights_path(
     weights: Option<&Path>,
     net: &NetArgs,
     quiet: bool,
-) -> Result<PathBuf, UsageError> {
+) -> Result<PathBuf, HubError> {
     if let Some(p) = weights {
         return Ok(p.to_path_buf());
     }
-    let opts = FetchOptions::from_env(net.offline, net.mirror.as_deref(), quiet)
-        .map_err(|e| UsageError::new(e.to_string()))?;
-    hub::ensure_weights(variant, &opts).map_err(|e| UsageError::new(e.to_string()))
+    let opts = FetchOptions::from_env(net.offline, net.mirror.as_deref(), quiet)?;
+    hub::ensure_weights(variant, &opts)
+}
+
+/// A fine-tuned model's manifest, with the values classify and embed act on checked: a crop mnv1
+/// knows, a central fraction in (0, 1], classes that are one line each.
+fn checked_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let m = Manifest::read(dir)?;
+    let path = dir.join(crate::train::manifest::MANIFEST_FILE);
+    let bad = |what: String| UsageError::new(format!("{}: {what}", path.display()));
+    let p = &m.preprocessing;
+    if p.crop != "central" && p.crop != "none" {
+        return Err(bad(format!("crop is '{}', not 'central' or 'none'", p.crop)).into());
+    }
+    if !(p.central_fraction > 0.0 && p.central_fraction <= 1.0) {
+        return Err(bad(format!(
+            "central_fraction is {}, not in (0, 1]",
+            p.central_fraction
+        ))
+        .into());
+    }
+    if m.classes.is_empty() {
+        return Err(bad("lists no classes".into()).into());
+    }
+    if let Some(c) = m.classes.iter().find(|c| c.chars().any(char::is_control)) {
+        return Err(bad(format!("class name {c:?} is not one line")).into());
+    }
+    Ok(m)
+}
+
+/// Checks an input side (from `what`: --size or a manifest) against [`ranges::SIZE`], and one
+/// batch's pixels against [`ranges::BATCH_PIXELS`], so that no setting can ask for an
+/// allocation the machine cannot make.
+pub fn check_size(
+    size: usize,
+    batch: usize,
+    what: &str,
+    batch_flag: &str,
+) -> Result<(), UsageError> {
+    let (lo, hi) = (*ranges::SIZE.start(), *ranges::SIZE.end());
+    if !(lo..=hi).contains(&(size as u64)) {
+        return Err(UsageError::new(format!(
+            "{what} {size} is out of range: the network runs at {lo}..={hi} pixels a side"
+        )));
+    }
+    debug_assert!(MIN_INPUT as u64 <= lo);
+    let pixels = (batch as u64).saturating_mul((size * size) as u64);
+    if pixels > ranges::BATCH_PIXELS {
+        let most = (ranges::BATCH_PIXELS / (size * size) as u64).max(1);
+        return Err(UsageError::new(format!(
+            "{batch_flag} {batch} at {size}x{size} is {pixels} pixels per batch, more than the \
+             {} allowed: use {batch_flag} {most} or less at this size",
+            ranges::BATCH_PIXELS
+        )));
+    }
+    Ok(())
 }
 
 impl ModelConfig {
-    pub fn resolve(args: &ModelArgs, module: Head) -> Result<Self, UsageError> {
+    pub fn resolve(args: &ModelArgs, module: Head) -> anyhow::Result<Self> {
         Self::resolve_quiet(args, module, false)
     }
 
     /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
-    pub fn resolve_quiet(args: &ModelArgs, module: Head, quiet: bool) -> Result<Self, UsageError> {
+    pub fn resolve_quiet(args: &ModelArgs, module: Head, quiet: bool) -> anyhow::Result<Self> {
         // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
         // of --size and --crop to what it was trained with.
         let manifest = match &args.model {
-            Some(dir) => Some(Manifest::read(dir).map_err(|e| UsageError::new(e.to_string()))?),
+            Some(dir) => Some(checked_manifest(dir)?),
             None => None,
         };
         let variant_arg = manifest
@@ -74,17 +125,12 @@ impl ModelConfig {
             .size
             .or(manifest.as_ref().map(|m| m.input_size))
             .unwrap_or(variant.resolution);
-        if size < MIN_INPUT {
-            return Err(UsageError::new(format!(
-                "--size {size} is too small: the network needs at least {MIN_INPUT}"
-            )));
-        }
-        if args.batch_size == 0 {
-            return Err(UsageError::new("--batch-size must be at least 1"));
-        }
-        if args.threads == Some(0) {
-            return Err(UsageError::new("--threads must be at least 1"));
-        }
+        let from = if args.size.is_some() {
+            "--size"
+        } else {
+            "the model's input size"
+        };
+        check_size(size, args.batch_size, from, "--batch-size")?;
         let weights_path = match (&args.model, &args.weights) {
             (Some(dir), _) => dir.join(WEIGHTS_FILE),
             (None, w) => resolve_weights_path(&variant, w.as_deref(), &args.net, quiet)?,
@@ -118,28 +164,40 @@ impl ModelConfig {
     }
 
     /// Loads the weights, checks they fit the variant, and puts the network on the device.
-    pub fn load_engine(&self, head: Head) -> Result<Engine, UsageError> {
+    pub fn load_engine(&self, head: Head) -> anyhow::Result<Engine> {
         let w = self.load_weights()?;
         if head == Head::Logits && !w.has_logits() {
             return Err(UsageError::new(format!(
                 "{}: these weights have no logits layer (feature-vector only): use `mnv1 embed`",
                 self.weights_path.display()
-            )));
+            ))
+            .into());
         }
-        Engine::with_threads(&w, head, self.device.clone(), self.threads).map_err(|e| match e {
-            ModelError::Isa(e) => UsageError::new(e.to_string()),
-            e => UsageError::new(format!("{}: {e}", self.weights_path.display())),
-        })
+        let engine = Engine::with_threads(&w, head, self.device.clone(), self.threads)
+            .with_context(|| format!("{}", self.weights_path.display()))?;
+        if let Some(labels) = self.labels.as_ref().filter(|_| head == Head::Logits) {
+            if engine.num_classes() != labels.len() {
+                return Err(UsageError::new(format!(
+                    "{}: the manifest lists {} classes but the weights' head has {} outputs; \
+                     the model directory is inconsistent",
+                    self.weights_path.display(),
+                    labels.len(),
+                    engine.num_classes()
+                ))
+                .into());
+            }
+        }
+        Ok(engine)
     }
 
-    fn load_weights(&self) -> Result<Weights, UsageError> {
+    fn load_weights(&self) -> anyhow::Result<Weights> {
         load_weights_for(&self.variant, &self.weights_path)
     }
 }
 
 /// Loads weights and checks that their depth multiplier is the variant's.
-pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, UsageError> {
-    let w = weights::load(path).map_err(|e| UsageError::new(e.to_string()))?;
+pub fn load_weights_for(variant: &Variant, path: &Path) -> anyhow::Result<Weights> {
+    let w = weights::load(path)?;
     let want = variant.depth_multiplier;
     if w.arch.depth_multiplier != want {
         let found = w.arch.depth_multiplier;
@@ -150,7 +208,8 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, Usage
             path.display(),
             variant.id,
             variant.resolution
-        )));
+        ))
+        .into());
     }
     Ok(w)
 }
@@ -158,12 +217,15 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> Result<Weights, Usage
 /// `--weights` when given, else the variant's cache file when it is already there; never
 /// fetches (`mnv1 bench` times random weights instead). `resolve_weights_path` is the one
 /// that downloads.
-pub fn find_weights(explicit: Option<&Path>, variant: &Variant) -> Option<PathBuf> {
+pub fn find_weights(
+    explicit: Option<&Path>,
+    variant: &Variant,
+) -> Result<Option<PathBuf>, cache::CacheDirError> {
     if let Some(p) = explicit {
-        return Some(p.to_path_buf());
+        return Ok(Some(p.to_path_buf()));
     }
-    let cached = cache::weights_path(&variant.checkpoint);
-    cached.exists().then_some(cached)
+    let cached = cache::weights_path(&variant.checkpoint)?;
+    Ok(cached.exists().then_some(cached))
 }
 
 pub fn select_device(arg: DeviceArg) -> Result<Device, UsageError> {

@@ -1,15 +1,30 @@
-//! Turns the command line's INPUT arguments into the ordered list of files to process:
+//! Turns the command line's INPUT arguments into the ordered stream of files to process:
 //! files as given, directories searched recursively in sorted order (image and .npy
-//! extensions only), and `-` for paths read from stdin, one per line.
+//! extensions only), and `-` for paths read from stdin, one per line, as they arrive.
+//! Also how one input's bytes are read (regular files and pipes only, with a bound).
 
-use std::io::BufRead;
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+
+use crate::error::UsageError;
 
 /// Extensions picked up inside directories (case-insensitive). Files named on the command line
 /// are taken whatever their name: their content decides.
 pub const EXTENSIONS: [&str; 9] = [
     "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "npy",
 ];
+
+/// Longest path accepted on stdin, in bytes: the system's own limit (Linux's PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// Largest regular file read as one input (images are bounded by --max-pixels after decoding;
+/// this bounds what is held before).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Largest input read from a pipe or FIFO (its size is unknown until it ends; --threads of them
+/// are read at once).
+pub const MAX_PIPE_BYTES: u64 = 64 << 20;
 
 /// An input that could not even be listed (missing path, empty directory, unreadable entry).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,45 +35,208 @@ pub struct InputFailure {
 
 pub type InputItem = Result<PathBuf, InputFailure>;
 
-fn has_image_extension(path: &Path) -> bool {
+pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// Expands `args` in order; `stdin` is read (once) where an argument is `-`.
-pub fn expand(args: &[PathBuf], stdin: &mut dyn BufRead) -> Vec<InputItem> {
-    let mut items = Vec::new();
-    let mut stdin_read = false;
-    for arg in args {
-        if arg.as_os_str() == "-" {
-            if !stdin_read {
-                stdin_read = true;
-                for path in read_paths(stdin) {
-                    expand_one(path, &mut items);
-                }
-            }
-        } else {
-            expand_one(arg.clone(), &mut items);
-        }
-    }
-    items
+/// What makes two names the same file: device and inode where the file exists, else the
+/// absolute path with its directory's symbolic links resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileId {
+    Inode(u64, u64),
+    Path(PathBuf),
 }
 
-/// Paths from stdin, one per line, as bytes (non-UTF-8 names survive on Unix).
-fn read_paths(stdin: &mut dyn BufRead) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    let mut line = Vec::new();
-    while stdin.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        if !line.is_empty() {
-            paths.push(path_from_bytes(std::mem::take(&mut line)));
-        }
-        line.clear();
+pub fn file_id(path: &Path) -> FileId {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        return FileId::Inode(m.dev(), m.ino());
     }
-    paths
+    FileId::Path(normalised(path))
+}
+
+fn normalised(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(abs.clone()),
+        _ => abs,
+    }
+}
+
+/// Refuses outputs that are also inputs, before anything is read: an output that is one of
+/// the INPUT files (same file by [`file_id`], also through links), or that a directory INPUT
+/// would pick up. Paths arriving later on stdin are checked as they come ([`Inputs`]).
+pub fn refuse_outputs_among_inputs(outputs: &[&Path], args: &[PathBuf]) -> Result<(), UsageError> {
+    for out in outputs {
+        let id = file_id(out);
+        for arg in args.iter().filter(|a| a.as_os_str() != "-") {
+            let same = file_id(arg) == id;
+            let inside = arg.is_dir()
+                && out.exists()
+                && has_image_extension(out)
+                && normalised(out).starts_with(normalised(arg));
+            if same || inside {
+                return Err(UsageError::new(format!(
+                    "--out {} is {} the inputs; write the results elsewhere",
+                    out.display(),
+                    if same { "one of" } else { "among" }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The inputs in order, expanded lazily: a directory when it is reached, stdin line by line
+/// (so results start before stdin ends). Files that are one of `outputs` fail as inputs.
+pub struct Inputs<R> {
+    args: VecDeque<PathBuf>,
+    stdin: Option<R>,
+    /// Reading stdin now (it is read once, at the first `-`).
+    reading_stdin: bool,
+    stdin_line: usize,
+    queue: VecDeque<InputItem>,
+    outputs: Vec<FileId>,
+}
+
+impl<R: BufRead> Inputs<R> {
+    pub fn new(args: &[PathBuf], stdin: R, outputs: &[&Path]) -> Self {
+        Self {
+            args: args.iter().cloned().collect(),
+            stdin: Some(stdin),
+            reading_stdin: false,
+            stdin_line: 0,
+            queue: VecDeque::new(),
+            outputs: outputs.iter().map(|p| file_id(p)).collect(),
+        }
+    }
+
+    /// The next path from stdin into the queue; false at its end.
+    fn read_stdin_line(&mut self) -> bool {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return false;
+        };
+        self.stdin_line += 1;
+        match read_line(stdin) {
+            Ok(None) => {
+                self.stdin = None;
+                false
+            }
+            Ok(Some(line)) if line.is_empty() => true,
+            Ok(Some(line)) => {
+                expand_one(path_from_bytes(line), &mut self.queue);
+                true
+            }
+            Err(e) => {
+                let reason = match &e {
+                    LineError::TooLong => format!(
+                        "a line longer than the system's path limit ({MAX_PATH_BYTES} bytes)"
+                    ),
+                    // Nothing more can be read: the run ends with this failure.
+                    LineError::Read(e) => {
+                        self.stdin = None;
+                        format!("reading stdin: {e}")
+                    }
+                };
+                self.queue.push_back(Err(InputFailure {
+                    path: PathBuf::from(format!("<stdin line {}>", self.stdin_line)),
+                    reason,
+                }));
+                true
+            }
+        }
+    }
+
+    fn output_check(&self, item: InputItem) -> InputItem {
+        match item {
+            Ok(p) if !self.outputs.is_empty() && self.outputs.contains(&file_id(&p)) => {
+                Err(InputFailure {
+                    path: p,
+                    reason: "this is the --out file: not read".into(),
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Inputs<R> {
+    type Item = InputItem;
+
+    fn next(&mut self) -> Option<InputItem> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(self.output_check(item));
+            }
+            if self.reading_stdin {
+                if self.read_stdin_line() {
+                    continue;
+                }
+                self.reading_stdin = false;
+            }
+            let arg = self.args.pop_front()?;
+            if arg.as_os_str() == "-" {
+                self.reading_stdin = self.stdin.is_some();
+            } else {
+                expand_one(arg, &mut self.queue);
+            }
+        }
+    }
+}
+
+/// Expands `args` in order; `stdin` is read (once) where an argument is `-`.
+pub fn expand(args: &[PathBuf], stdin: &mut dyn BufRead) -> Vec<InputItem> {
+    Inputs::new(args, stdin, &[]).collect()
+}
+
+enum LineError {
+    TooLong,
+    Read(std::io::Error),
+}
+
+/// One line of stdin without its line ending, as bytes (non-UTF-8 names survive on Unix);
+/// `None` at the end. A line over [`MAX_PATH_BYTES`] is skipped and reported.
+fn read_line(r: &mut impl BufRead) -> Result<Option<Vec<u8>>, LineError> {
+    let mut line = Vec::new();
+    let limit = MAX_PATH_BYTES as u64 + 2; // the path, "\r\n"
+    let n = r
+        .by_ref()
+        .take(limit)
+        .read_until(b'\n', &mut line)
+        .map_err(LineError::Read)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let ended = line.last() == Some(&b'\n');
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    if line.len() > MAX_PATH_BYTES {
+        if !ended {
+            // The rest of the line, in bounded pieces.
+            loop {
+                let mut rest = Vec::new();
+                let n = r
+                    .by_ref()
+                    .take(1 << 16)
+                    .read_until(b'\n', &mut rest)
+                    .map_err(LineError::Read)?;
+                if n == 0 || rest.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+        }
+        return Err(LineError::TooLong);
+    }
+    Ok(Some(line))
 }
 
 #[cfg(unix)]
@@ -72,7 +250,7 @@ fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn expand_one(path: PathBuf, items: &mut Vec<InputItem>) {
+fn expand_one(path: PathBuf, items: &mut VecDeque<InputItem>) {
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) => {
@@ -81,12 +259,12 @@ fn expand_one(path: PathBuf, items: &mut Vec<InputItem>) {
             } else {
                 e.to_string()
             };
-            items.push(Err(InputFailure { path, reason }));
+            items.push_back(Err(InputFailure { path, reason }));
             return;
         }
     };
     if !meta.is_dir() {
-        items.push(Ok(path));
+        items.push_back(Ok(path));
         return;
     }
     let before = items.len();
@@ -96,7 +274,7 @@ fn expand_one(path: PathBuf, items: &mut Vec<InputItem>) {
     {
         match entry {
             Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) => {
-                items.push(Ok(e.into_path()))
+                items.push_back(Ok(e.into_path()))
             }
             Ok(_) => {}
             Err(e) => {
@@ -106,7 +284,7 @@ fn expand_one(path: PathBuf, items: &mut Vec<InputItem>) {
                     .unwrap_or_else(|| path.clone());
                 if has_image_extension(&p) || e.loop_ancestor().is_some() || e.io_error().is_some()
                 {
-                    items.push(Err(InputFailure {
+                    items.push_back(Err(InputFailure {
                         path: p,
                         reason: e.to_string(),
                     }));
@@ -115,10 +293,82 @@ fn expand_one(path: PathBuf, items: &mut Vec<InputItem>) {
         }
     }
     if items.len() == before {
-        items.push(Err(InputFailure {
+        items.push_back(Err(InputFailure {
             path,
             reason: format!("directory holds no images ({})", EXTENSIONS.join(", ")),
         }));
+    }
+}
+
+/// The bytes of one input: a regular file up to [`MAX_FILE_BYTES`], a pipe or FIFO (`<(...)`,
+/// /dev/stdin) up to [`MAX_PIPE_BYTES`]. Devices (/dev/zero, a terminal) and sockets are refused:
+/// they never end, or are no file.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let kind = meta.file_type();
+    let limit = if kind.is_file() {
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(format!(
+                "{} bytes: more than the {MAX_FILE_BYTES}-byte limit for one input",
+                meta.len()
+            ));
+        }
+        MAX_FILE_BYTES
+    } else if is_fifo(&meta) {
+        MAX_PIPE_BYTES
+    } else {
+        return Err(format!(
+            "not a regular file or a pipe ({}): refused",
+            describe(&meta)
+        ));
+    };
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(if kind.is_file() {
+        meta.len() as usize
+    } else {
+        0
+    });
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "more than the {limit}-byte limit for one input read from a pipe"
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(unix)]
+fn is_fifo(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+fn describe(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
     }
 }
 
@@ -163,5 +413,112 @@ mod tests {
         assert_eq!(items[0].as_ref().unwrap(), &a);
         assert!(items[1].as_ref().unwrap_err().path.ends_with("missing.jpg"));
         assert!(items[2].as_ref().unwrap_err().reason.contains("no images"));
+    }
+
+    #[test]
+    fn an_overlong_stdin_line_is_one_failure_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.png");
+        std::fs::write(&a, b"x").unwrap();
+        let long = "x".repeat(MAX_PATH_BYTES * 40);
+        let text = format!(
+            "{long}\n{}\n{}",
+            a.display(),
+            "y".repeat(MAX_PATH_BYTES + 1)
+        );
+        let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(text));
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(items[0].as_ref().unwrap_err().reason.contains("path limit"));
+        assert_eq!(items[1].as_ref().unwrap(), &a);
+        assert!(items[2].as_ref().unwrap_err().reason.contains("path limit"));
+        // A path of exactly the limit is a path (missing here, but read as one).
+        let exact = "z".repeat(MAX_PATH_BYTES);
+        let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(exact));
+        assert!(!items[0].as_ref().unwrap_err().reason.contains("path limit"));
+    }
+
+    /// A reader that fails after its first line, like a stdin on a broken device.
+    struct FailsAfter(std::io::Cursor<Vec<u8>>);
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("device error")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stdin_read_error_is_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.png");
+        std::fs::write(&a, b"x").unwrap();
+        let stdin = std::io::BufReader::new(FailsAfter(std::io::Cursor::new(
+            format!("{}\n", a.display()).into_bytes(),
+        )));
+        let items: Vec<_> = Inputs::new(&[PathBuf::from("-")], stdin, &[]).collect();
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap(), &a);
+        assert!(items[1]
+            .as_ref()
+            .unwrap_err()
+            .reason
+            .contains("device error"));
+    }
+
+    #[test]
+    fn outputs_among_inputs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let a = d.join("a.png");
+        std::fs::write(&a, b"x").unwrap();
+        let refuse = |out: &Path, args: &[PathBuf]| refuse_outputs_among_inputs(&[out], args);
+        assert!(refuse(&a, std::slice::from_ref(&a)).is_err());
+        // Another spelling of the same file.
+        assert!(refuse(&d.join(".").join("a.png"), std::slice::from_ref(&a)).is_err());
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&a, d.join("link.png")).unwrap();
+            assert!(refuse(&d.join("link.png"), std::slice::from_ref(&a)).is_err());
+        }
+        // Inside a directory input, under a name the walk picks up.
+        assert!(refuse(&a, &[d.to_path_buf()]).is_err());
+        std::fs::write(d.join("r.jsonl"), b"").unwrap();
+        assert!(refuse(&d.join("r.jsonl"), &[d.to_path_buf()]).is_ok());
+        assert!(refuse(&d.join("new.npy"), &[d.to_path_buf()]).is_ok());
+        assert!(refuse(&d.join("b.png"), &[a.clone(), PathBuf::from("-")]).is_ok());
+        // Named on stdin: that item fails, the others go on.
+        let stdin = std::io::Cursor::new(format!("{}\n", a.display()));
+        let items: Vec<_> = Inputs::new(&[PathBuf::from("-")], stdin, &[&a]).collect();
+        assert!(items[0].as_ref().unwrap_err().reason.contains("--out"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_refused_and_pipes_bounded() {
+        let e = read_input(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("character device"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+                let chunk = vec![0u8; 1 << 20];
+                // More than the limit; the reader stops taking it (a broken pipe then).
+                for _ in 0..(MAX_PIPE_BYTES >> 20) + 2 {
+                    if f.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let e = read_input(&fifo).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
+        writer.join().unwrap();
     }
 }

@@ -1,34 +1,53 @@
-//! Ctrl-C never leaves a half-written file behind: temporary output files register here and
-//! are removed by the interrupt handler before the process exits.
+//! A signal never leaves a half-written file behind: every temporary file mnv1 makes registers
+//! here (see `tempfiles`), and SIGINT, SIGTERM and SIGHUP remove them before the process exits
+//! with 128 + the signal's number, as shells report a death by that signal.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Exit status of a process ended by SIGINT, as shells report it.
-const INTERRUPTED: i32 = 130;
+fn remove_pending() {
+    // A poisoned lock still holds the list: clean up anyway.
+    let paths = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    for p in paths.iter() {
+        let _ = std::fs::remove_file(p);
+    }
+}
 
+/// Installs the handler (once; a second call is a no-op).
+#[cfg(unix)]
+pub fn install() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                remove_pending();
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
+#[cfg(not(unix))]
 pub fn install() {
     // A second handler (tests calling twice) is not an error worth reporting.
     let _ = ctrlc::set_handler(|| {
-        if let Ok(paths) = PENDING.lock() {
-            for p in paths.iter() {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        std::process::exit(INTERRUPTED);
+        remove_pending();
+        std::process::exit(130);
     });
 }
 
 pub fn register(path: &Path) {
-    if let Ok(mut v) = PENDING.lock() {
-        v.push(path.to_path_buf());
-    }
+    let mut v = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    v.push(path.to_path_buf());
 }
 
 pub fn unregister(path: &Path) {
-    if let Ok(mut v) = PENDING.lock() {
-        v.retain(|p| p != path);
-    }
+    let mut v = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    v.retain(|p| p != path);
 }

@@ -5,6 +5,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod atomic;
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -22,5 +23,6 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
 pub mod report;
+pub mod tempfiles;
 pub mod train;
 pub mod weights;

@@ -4,7 +4,7 @@ use clap::Parser;
 
 use mnv1::cli::{Cli, Command};
 use mnv1::commands::{self, Status};
-use mnv1::error::{exit_codes, is_broken_pipe, UsageError};
+use mnv1::error::{exit_code, exit_codes, is_broken_pipe, message};
 
 fn run(cli: &Cli) -> anyhow::Result<Status> {
     match &cli.command {
@@ -30,12 +30,8 @@ fn main() -> ExitCode {
         Ok(Status::SomeFailed) => exit_codes::SOME_FAILED,
         Err(e) if is_broken_pipe(&e) => exit_codes::SUCCESS,
         Err(e) => {
-            eprintln!("mnv1: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
-                exit_codes::USAGE
-            } else {
-                exit_codes::SOME_FAILED
-            }
+            eprintln!("mnv1: {}", message(&e));
+            exit_code(&e)
         }
     };
     ExitCode::from(code)

@@ -1,58 +1,17 @@
 //! Result writers: one per format for `classify` (text, json, jsonl, tsv, csv) and `embed`
-//! (npy + paths.txt, npz, jsonl). Files are written to a temporary sibling and renamed into
-//! place only when complete, so an error never leaves a partial output file.
+//! (npy + paths.txt, npz, jsonl). Files go through [`AtomicFile`] (see `atomic`): complete or
+//! not there, devices and FIFOs written in place, symlinks written through.
 
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
+use crate::atomic::commit_pair;
+pub use crate::atomic::AtomicFile;
 use crate::cli::ClassifyFormat;
 
-/// A file that appears under its name only once `commit` succeeds.
-pub struct AtomicFile {
-    tmp: BufWriter<tempfile::NamedTempFile>,
-    target: PathBuf,
-}
-
-impl AtomicFile {
-    pub fn create(target: &Path) -> io::Result<Self> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".mnv1-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        // Uncommitted temporaries are deleted on drop, and on Ctrl-C by the handler.
-        crate::interrupt::register(tmp.path());
-        Ok(Self {
-            tmp: BufWriter::new(tmp),
-            target: target.to_path_buf(),
-        })
-    }
-
-    pub fn commit(self) -> io::Result<()> {
-        let tmp = self.tmp.into_inner().map_err(|e| e.into_error())?;
-        let tmp_path = tmp.path().to_path_buf();
-        tmp.as_file().sync_all()?;
-        let result = tmp.persist(&self.target).map(drop).map_err(|e| e.error);
-        crate::interrupt::unregister(&tmp_path);
-        result
-    }
-}
-
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tmp.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.tmp.flush()
-    }
-}
-
-/// Stdout, or a file committed at the end.
+/// Stdout, or a file committed at the end (`finish`); dropped unfinished, a file is discarded.
 pub enum Sink {
     Stdout(BufWriter<io::Stdout>),
     File(AtomicFile),
@@ -118,11 +77,19 @@ pub fn top_k<'l>(logits: &[f32], k: usize, labels: &'l [String]) -> Vec<Predicti
         .collect()
 }
 
-/// A path as one unambiguous line of text: quoted and escaped when it holds control characters
-/// (a newline in a file name would otherwise read as two results).
+/// A path as one unambiguous line: as it is, unless it starts with `"` or holds a character
+/// that ends a line for some reader (a control character such as a newline, U+2028, U+2029);
+/// then as a JSON string. So a line starting with `"` is JSON, any other line the path itself
+/// (how `.paths.txt` files and the text format are read back; README "Output files").
 pub fn text_safe(path: &str) -> std::borrow::Cow<'_, str> {
-    if path.chars().any(char::is_control) {
-        format!("{path:?}").into()
+    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if path.starts_with('"') || path.chars().any(breaks) {
+        // JSON leaves U+2028/U+2029 raw; escaped, the line holds no separator at all.
+        serde_json::Value::from(path)
+            .to_string()
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
+            .into()
     } else {
         path.into()
     }
@@ -248,33 +215,54 @@ struct Embedded<'a> {
     features: &'a [f32],
 }
 
-/// Collects (or, for JSON lines, streams) feature vectors.
+/// Collects (or, for JSON lines, streams) feature vectors. The output files are opened when the
+/// writer is made, so a target that cannot be written fails before any work.
 pub struct EmbedWriter {
     format: EmbedFormat,
-    out: Option<PathBuf>,
-    lines: Option<Sink>,
+    out: Out,
     dim: usize,
     paths: Vec<String>,
     features: Vec<f32>,
 }
 
+enum Out {
+    Lines(Sink),
+    /// The array and its `.paths.txt`, committed together.
+    Npy(AtomicFile, AtomicFile),
+    Npz(AtomicFile),
+}
+
+/// `<out>.paths.txt`: the row names of an .npy, one [`text_safe`] line each.
+pub fn paths_txt(npy: &Path) -> std::path::PathBuf {
+    let mut p = npy.as_os_str().to_owned();
+    p.push(".paths.txt");
+    p.into()
+}
+
 impl EmbedWriter {
     pub fn new(format: EmbedFormat, out: Option<&Path>, dim: usize) -> io::Result<Self> {
-        let lines = (format == EmbedFormat::Jsonl)
-            .then(|| Sink::open(out))
-            .transpose()?;
+        let out = match (format, out) {
+            (EmbedFormat::Npy, Some(p)) => {
+                Out::Npy(AtomicFile::create(p)?, AtomicFile::create(&paths_txt(p))?)
+            }
+            (EmbedFormat::Npz, Some(p)) => Out::Npz(AtomicFile::create(p)?),
+            (_, out) => Out::Lines(Sink::open(out)?),
+        };
         Ok(Self {
             format,
-            out: out.map(Path::to_path_buf),
-            lines,
+            out,
             dim,
             paths: Vec::new(),
             features: Vec::new(),
         })
     }
 
+    pub fn format(&self) -> EmbedFormat {
+        self.format
+    }
+
     pub fn write(&mut self, path: &str, features: &[f32]) -> io::Result<()> {
-        if let Some(sink) = &mut self.lines {
+        if let Out::Lines(sink) = &mut self.out {
             serde_json::to_writer(&mut *sink, &Embedded { path, features })?;
             writeln!(sink)?;
             return sink.flush();
@@ -285,30 +273,20 @@ impl EmbedWriter {
     }
 
     pub fn finish(self) -> io::Result<()> {
-        if let Some(sink) = self.lines {
-            return sink.finish();
-        }
-        let out = self.out.expect("npy and npz always have an output path");
         let shape = [self.paths.len() as u64, self.dim as u64];
-        match self.format {
-            EmbedFormat::Npy => {
-                let mut npy = AtomicFile::create(&out)?;
+        match self.out {
+            Out::Lines(sink) => sink.finish(),
+            Out::Npy(mut npy, mut txt) => {
                 write_npy_f32(&mut npy, &shape, &self.features)?;
-                let mut txt_path = out.clone().into_os_string();
-                txt_path.push(".paths.txt");
-                let mut txt = AtomicFile::create(Path::new(&txt_path))?;
                 for p in &self.paths {
-                    writeln!(txt, "{p}")?;
+                    writeln!(txt, "{}", text_safe(p))?;
                 }
-                txt.commit()?;
-                npy.commit()
+                commit_pair(npy, txt)
             }
-            EmbedFormat::Npz => {
-                let mut file = AtomicFile::create(&out)?;
+            Out::Npz(mut file) => {
                 write_npz(&mut file, &shape, &self.features, &self.paths)?;
                 file.commit()
             }
-            EmbedFormat::Jsonl => unreachable!("handled above"),
         }
     }
 }

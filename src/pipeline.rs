@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+
 use rayon::prelude::*;
 
 use crate::engine::{Engine, Head};
@@ -41,7 +44,7 @@ pub struct Pipeline<'a> {
 type Loaded = Result<Vec<(String, Rgb32)>, String>;
 
 fn load(path: &Path, pre: &Preprocess) -> Loaded {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::inputs::read_input(path)?;
     let images = if preprocess::is_npy(&bytes) {
         let images = preprocess::read_npy_images(&bytes).map_err(|e| e.to_string())?;
         let name = path.display().to_string();
@@ -91,22 +94,53 @@ impl Pipeline<'_> {
     /// Runs every item, calling `sink` once per image or failure, in input order. Stops early
     /// when `sink` fails (e.g. a closed stdout) or, with `fail_fast`, at the first failure.
     ///
-    /// The next chunk decodes while this one is in inference, so decoding and the network
-    /// overlap; at most one decoded chunk waits, which bounds memory. Both run on the engine's
-    /// thread pool: work-stealing shares its threads between them, where two pools of all
-    /// cores each would oversubscribe the machine.
+    /// Items are taken as they come (paths on stdin start running before stdin ends): a chunk is
+    /// the next item plus whatever else is already waiting, up to the batch size. The next chunk
+    /// decodes while this one is in inference, so decoding and the network overlap; at most one
+    /// decoded chunk waits, which bounds memory. Both run on the engine's thread pool:
+    /// work-stealing shares its threads between them, where two pools of all cores each would
+    /// oversubscribe the machine.
     pub fn run<E>(
         &self,
-        items: &[InputItem],
+        items: impl IntoIterator<Item = InputItem, IntoIter: Send + 'static>,
         mut sink: impl FnMut(Outcome<'_>) -> Result<(), E>,
     ) -> Result<Summary, E> {
         let batch = self.batch_size.max(1);
         let (pre, engine) = (self.preprocess, self.engine);
+        let items = items.into_iter();
+        // Set when the consumer is done: the decoder then stops waiting for items that a
+        // stalled stdin may never bring.
+        let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
+            let (listed, incoming) = std::sync::mpsc::sync_channel::<InputItem>(batch);
+            // Not scoped: a read of stdin can block for ever, and an early stop must not wait
+            // for it (the thread ends at its next item, or with the process).
+            std::thread::spawn(move || {
+                for item in items {
+                    if listed.send(item).is_err() {
+                        break;
+                    }
+                }
+            });
             let (decoded, chunks) = std::sync::mpsc::sync_channel(1);
+            let stop = &stop;
             scope.spawn(move || {
-                for chunk in items.chunks(batch) {
-                    let loaded = engine.install(|| decode(chunk, pre));
+                let next = || loop {
+                    match incoming.recv_timeout(std::time::Duration::from_millis(100)) {
+                        Ok(item) => return Some(item),
+                        Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+                        Err(_) => return None,
+                    }
+                };
+                while let Some(first) = next() {
+                    let mut chunk = vec![first];
+                    while chunk.len() < batch {
+                        match incoming.try_recv() {
+                            Ok(item) => chunk.push(item),
+                            Err(_) => break,
+                        }
+                    }
+                    let loaded = engine.install(|| decode(&chunk, pre));
                     // A closed channel means the consumer stopped early: decode no further.
                     if decoded.send(loaded).is_err() {
                         break;
@@ -114,12 +148,16 @@ impl Pipeline<'_> {
                 }
             });
             let mut summary = Summary::default();
-            for loaded in chunks {
-                if self.infer_and_emit(&loaded, &mut summary, &mut sink)? == Flow::Stop {
-                    break;
+            let result = (|| {
+                for loaded in chunks {
+                    if self.infer_and_emit(&loaded, &mut summary, &mut sink)? == Flow::Stop {
+                        break;
+                    }
                 }
-            }
-            Ok(summary)
+                Ok(())
+            })();
+            stop.store(true, Ordering::Relaxed);
+            result.map(|()| summary)
         })
     }
 

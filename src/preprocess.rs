@@ -217,13 +217,20 @@ enum Pixels {
         width: usize,
         data: Vec<u8>,
     },
+    Rgb16 {
+        height: usize,
+        width: usize,
+        data: Vec<u16>,
+    },
     Rgb32(Rgb32),
 }
 
 impl Pixels {
     fn dims(&self) -> (usize, usize) {
         match self {
-            Pixels::Rgb8 { height, width, .. } => (*height, *width),
+            Pixels::Rgb8 { height, width, .. } | Pixels::Rgb16 { height, width, .. } => {
+                (*height, *width)
+            }
             Pixels::Rgb32(img) => (img.height, img.width),
         }
     }
@@ -235,6 +242,11 @@ impl Pixels {
                 width,
                 data,
             } => from_channels(width as u32, height as u32, &data, 3, u8_value),
+            Pixels::Rgb16 {
+                height,
+                width,
+                data,
+            } => from_channels(width as u32, height as u32, &data, 3, u16_value),
             Pixels::Rgb32(img) => img,
         }
     }
@@ -289,7 +301,39 @@ fn decode_image_inner(bytes: &[u8], max_pixels: u64) -> Result<Pixels, Preproces
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     img.apply_orientation(orientation);
-    Ok(Pixels::Rgb32(to_rgb32(&img)))
+    Ok(pixels_of(img))
+}
+
+/// Decoded pixels at their own depth, as RGB: 8-bit images as 8-bit (grey replicated, alpha
+/// dropped), 16-bit as 16-bit, converted to float only where the resize reads them; float
+/// images as floats. One image of N pixels then takes 3N or 6N bytes beside the decoder's
+/// own buffer, not 12N more for a float copy.
+fn pixels_of(img: DynamicImage) -> Pixels {
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    match img {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => Pixels::Rgb8 {
+            height,
+            width,
+            data: img.into_rgb8().into_raw(),
+        },
+        DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_)
+        | DynamicImage::ImageRgb16(_)
+        | DynamicImage::ImageRgba16(_) => Pixels::Rgb16 {
+            height,
+            width,
+            data: img.into_rgb16().into_raw(),
+        },
+        other => Pixels::Rgb32(to_rgb32(&other)),
+    }
+}
+
+/// A 16-bit value as `tf.image.convert_image_dtype` makes it a float.
+fn u16_value(v: u16) -> f32 {
+    f32::from(v) * U16_SCALE
 }
 
 fn from_channels<T: Copy>(
@@ -329,7 +373,7 @@ fn clamp01(v: f32) -> f32 {
 fn to_rgb32(img: &DynamicImage) -> Rgb32 {
     let (w, h) = (img.width(), img.height());
     let u8f = u8_value;
-    let u16f = |v: u16| f32::from(v) * U16_SCALE;
+    let u16f = u16_value;
     match img {
         DynamicImage::ImageLuma8(b) => from_channels(w, h, b.as_raw(), 1, u8f),
         DynamicImage::ImageLumaA8(b) => from_channels(w, h, b.as_raw(), 2, u8f),
@@ -358,7 +402,7 @@ mod jpeg {
     use image::{DynamicImage, ImageBuffer};
     use mozjpeg_sys::*;
 
-    use super::{check_pixels, to_rgb32, Pixels, PreprocessError};
+    use super::{check_pixels, pixels_of, Pixels, PreprocessError};
 
     /// What the markers before the first scan say about colour and orientation.
     #[derive(Debug, Default, PartialEq)]
@@ -571,7 +615,7 @@ mod jpeg {
             .ok_or_else(|| PreprocessError::Jpeg("decoded size mismatch".into()))?;
         let mut img = DynamicImage::ImageRgb8(buffer);
         img.apply_orientation(orientation);
-        Ok(Pixels::Rgb32(to_rgb32(&img)))
+        Ok(pixels_of(img))
     }
 }
 
@@ -772,6 +816,9 @@ pub fn preprocess_image(bytes: &[u8], p: &Preprocess) -> Result<Rgb32, Preproces
     Ok(match &pixels {
         Pixels::Rgb8 { width, data, .. } => {
             resize_window(data, *width, window, out_h, out_w, u8_value)
+        }
+        Pixels::Rgb16 { width, data, .. } => {
+            resize_window(data, *width, window, out_h, out_w, u16_value)
         }
         Pixels::Rgb32(img) => resize_window(&img.data, img.width, window, out_h, out_w, |v| v),
     })

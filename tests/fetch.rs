@@ -289,7 +289,8 @@ fn http_errors_truncation_and_corrupt_archives_leave_nothing_behind() {
         env.server.route(HUB, reply);
         let out = env.classify().output().unwrap();
         let err = stderr_of(&out);
-        assert_eq!(out.status.code(), Some(2), "{err}");
+        // A network failure is a failure (1), not a usage error, in every command (issue 11).
+        assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(out.stdout.is_empty());
         assert!(
             err.contains("no source gave usable weights for mobilenet_v1_0.25_128"),
@@ -536,4 +537,158 @@ fn a_pinned_sha256_is_enforced() {
     let right = sha256_hex(&tgz).to_uppercase();
     hub::ensure_weights(&variant_with_hf_repo(Some(&right)), &env.options()).unwrap();
     assert_eq!(env.cache_entries(), vec![CACHED.to_string()]);
+}
+
+// Issue 11 (hardening), item 5: protocol surprises are failed sources, never a panic.
+
+#[test]
+fn redirects_to_other_schemes_loops_and_oversized_downloads_fail_the_source_only() {
+    // A redirect to file:// (ureq 2 panicked on it when following redirects itself), then the
+    // TF-Hub module serves the weights.
+    let env = Env::new();
+    env.server
+        .route(RELEASE, Reply::Redirect("file:///etc/passwd".into()));
+    env.server
+        .route(HUB, Reply::Body(bytes("hub_025_128.tar.gz")));
+    let out = env.classify().output().unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("only http and https URLs are followed"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.stdout, reference_output());
+
+    // A relative redirect is followed; a loop ends with a message.
+    let env = Env::new();
+    env.server
+        .route(RELEASE, Reply::Redirect("/moved.tgz".into()));
+    env.server.route(
+        "/moved.tgz",
+        Reply::Body(bytes("mobilenet_v1_0.25_128.tgz")),
+    );
+    env.cmd()
+        .args(["fetch", "-m", "025_128"])
+        .assert()
+        .success();
+    assert_eq!(env.server.requests(), vec![RELEASE, "/moved.tgz"]);
+    let env = Env::new();
+    env.server.route(RELEASE, Reply::Redirect(RELEASE.into()));
+    // `fetch` names the checkpoint by its feature-vector module.
+    env.server.route(
+        &HUB.replace("classification", "feature_vector"),
+        Reply::Redirect("ftp://example.com/x".into()),
+    );
+    let out = env.cmd().args(["fetch", "-m", "025_128"]).output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("more than 10 redirects"), "{err}");
+    assert!(err.contains("ftp://example.com/x"), "{err}");
+    assert_eq!(env.cache_entries(), Vec::<String>::new());
+
+    // The size cap: announced (Content-Length) or counted.
+    let env = Env::new();
+    env.server
+        .route(RELEASE, Reply::Body(bytes("mobilenet_v1_0.25_128.tgz")));
+    let out = env
+        .cmd()
+        .env("MNV1_MAX_DOWNLOAD_BYTES", "1000")
+        .args(["fetch", "-m", "025_128"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("larger than the 1000-byte limit"), "{err}");
+    assert_eq!(env.cache_entries(), Vec::<String>::new());
+    env.cmd()
+        .env("MNV1_MAX_DOWNLOAD_BYTES", "lots")
+        .args(["fetch", "-m", "025_128"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn a_hugging_face_redirect_to_a_file_url_is_a_failed_source() {
+    let env = Env::new();
+    let base = "/google/mobilenet_v1_0.25_128/resolve/main";
+    // An absolute redirect hf-hub hands to its redirect-following client, whose next hop
+    // leaves HTTP.
+    env.server.route(
+        &format!("{base}/config.json"),
+        Reply::Redirect(format!("{}/hop", env.server.base)),
+    );
+    env.server
+        .route("/hop", Reply::Redirect("file:///etc/passwd".into()));
+    let err = hub::ensure_weights(&variant_with_hf_repo(None), &env.options()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, HubError::AllSourcesFailed { .. }), "{msg}");
+    assert!(msg.contains("Hugging Face repository"), "{msg}");
+    assert_eq!(env.cache_entries(), Vec::<String>::new());
+}
+
+#[test]
+fn stale_downloads_of_killed_runs_are_removed_and_cache_rm_removes_only_mnv1_files() {
+    let env = Env::new();
+    fs::create_dir_all(env.cache()).unwrap();
+    // A pid that is gone: a child already waited for.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = [
+        format!(".download-{dead}-AbCdEf.part"),
+        format!(".convert-{dead}-AbCdEf"),
+    ];
+    for s in &stale {
+        fs::write(env.cache().join(s), b"partial").unwrap();
+    }
+    let live = format!(".download-{}-AbCdEf.part", std::process::id());
+    fs::write(env.cache().join(&live), b"in progress").unwrap();
+    fs::write(env.cache().join("notes.safetensors"), b"the user's").unwrap();
+    fs::write(env.cache().join(CACHED), b"damaged").unwrap();
+    env.cmd().args(["cache", "rm", "--all"]).assert().success();
+    assert_eq!(
+        env.cache_entries(),
+        vec![live.clone(), "notes.safetensors".to_string()]
+    );
+    // The next fetch cleans up too.
+    for s in &stale {
+        fs::write(env.cache().join(s), b"partial").unwrap();
+    }
+    env.server
+        .route(RELEASE, Reply::Body(bytes("mobilenet_v1_0.25_128.tgz")));
+    env.cmd()
+        .args(["fetch", "-m", "025_128"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.cache_entries(),
+        vec![live, CACHED.to_string(), "notes.safetensors".to_string()]
+    );
+}
+
+#[test]
+fn a_cache_setting_that_is_a_file_is_a_configuration_error() {
+    let env = Env::new();
+    let file = env.dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    for args in [
+        vec!["cache", "list"],
+        vec!["fetch", "-m", "025_128"],
+        vec!["list"],
+    ] {
+        let out = env
+            .cmd()
+            .env("MNV1_CACHE", &file)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("MNV1_CACHE") && err.contains("not a directory"),
+            "{err}"
+        );
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"x");
 }

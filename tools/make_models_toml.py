@@ -16,7 +16,7 @@ PUBLISHED = {
     ("0.25", 160): (21, 0.47, 45.5, 70.3), ("0.25", 128): (14, 0.47, 41.5, 66.3),
 }
 CODE = {"1.0": "100", "0.75": "075", "0.5": "050", "0.25": "025"}
-RELEASE = "http://download.tensorflow.org/models/mobilenet_v1_2018_02_22"
+RELEASE = "https://download.tensorflow.org/models/mobilenet_v1_2018_02_22"
 # The two checkpoints Google also hosts on Hugging Face (transformers layout).
 HF_REPOS = {("1.0", 224): "google/mobilenet_v1_1.0_224", ("0.75", 192): "google/mobilenet_v1_0.75_192"}
 

@@ -3,19 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::Status;
 use crate::cli::BenchArgs;
-use crate::config::{find_weights, select_device};
+use crate::config::{check_size, find_weights, load_weights_for, select_device};
 use crate::engine::{default_threads, Engine, Head};
-use crate::error::UsageError;
 use crate::model::cpu::Profile;
-use crate::model::mobilenet::MIN_INPUT;
-use crate::model::{Arch, ModelError};
+use crate::model::Arch;
 use crate::registry::Registry;
-use crate::weights::{self, random::random_weights, Weights};
+use crate::weights::{random::random_weights, Weights};
 
 #[derive(Serialize)]
 struct Report {
@@ -42,24 +40,16 @@ struct LayerTime {
 
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
     let variant = Registry::builtin()
-        .resolve(&args.variant, Head::Logits)
-        .map_err(|e| UsageError::new(e.to_string()))?
+        .resolve(&args.variant, Head::Logits)?
         .clone();
     let size = args.size.unwrap_or(variant.resolution);
-    if size < MIN_INPUT {
-        return Err(UsageError::new(format!(
-            "--size {size} is too small: the network needs at least {MIN_INPUT}"
-        ))
-        .into());
-    }
-    if args.batch == 0 || args.runs == 0 || args.threads == Some(0) {
-        return Err(UsageError::new("--batch, --runs and --threads must be at least 1").into());
-    }
+    check_size(size, args.batch, "--size", "--batch")?;
     let threads = args.threads.unwrap_or_else(default_threads);
     let arch = Arch::new(variant.depth_multiplier);
-    let (weights, source) = match find_weights(args.weights.as_deref(), &variant) {
+    let (weights, source) = match find_weights(args.weights.as_deref(), &variant)? {
         Some(path) => {
-            let w = weights::load(&path).map_err(|e| UsageError::new(e.to_string()))?;
+            // The same width check as classify: the variant reported is the one that runs.
+            let w = load_weights_for(&variant, &path)?;
             (w, path.display().to_string())
         }
         None => {
@@ -77,11 +67,8 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
         }
     };
     let device = select_device(args.device)?;
-    let engine =
-        Engine::with_threads(&weights, Head::Logits, device, threads).map_err(|e| match e {
-            ModelError::Isa(e) => UsageError::new(e.to_string()),
-            e => UsageError::new(format!("{source}: {e}")),
-        })?;
+    let engine = Engine::with_threads(&weights, Head::Logits, device, threads)
+        .with_context(|| source.clone())?;
     drop(weights);
     if !quiet {
         eprintln!(

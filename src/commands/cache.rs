@@ -2,18 +2,19 @@
 
 use std::fs;
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use super::Status;
-use crate::cache::cache_dir;
+use crate::cache::{cache_dir, weights_path_in};
 use crate::cli::CacheCommand;
-use crate::error::UsageError;
 use crate::hub::{self, lock::CacheLock, Cached};
-use crate::registry::{Head, Registry, Variant};
+use crate::registry::{Head, Registry, RegistryError, Variant};
+use crate::tempfiles;
 
 pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
-    let dir = cache_dir();
+    let dir = cache_dir()?;
     let mut out = std::io::stdout().lock();
     match cmd {
         CacheCommand::Path { variant: None } => writeln!(out, "{}", dir.display())?,
@@ -22,7 +23,7 @@ pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
         } => writeln!(
             out,
             "{}",
-            crate::cache::weights_path(&resolve(spec)?.checkpoint).display()
+            weights_path_in(&dir, &resolve(spec)?.checkpoint).display()
         )?,
         CacheCommand::List => {
             let files =
@@ -46,7 +47,8 @@ pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
         }
         CacheCommand::Rm { variant, all } => {
             let names: Vec<String> = if *all {
-                hub::cached_files(&dir)?
+                hub::cached_files(&dir)
+                    .with_context(|| format!("reading {}", dir.display()))?
                     .into_iter()
                     .map(|(c, _)| c)
                     .collect()
@@ -56,30 +58,51 @@ pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
                     .map(|s| resolve(s).map(|v| v.checkpoint.clone()))
                     .collect::<Result<_, _>>()?
             };
+            let mut failed = 0;
             for name in names {
-                let path = crate::cache::weights_path(&name);
-                // Under the lock, so that no fetch is renaming a fresh file into place meanwhile.
-                let _lock = CacheLock::acquire(&dir, &name, quiet)?;
-                match fs::remove_file(&path) {
-                    Ok(()) if !quiet => eprintln!("mnv1: removed {}", path.display()),
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        if !quiet {
-                            eprintln!("mnv1: {name} is not cached");
-                        }
-                    }
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("removing {}", path.display()))
-                    }
+                if let Err(e) = remove(&dir, &name, quiet) {
+                    eprintln!("mnv1: {e:#}");
+                    failed += 1;
                 }
+            }
+            for p in tempfiles::clean_stale(&dir, &[tempfiles::DOWNLOAD, tempfiles::CONVERT]) {
+                if !quiet {
+                    eprintln!("mnv1: removed {} (left by a killed run)", p.display());
+                }
+            }
+            if failed > 0 {
+                return Ok(Status::SomeFailed);
             }
         }
     }
     Ok(Status::Ok)
 }
 
-fn resolve(spec: &str) -> Result<&'static Variant, UsageError> {
-    Registry::builtin()
-        .resolve(spec, Head::Features)
-        .map_err(|e| UsageError::new(e.to_string()))
+/// Removes one checkpoint's file, under its lock so that no fetch is renaming a fresh file into
+/// place meanwhile.
+fn remove(dir: &Path, name: &str, quiet: bool) -> Result<()> {
+    let path = weights_path_in(dir, name);
+    if !dir.exists() {
+        if !quiet {
+            eprintln!("mnv1: {name} is not cached");
+        }
+        return Ok(());
+    }
+    let _lock = CacheLock::acquire(dir, name, quiet)
+        .with_context(|| format!("locking {name} in {}", dir.display()))?;
+    match fs::remove_file(&path) {
+        Ok(()) if !quiet => eprintln!("mnv1: removed {}", path.display()),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !quiet {
+                eprintln!("mnv1: {name} is not cached");
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    Ok(())
+}
+
+fn resolve(spec: &str) -> Result<&'static Variant, RegistryError> {
+    Registry::builtin().resolve(spec, Head::Features)
 }

@@ -2,12 +2,11 @@
 
 use anyhow::Result;
 
-use super::{progress, report_failure, Status};
+use super::{input_stream, progress, report_failure, Status};
 use crate::cli::{ClassifyArgs, ClassifyFormat};
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
-use crate::inputs;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
@@ -22,6 +21,8 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         ))
         .into());
     }
+    let outputs: Vec<&std::path::Path> = args.out.as_deref().into_iter().collect();
+    crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
     let config = ModelConfig::resolve_quiet(&args.model, Head::Logits, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
     let labels = config.labels();
@@ -37,13 +38,16 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         Some(k) => k,
         None => DEFAULT_TOP_K.min(classes),
     };
-    let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let sink = Sink::open(args.out.as_deref())?;
+    let (items, len) = input_stream(&args.inputs, &outputs);
     let mut writer = match args.format() {
         ClassifyFormat::Html => Writer::Sheet(ContactSheet::new(
             sink,
             SheetOptions {
-                title: format!("mnv1 classify: {} images", items.len()),
+                title: match len {
+                    Some(n) => format!("mnv1 classify: {n} images"),
+                    None => "mnv1 classify: images listed on stdin".to_string(),
+                },
                 subtitle: format!(
                     "MobileNet V1 {}{} · top {k}",
                     config.variant.id,
@@ -66,7 +70,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         )?),
         f => Writer::Table(ClassifyWriter::new(f, sink)?),
     };
-    let bar = progress(items.len(), quiet);
+    let bar = progress(len, quiet);
     let pipeline = Pipeline {
         engine: &engine,
         preprocess: &config.preprocess,
@@ -74,7 +78,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         batch_size: config.batch_size,
         fail_fast: config.fail_fast,
     };
-    let summary = pipeline.run(&items, |outcome| -> std::io::Result<()> {
+    let summary = pipeline.run(items, |outcome| -> std::io::Result<()> {
         match outcome {
             Outcome::Done { name, row } => {
                 bar.inc(1);

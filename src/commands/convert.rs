@@ -26,10 +26,9 @@ struct Source {
     manifest: Option<Manifest>,
 }
 
-fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source, UsageError> {
-    let usage = |e: &dyn std::fmt::Display| UsageError::new(e.to_string());
+fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source> {
     if let Some(dir) = &args.model {
-        let manifest = Manifest::read(dir).map_err(|e| usage(&e))?;
+        let manifest = Manifest::read(dir)?;
         let variant = resolve_variant(&manifest.variant, Head::Logits)?;
         let path = dir.join(WEIGHTS_FILE);
         let weights = load_weights_for(&variant, &path)?;
@@ -48,11 +47,11 @@ fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source, UsageError> {
     let path = match (&args.input, &variant) {
         (Some(p), _) => p.clone(),
         (None, Some(v)) => resolve_weights_path(v, None, &args.net, quiet)?,
-        (None, None) => return Err(UsageError::new("give IN, --variant or --model")),
+        (None, None) => return Err(UsageError::new("give IN, --variant or --model").into()),
     };
     let weights = match &variant {
         Some(v) => load_weights_for(v, &path)?,
-        None => weights::load(&path).map_err(|e| usage(&e))?,
+        None => weights::load(&path)?,
     };
     Ok(Source {
         weights,

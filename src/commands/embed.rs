@@ -2,12 +2,11 @@
 
 use anyhow::Result;
 
-use super::{progress, report_failure, Status};
+use super::{input_stream, progress, report_failure, Status};
 use crate::cli::EmbedArgs;
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
-use crate::inputs;
 use crate::output::{EmbedFormat, EmbedWriter};
 use crate::pipeline::{Outcome, Pipeline};
 
@@ -21,11 +20,23 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
             ))
         })?,
     };
+    let txt = args
+        .out
+        .as_deref()
+        .filter(|_| format == EmbedFormat::Npy)
+        .map(crate::output::paths_txt);
+    let outputs: Vec<&std::path::Path> = args
+        .out
+        .as_deref()
+        .into_iter()
+        .chain(txt.as_deref())
+        .collect();
+    crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
     let config = ModelConfig::resolve_quiet(&args.model, Head::Features, quiet)?;
     let engine = config.load_engine(Head::Features)?;
-    let items = inputs::expand(&args.inputs, &mut std::io::stdin().lock());
     let mut writer = EmbedWriter::new(format, args.out.as_deref(), engine.arch().feature_dim())?;
-    let bar = progress(items.len(), quiet);
+    let (items, len) = input_stream(&args.inputs, &outputs);
+    let bar = progress(len, quiet);
     let pipeline = Pipeline {
         engine: &engine,
         preprocess: &config.preprocess,
@@ -33,7 +44,7 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
         batch_size: config.batch_size,
         fail_fast: config.fail_fast,
     };
-    let summary = pipeline.run(&items, |outcome| -> std::io::Result<()> {
+    let summary = pipeline.run(items, |outcome| -> std::io::Result<()> {
         bar.inc(1);
         match outcome {
             Outcome::Done { name, row } => writer.write(name, row),

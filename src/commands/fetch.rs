@@ -4,7 +4,6 @@ use anyhow::Result;
 
 use super::Status;
 use crate::cli::FetchArgs;
-use crate::error::UsageError;
 use crate::hub::{self, FetchOptions};
 use crate::registry::{Head, Registry, Variant};
 
@@ -17,15 +16,12 @@ pub fn run(args: &FetchArgs, quiet: bool) -> Result<Status> {
             .iter()
             .map(|spec| {
                 // Either module's spelling names the checkpoint they share.
-                registry
-                    .resolve(spec, Head::Features)
-                    .map_err(|e| UsageError::new(e.to_string()))
+                registry.resolve(spec, Head::Features)
             })
             .collect::<Result<_, _>>()?
     };
     wanted.dedup_by(|a, b| a.checkpoint == b.checkpoint);
-    let opts = FetchOptions::from_env(args.net.offline, args.net.mirror.as_deref(), quiet)
-        .map_err(|e| UsageError::new(e.to_string()))?;
+    let opts = FetchOptions::from_env(args.net.offline, args.net.mirror.as_deref(), quiet)?;
     let mut failed = 0;
     for v in wanted {
         match hub::ensure_weights(v, &opts) {

@@ -20,6 +20,7 @@ use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
 use crate::registry::Head;
 use crate::report::summaries::TrainingSummaries;
 use crate::report::training::{self as report, ReportInput};
+use crate::tempfiles;
 use crate::train::manifest::{
     self, Figures, Manifest, Preprocessing, Training, FORMAT, WEIGHTS_FILE,
 };
@@ -97,8 +98,38 @@ fn show(f: Option<Figures>) -> String {
     )
 }
 
+/// `--out` is usable before any training: an existing directory or a name whose nearest existing
+/// ancestor is a directory, where a file can be created (checked with a temporary one).
+fn check_out(out: &Path) -> Result<()> {
+    let mut dir = out;
+    loop {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(UsageError::new(format!(
+                    "--out {}: {} exists and is not a directory",
+                    out.display(),
+                    dir.display()
+                ))
+                .into())
+            }
+            Err(_) => match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => dir = p,
+                _ => {
+                    dir = Path::new(".");
+                    break;
+                }
+            },
+        }
+    }
+    tempfiles::create_in(dir, tempfiles::OUTPUT)
+        .map(drop)
+        .with_context(|| format!("--out {}: cannot write in {}", out.display(), dir.display()))
+}
+
 pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     check(args)?;
+    check_out(&args.out)?;
     if let Some(path) = &args.export {
         export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
     }
@@ -135,7 +166,20 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     };
 
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let (classes, examples) = data::scan(&args.data).map_err(|e| UsageError::new(e.to_string()))?;
+    let data::Scanned {
+        classes,
+        examples,
+        skipped,
+    } = data::scan_all(&args.data)?;
+    if let (Some(first), false) = (skipped.first(), quiet) {
+        eprintln!(
+            "mnv1: skipped {} file(s) in {} without an image extension ({}), e.g. {}",
+            skipped.len(),
+            args.data.display(),
+            crate::inputs::EXTENSIONS.join(", "),
+            first.display()
+        );
+    }
     let (train, validation) =
         data::split(&examples, classes.len(), args.validation_split, &mut rng);
     if !quiet {

@@ -30,6 +30,7 @@ struct Row<'a> {
 }
 
 pub fn run(args: &ListArgs) -> Result<Status> {
+    let cache_dir = cache::cache_dir()?;
     let rows: Vec<Row> = Registry::builtin()
         .variants()
         .iter()
@@ -50,7 +51,7 @@ pub fn run(args: &ListArgs) -> Result<Status> {
                 published_top1: v.published_top1,
                 published_top5: v.published_top5,
                 hub_handle: &v.hub_handle,
-                weights_local: cache::weights_path(&v.checkpoint).exists(),
+                weights_local: cache::weights_path_in(&cache_dir, &v.checkpoint).exists(),
             }
         })
         .collect();

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
+
+use crate::tempfiles::{self, Temp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -27,48 +28,58 @@ pub enum DownloadError {
     Sha256 { expected: String, actual: String },
     #[error("cannot write the download to {dir}: {source}")]
     Write { dir: String, source: io::Error },
+    #[error("redirected to {0}: only http and https URLs are followed")]
+    BadRedirect(String),
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+    #[error(
+        "the download is larger than the {limit}-byte limit (MNV1_MAX_DOWNLOAD_BYTES sets it)"
+    )]
+    TooLarge { limit: u64 },
+}
+
+/// Redirects followed before giving up.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Bounds on one download.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connecting and every wait for data, not the whole transfer.
+    pub timeout: Duration,
+    /// Bytes accepted (announced or received).
+    pub max_bytes: u64,
 }
 
 /// A finished download, not yet checked for content.
 pub struct Downloaded {
-    pub file: NamedTempFile,
+    pub file: Temp,
     pub size: u64,
     pub sha256: String,
 }
 
-/// GETs `url` into a temporary file in `dir`. `timeout` bounds connecting and every wait for
-/// data, not the whole transfer, so slow but live links still finish.
+/// GETs `url` (following up to [`MAX_REDIRECTS`] http(s) redirects) into a temporary file in
+/// `dir`, within `limits`.
 pub fn download(
     url: &str,
     dir: &Path,
-    timeout: Duration,
+    limits: Limits,
     progress: bool,
 ) -> Result<Downloaded, DownloadError> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(timeout)
-        .timeout_read(timeout)
-        .timeout_write(timeout)
-        .build();
-    let response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::Status(status, r) => DownloadError::Status {
-            status,
-            reason: r.status_text().to_string(),
-        },
-        ureq::Error::Transport(t) if is_timeout(&t) => DownloadError::Stalled(timeout),
-        ureq::Error::Transport(t) => DownloadError::Transport(t.to_string()),
-    })?;
+    let timeout = limits.timeout;
+    let response = get_following_redirects(url, timeout)?;
     let expected: Option<u64> = response
         .header("Content-Length")
         .and_then(|v| v.trim().parse().ok());
+    if expected.is_some_and(|n| n > limits.max_bytes) {
+        return Err(DownloadError::TooLarge {
+            limit: limits.max_bytes,
+        });
+    }
     let write_err = |source| DownloadError::Write {
         dir: dir.display().to_string(),
         source,
     };
-    let mut file = tempfile::Builder::new()
-        .prefix(".download-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
+    let mut file = tempfiles::create_in(dir, tempfiles::DOWNLOAD).map_err(write_err)?;
     let bar = super::progress::bytes_bar(expected, url, progress);
     let mut reader = response.into_reader();
     let mut hasher = Sha256::new();
@@ -100,9 +111,15 @@ pub fn download(
                 return Err(DownloadError::Interrupted { got, source });
             }
         };
+        got += n as u64;
+        if got > limits.max_bytes {
+            bar.abandon();
+            return Err(DownloadError::TooLarge {
+                limit: limits.max_bytes,
+            });
+        }
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).map_err(write_err)?;
-        got += n as u64;
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
@@ -115,6 +132,57 @@ pub fn download(
         size: got,
         sha256: hex(&hasher.finalize()),
     })
+}
+
+/// ureq 2 follows redirects itself and panics on one to a URL without a host (`file:///...`):
+/// its redirects are off here, and each hop is checked before it is requested.
+fn get_following_redirects(url: &str, timeout: Duration) -> Result<ureq::Response, DownloadError> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(timeout)
+        .timeout_read(timeout)
+        .timeout_write(timeout)
+        .redirects(0)
+        .build();
+    let mut current =
+        url::Url::parse(url).map_err(|e| DownloadError::Transport(format!("{url}: {e}")))?;
+    check_scheme(&current)
+        .map_err(|_| DownloadError::Transport(format!("{url}: not an http(s) URL")))?;
+    for _ in 0..=MAX_REDIRECTS {
+        let response = agent
+            .request_url("GET", &current)
+            .call()
+            .map_err(|e| match e {
+                ureq::Error::Status(status, r) => DownloadError::Status {
+                    status,
+                    reason: r.status_text().to_string(),
+                },
+                ureq::Error::Transport(t) if is_timeout(&t) => DownloadError::Stalled(timeout),
+                ureq::Error::Transport(t) => DownloadError::Transport(t.to_string()),
+            })?;
+        if !(300..400).contains(&response.status()) {
+            return Ok(response);
+        }
+        let Some(location) = response.header("Location") else {
+            return Err(DownloadError::Status {
+                status: response.status(),
+                reason: format!("{} without a Location", response.status_text()),
+            });
+        };
+        let next = current
+            .join(location)
+            .map_err(|_| DownloadError::BadRedirect(location.to_string()))?;
+        check_scheme(&next)?;
+        current = next;
+    }
+    Err(DownloadError::TooManyRedirects)
+}
+
+fn check_scheme(url: &url::Url) -> Result<(), DownloadError> {
+    if matches!(url.scheme(), "http" | "https") && url.host().is_some() {
+        Ok(())
+    } else {
+        Err(DownloadError::BadRedirect(url.to_string()))
+    }
 }
 
 impl Downloaded {

@@ -25,6 +25,33 @@ pub enum HfError {
     Stalled { file: String, timeout: Duration },
     #[error("config.json: {0}")]
     Config(String),
+    #[error("{file}: larger than the {limit}-byte limit (MNV1_MAX_DOWNLOAD_BYTES sets it)")]
+    TooLarge { file: String, limit: u64 },
+}
+
+/// The worker thread that runs hf-hub: its panics (hf-hub and ureq 2 unwrap on some server
+/// replies, e.g. a redirect to a `file://` URL) become a failed source, not a crash message.
+const WORKER: &str = "mnv1-hf-hub";
+
+fn silence_worker_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(WORKER) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into());
+    format!("the Hugging Face client failed on the server's reply ({what})")
 }
 
 /// What a repository holds for mnv1: the weights, and the depth multiplier its config declares.
@@ -81,19 +108,36 @@ fn get(repo: &str, file: &str, opts: &FetchOptions) -> Result<PathBuf, HfError> 
     // once nothing has arrived for `opts.timeout` (the worker is left behind; the process ends).
     let start = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
     let watch = Watch {
         start,
         last_activity: Arc::clone(&last_activity),
+        bytes: Arc::clone(&bytes),
+        received: 0,
         bar: super::progress::bytes_bar(None, file, opts.progress),
     };
     let (tx, rx) = mpsc::channel();
     let name = file.to_string();
-    std::thread::spawn(move || {
-        let _ = tx.send(api.download_with_progress(&name, watch));
-    });
+    silence_worker_panics();
+    std::thread::Builder::new()
+        .name(WORKER.into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                api.download_with_progress(&name, watch)
+            }));
+            let _ = tx.send(result.map_err(panic_message));
+        })
+        .map_err(|e| api_err(e.to_string()))?;
     loop {
+        if bytes.load(Ordering::Relaxed) > opts.max_bytes {
+            return Err(HfError::TooLarge {
+                file: file.to_string(),
+                limit: opts.max_bytes,
+            });
+        }
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(result) => return result.map_err(|e| api_err(e.to_string())),
+            Ok(Ok(result)) => return result.map_err(|e| api_err(e.to_string())),
+            Ok(Err(panicked)) => return Err(api_err(panicked)),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let idle = start
                     .elapsed()
@@ -116,6 +160,9 @@ fn get(repo: &str, file: &str, opts: &FetchOptions) -> Result<PathBuf, HfError> 
 struct Watch {
     start: Instant,
     last_activity: Arc<AtomicU64>,
+    /// Announced size, then bytes received: over the limit, the wait gives up.
+    bytes: Arc<AtomicU64>,
+    received: u64,
     bar: ProgressBar,
 }
 
@@ -129,6 +176,7 @@ impl Watch {
 impl Progress for Watch {
     fn init(&mut self, size: usize, _filename: &str) {
         self.touch();
+        self.bytes.store(size as u64, Ordering::Relaxed);
         self.bar.set_length(size as u64);
         self.bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -140,6 +188,8 @@ impl Progress for Watch {
 
     fn update(&mut self, size: usize) {
         self.touch();
+        self.received += size as u64;
+        self.bytes.fetch_max(self.received, Ordering::Relaxed);
         self.bar.inc(size as u64);
     }
 

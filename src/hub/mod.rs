@@ -17,8 +17,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::atomic::AtomicFile;
 use crate::cache;
 use crate::registry::Variant;
+use crate::tempfiles;
 use crate::weights::{self, safetensors as st, Weights};
 use download::DownloadError;
 use hf::HfError;
@@ -26,6 +28,9 @@ use sources::Source;
 
 /// Seconds to wait for a connection or for more data before giving up on a source.
 pub const DEFAULT_TIMEOUT_S: f64 = 30.0;
+/// Largest download accepted: ten times the largest release tarball (mobilenet_v1_1.0_224.tgz,
+/// about 100 MB), so a misconfigured mirror cannot fill the disk.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 
 /// How to fetch: where the cache is, which hosts to use, whether the network may be used.
 #[derive(Clone, Debug)]
@@ -33,7 +38,7 @@ pub struct FetchOptions {
     pub cache_dir: PathBuf,
     /// Never touch the network; fail when the weights are not cached.
     pub offline: bool,
-    /// Replaces `http://download.tensorflow.org` in release URLs, keeping the path.
+    /// Replaces `https://download.tensorflow.org` in release URLs, keeping the path.
     pub mirror: Option<String>,
     /// Replaces `https://tfhub.dev` in TF-Hub handles, keeping the path.
     pub hub_base: Option<String>,
@@ -43,6 +48,8 @@ pub struct FetchOptions {
     pub hf_cache: Option<PathBuf>,
     /// Limit on connecting and on each wait for data.
     pub timeout: Duration,
+    /// Largest download accepted, in bytes.
+    pub max_bytes: u64,
     /// Draw progress bars on stderr.
     pub progress: bool,
     /// No notes on stderr (errors still go there).
@@ -73,6 +80,8 @@ pub enum HubError {
     },
     #[error("{0}")]
     Setting(String),
+    #[error(transparent)]
+    CacheDir(#[from] cache::CacheDirError),
 }
 
 fn list(attempts: &[(String, String)]) -> String {
@@ -118,13 +127,15 @@ impl FetchOptions {
             hf_endpoint: None,
             hf_cache: None,
             timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_S),
+            max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             progress: false,
             quiet: true,
         }
     }
 
     /// Flags combined with the environment: `MNV1_CACHE`, `MNV1_OFFLINE` / `HF_HUB_OFFLINE`,
-    /// `MNV1_MIRROR`, `MNV1_HUB_BASE`, `HF_ENDPOINT`, `HF_HOME`, `MNV1_HTTP_TIMEOUT` (seconds).
+    /// `MNV1_MIRROR`, `MNV1_HUB_BASE`, `HF_ENDPOINT`, `HF_HOME`, `MNV1_HTTP_TIMEOUT` (seconds),
+    /// `MNV1_MAX_DOWNLOAD_BYTES`.
     /// Flags win over the environment.
     pub fn from_env(offline: bool, mirror: Option<&str>, quiet: bool) -> Result<Self, HubError> {
         let timeout = match non_empty("MNV1_HTTP_TIMEOUT") {
@@ -140,8 +151,21 @@ impl FetchOptions {
                     ))
                 })?,
         };
+        let max_bytes = match non_empty("MNV1_MAX_DOWNLOAD_BYTES") {
+            None => DEFAULT_MAX_DOWNLOAD_BYTES,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    HubError::Setting(format!(
+                        "MNV1_MAX_DOWNLOAD_BYTES={v}: expected a positive number of bytes"
+                    ))
+                })?,
+        };
         Ok(Self {
-            cache_dir: cache::cache_dir(),
+            cache_dir: cache::cache_dir()?,
             offline: offline || truthy("MNV1_OFFLINE") || truthy("HF_HUB_OFFLINE"),
             mirror: mirror
                 .map(str::to_string)
@@ -150,6 +174,7 @@ impl FetchOptions {
             hf_endpoint: non_empty("HF_ENDPOINT"),
             hf_cache: None,
             timeout: Duration::from_secs_f64(timeout),
+            max_bytes,
             progress: progress::enabled(quiet),
             quiet,
         })
@@ -163,7 +188,7 @@ impl FetchOptions {
 
     /// Where `checkpoint`'s canonical weights live in this cache.
     pub fn weights_path(&self, checkpoint: &str) -> PathBuf {
-        self.cache_dir.join(format!("{checkpoint}.safetensors"))
+        cache::weights_path_in(&self.cache_dir, checkpoint)
     }
 }
 
@@ -211,6 +236,8 @@ pub fn ensure_weights(variant: &Variant, opts: &FetchOptions) -> Result<PathBuf,
     fs::create_dir_all(&opts.cache_dir).map_err(io_err(&opts.cache_dir))?;
     let _lock = lock::CacheLock::acquire(&opts.cache_dir, &variant.checkpoint, opts.quiet)
         .map_err(io_err(&opts.cache_dir.join(".locks")))?;
+    // Downloads and conversions of killed runs (under the lock, no fetch of this one is live).
+    tempfiles::clean_stale(&opts.cache_dir, &[tempfiles::DOWNLOAD, tempfiles::CONVERT]);
     // Another process may have fetched it (or found it damaged) while this one waited.
     match check_cached(&path) {
         Cached::Valid => return Ok(path),
@@ -227,7 +254,7 @@ pub fn ensure_weights(variant: &Variant, opts: &FetchOptions) -> Result<PathBuf,
     for source in sources::sources_for(variant, opts) {
         match fetch_from(&source, variant, opts) {
             Ok((w, provenance)) => {
-                store(&w, provenance, &path, opts)?;
+                store(&w, provenance, &path)?;
                 opts.note(format_args!(
                     "cached {} from the {source} at {}",
                     variant.checkpoint,
@@ -286,7 +313,6 @@ fn offline_fallback(
         &w,
         provenance_of("huggingface", &files.model.display().to_string(), None),
         path,
-        opts,
     )?;
     Ok(path.to_path_buf())
 }
@@ -314,7 +340,11 @@ fn fetch_from(
     match source {
         Source::Release { url } | Source::TfHub { url } => {
             opts.note(format_args!("fetching {url}"));
-            let d = download::download(url, &opts.cache_dir, opts.timeout, opts.progress)?;
+            let limits = download::Limits {
+                timeout: opts.timeout,
+                max_bytes: opts.max_bytes,
+            };
+            let d = download::download(url, &opts.cache_dir, limits, opts.progress)?;
             opts.note(format_args!(
                 "downloaded {} bytes, sha256 {}",
                 d.size, d.sha256
@@ -367,12 +397,7 @@ fn checked(loaded: Result<Weights, String>, variant: &Variant) -> Result<Weights
 }
 
 /// Writes the canonical file (with its checksum) next to its final name, then renames it there.
-fn store(
-    w: &Weights,
-    provenance: Provenance,
-    path: &Path,
-    opts: &FetchOptions,
-) -> Result<(), HubError> {
+fn store(w: &Weights, provenance: Provenance, path: &Path) -> Result<(), HubError> {
     let io_err = |source| HubError::Io {
         path: path.to_path_buf(),
         source,
@@ -387,38 +412,25 @@ fn store(
     };
     let bytes = st::canonical_bytes(&w.tensors, metadata)
         .map_err(|e| io_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".convert-")
-        .tempfile_in(&opts.cache_dir)
-        .map_err(io_err)?;
-    tmp.write_all(&bytes).map_err(io_err)?;
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    let mut file = AtomicFile::create_as(path, tempfiles::CONVERT).map_err(io_err)?;
+    file.write_all(&bytes).map_err(io_err)?;
+    file.commit().map_err(io_err)?;
     Ok(())
 }
 
-/// The canonical files in the cache: (checkpoint name, path).
+/// The canonical files in the cache: (checkpoint name, path). Only mnv1's own names (the
+/// registry's checkpoints) count: other files in the directory are not mnv1's to list or remove.
 pub fn cached_files(cache_dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    match fs::read_dir(cache_dir) {
-        Ok(entries) => {
-            for e in entries {
-                let p = e?.path();
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if let Some(ckpt) = name
-                    .strip_suffix(".safetensors")
-                    .filter(|n| !n.starts_with('.'))
-                {
-                    out.push((ckpt.to_string(), p));
-                }
-            }
+    for v in crate::registry::Registry::builtin().checkpoints() {
+        let path = cache::weights_path_in(cache_dir, &v.checkpoint);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => out.push((v.checkpoint.clone(), path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
     }
     out.sort();
+    out.dedup();
     Ok(out)
 }

@@ -7,7 +7,7 @@ use super::FetchOptions;
 use crate::registry::Variant;
 
 /// Host of the release tarballs in models.toml; `MNV1_MIRROR` / `--mirror` replaces it.
-pub const RELEASE_HOST: &str = "http://download.tensorflow.org";
+pub const RELEASE_HOST: &str = "https://download.tensorflow.org";
 /// Host of the TF-Hub handles in models.toml; `MNV1_HUB_BASE` replaces it.
 pub const HUB_HOST: &str = "https://tfhub.dev";
 

@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
 
+use crate::inputs::has_image_extension;
 use crate::preprocess::{self, resize_bilinear_tf1, Crop, Preprocess, Rgb32};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,16 @@ pub enum DataError {
     TooFewClasses(PathBuf, usize),
     #[error("{path}: {reason}")]
     Image { path: PathBuf, reason: String },
+    /// A class folder or file that cannot be used as given (a usage error).
+    #[error("{path}: {reason}")]
+    Unusable { path: PathBuf, reason: String },
+}
+
+/// What `scan_all` found: classes, their images, and the files skipped (not images by name).
+pub struct Scanned {
+    pub classes: Vec<String>,
+    pub examples: Vec<Example>,
+    pub skipped: Vec<PathBuf>,
 }
 
 /// One image and its class index.
@@ -32,6 +43,13 @@ pub struct Example {
 
 /// Class names (sorted folder names) and every image under them, in sorted order.
 pub fn scan(dir: &Path) -> Result<(Vec<String>, Vec<Example>), DataError> {
+    scan_all(dir).map(|s| (s.classes, s.examples))
+}
+
+/// As `scan`, also listing the files skipped: only names with an image extension (the filter
+/// `classify` uses in directories) are taken, so `Thumbs.db`, `.DS_Store` or `notes.txt` are not
+/// decoded as images. A class name that `labels.txt` cannot hold as one line is refused.
+pub fn scan_all(dir: &Path) -> Result<Scanned, DataError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DataError::Io { path, source }
@@ -46,19 +64,35 @@ pub fn scan(dir: &Path) -> Result<(Vec<String>, Vec<Example>), DataError> {
     class_dirs.sort();
     let mut classes = Vec::new();
     let mut examples = Vec::new();
+    let mut skipped = Vec::new();
     for (name, path) in class_dirs {
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&path)
+        let mut files: Vec<PathBuf> = Vec::new();
+        for e in walkdir::WalkDir::new(&path)
             .follow_links(true)
             .sort_by_file_name()
             .into_iter()
             .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.')
-            })
-            .map(|e| e.into_path())
-            .collect();
+            .filter(|e| e.file_type().is_file())
+        {
+            if has_image_extension(e.path()) && !e.file_name().to_string_lossy().starts_with('.') {
+                files.push(e.into_path());
+            } else {
+                skipped.push(e.into_path());
+            }
+        }
         if files.is_empty() {
             continue;
+        }
+        if name
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        {
+            return Err(DataError::Unusable {
+                path,
+                reason: "a class folder name with a line break or control character cannot be \
+                         a line of labels.txt: rename the folder"
+                    .into(),
+            });
         }
         files.sort();
         let label = classes.len();
@@ -68,7 +102,11 @@ pub fn scan(dir: &Path) -> Result<(Vec<String>, Vec<Example>), DataError> {
     if classes.len() < 2 {
         return Err(DataError::TooFewClasses(dir.to_path_buf(), classes.len()));
     }
-    Ok((classes, examples))
+    Ok(Scanned {
+        classes,
+        examples,
+        skipped,
+    })
 }
 
 /// Per class, a seeded shuffle, then `round(n * fraction)` images to validation (at least one
@@ -103,9 +141,9 @@ pub fn load_all(
     examples
         .par_iter()
         .map(|e| {
-            let bytes = std::fs::read(&e.path).map_err(|source| DataError::Io {
+            let bytes = crate::inputs::read_input(&e.path).map_err(|reason| DataError::Image {
                 path: e.path.clone(),
-                source,
+                reason,
             })?;
             prep(&bytes).map_err(|reason| DataError::Image {
                 path: e.path.clone(),

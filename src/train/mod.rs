@@ -28,6 +28,14 @@ use crate::model::{MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
 use crate::weights::{RawTensor, Weights};
 
+/// A validation loss this many times the untrained head's (at least 1) has diverged: a
+/// cross-entropy in the thousands means logits blown up, not overfitting.
+const EXPLODED: f64 = 1000.0;
+
+fn exploded(loss: f64, initial: Option<Figures>) -> bool {
+    !loss.is_finite() || initial.is_some_and(|i| loss > EXPLODED * i.loss.max(1.0))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(
@@ -357,6 +365,9 @@ pub fn fine_tune(
         }
         let evaluation = evaluate(&backbone, &head, data, s, device)?;
         let validation = evaluation.as_ref().map(|e| e.figures);
+        if let Some(v) = validation.filter(|v| exploded(v.loss, initial_validation)) {
+            return Err(TrainError::Diverged(v.loss, epoch));
+        }
         if let Some(e) = evaluation {
             last_predictions = e.predictions;
         }

@@ -121,6 +121,15 @@ pub enum WeightsError {
         path: PathBuf,
         source: archive::ArchiveError,
     },
+    #[error("{path}: tensor {tensor} holds NaN or infinite values; these weights are broken")]
+    NonFinite { path: PathBuf, tensor: String },
+}
+
+impl WeightsError {
+    /// Reading failed (as opposed to: what was read is not usable weights).
+    pub fn is_io(&self) -> bool {
+        matches!(self, WeightsError::Io { .. })
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WeightsError + '_ {
@@ -134,10 +143,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WeightsError + '_ {
 /// `.tflite` or safetensors file, and reduces them to the canonical form.
 pub fn load(path: &Path) -> Result<Weights, WeightsError> {
     let (raw, format) = read_any(path)?;
-    canonicalize(raw, format).map_err(|detail| WeightsError::NotMobileNet {
+    let w = canonicalize(raw, format).map_err(|detail| WeightsError::NotMobileNet {
         path: path.to_path_buf(),
         detail,
-    })
+    })?;
+    // A NaN or infinity would turn every output into NaN without a word.
+    if let Some((name, _)) = w
+        .tensors
+        .iter()
+        .find(|(_, t)| t.data.iter().any(|v| !v.is_finite()))
+    {
+        return Err(WeightsError::NonFinite {
+            path: path.to_path_buf(),
+            tensor: name.clone(),
+        });
+    }
+    Ok(w)
 }
 
 type Raw = (BTreeMap<String, RawTensor>, &'static str);

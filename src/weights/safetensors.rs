@@ -1,7 +1,6 @@
 //! The project's own canonical form: float32 safetensors with TF-Slim names and TF layouts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -105,13 +104,7 @@ pub fn write_canonical(
     path: &Path,
 ) -> Result<(), SafetensorsError> {
     let bytes = canonical_bytes(tensors, metadata)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new().prefix(".mnv1-").tempfile_in(dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    crate::atomic::write_atomic(path, &bytes)?;
     Ok(())
 }
 

@@ -27,6 +27,9 @@ pub enum Reply {
     },
     /// A file of a Hugging Face repository, honouring Range.
     Hf(Vec<u8>),
+    /// `302 Found` to this Location (with the ETag and X-Repo-Commit headers hf-hub's probe
+    /// wants, so that it follows the redirect too).
+    Redirect(String),
 }
 
 pub struct Server {
@@ -130,6 +133,13 @@ fn handle(
             out.write_all(&body[..sent])?;
             out.flush()?;
             std::thread::sleep(for_);
+        }
+        Some(Reply::Redirect(location)) => {
+            let extra = format!(
+                "Location: {location}\r\nETag: \"0\"\r\n\
+                 X-Repo-Commit: 0123456789abcdef0123456789abcdef01234567\r\n"
+            );
+            out.write_all(head("302 Found", 0, &extra).as_bytes())?;
         }
         Some(Reply::Hf(body)) => {
             let (start, end) = range_start.unwrap_or((0, None));
