@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use mnv1::engine::default_threads;
-use mnv1::model::{Arch, CpuMobileNet};
+use mnv1::model::kernels::Isa;
+use mnv1::model::{Arch, CpuMobileNet, Head};
 use mnv1::weights::random::random_weights;
 
 fn median(mut t: Vec<Duration>) -> Duration {
@@ -22,7 +23,9 @@ fn main() {
         let arch = Arch::new(multiplier);
         let tensors = random_weights(arch, 1);
         for (batch, threads) in [(1, 1), (32, default_threads())] {
-            let model = CpuMobileNet::from_tensors(&tensors, arch, true, threads).expect("model");
+            let isa = Isa::from_env().expect("MNV1_ISA");
+            let model = CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa)
+                .expect("model");
             let input: Vec<f32> = (0..batch * size * size * 3)
                 .map(|i| (i % 255) as f32 / 255.0)
                 .collect();

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use mnv1::model::arch::MULTIPLIERS;
 use mnv1::model::Arch;
-use mnv1::weights::{random::random_weights, safetensors::write_safetensors};
+use mnv1::weights::random::random_weights;
+use mnv1::weights::safetensors::{write_canonical, CanonicalMetadata};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,9 +21,14 @@ fn main() -> Result<()> {
     if !MULTIPLIERS.contains(&m) {
         bail!("MULTIPLIER must be one of {MULTIPLIERS:?}");
     }
-    write_safetensors(
+    let metadata = CanonicalMetadata {
+        depth_multiplier: m,
+        source_format: "random".to_string(),
+        extra: Vec::new(),
+    };
+    write_canonical(
         &random_weights(Arch::new(m), 1),
-        Default::default(),
+        metadata,
         &PathBuf::from(out),
     )?;
     eprintln!("wrote {out}");

@@ -15,7 +15,7 @@ use crate::hub::{self, FetchOptions, HubError};
 use crate::labels;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
-use crate::registry::{Module, Registry, RegistryError, Variant};
+use crate::registry::{Registry, RegistryError, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::{self, Weights};
 
@@ -32,7 +32,7 @@ pub struct ModelConfig {
     pub labels: Option<Vec<String>>,
 }
 
-pub fn resolve_variant(arg: &str, module: Module) -> Result<Variant, RegistryError> {
+pub fn resolve_variant(arg: &str, module: Head) -> Result<Variant, RegistryError> {
     Ok(Registry::builtin().resolve(arg, module)?.clone())
 }
 
@@ -105,12 +105,12 @@ pub fn check_size(
 }
 
 impl ModelConfig {
-    pub fn resolve(args: &ModelArgs, module: Module) -> anyhow::Result<Self> {
+    pub fn resolve(args: &ModelArgs, module: Head) -> anyhow::Result<Self> {
         Self::resolve_quiet(args, module, false)
     }
 
     /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
-    pub fn resolve_quiet(args: &ModelArgs, module: Module, quiet: bool) -> anyhow::Result<Self> {
+    pub fn resolve_quiet(args: &ModelArgs, module: Head, quiet: bool) -> anyhow::Result<Self> {
         // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
         // of --size and --crop to what it was trained with.
         let manifest = match &args.model {
@@ -214,8 +214,9 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> anyhow::Result<Weight
     Ok(w)
 }
 
-/// Where the weights of `variant` are: `--weights` when given, else the cache file when present.
-/// The one place that decides it, so other sources (downloads) slot in here.
+/// `--weights` when given, else the variant's cache file when it is already there; never
+/// fetches (`mnv1 bench` times random weights instead). `resolve_weights_path` is the one
+/// that downloads.
 pub fn find_weights(
     explicit: Option<&Path>,
     variant: &Variant,

@@ -4,18 +4,11 @@
 use candle_core::{Device, Tensor};
 
 use crate::model::cpu::Profile;
+use crate::model::kernels::Isa;
+pub use crate::model::Head;
 use crate::model::{Arch, CpuMobileNet, MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
 use crate::weights::Weights;
-
-/// Which output of the network a command wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head {
-    /// 1001 logits (index 0 = background).
-    Logits,
-    /// The pooled feature vector.
-    Features,
-}
 
 enum Backend {
     Cpu(CpuMobileNet),
@@ -38,29 +31,26 @@ impl Engine {
         Self::with_threads(weights, head, device, default_threads())
     }
 
-    /// Like `new`, with the CPU path on `threads` threads (ignored on other devices).
+    /// Like `new`, with the CPU path on `threads` threads (ignored on other devices). The CPU
+    /// path's instruction set is the widest the CPU has, or `MNV1_ISA`'s
+    /// (`ModelError::Isa` when the CPU lacks it).
     pub fn with_threads(
         weights: &Weights,
         head: Head,
         device: Device,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let with_logits = head == Head::Logits;
         let backend = if device.is_cpu() {
             Backend::Cpu(CpuMobileNet::from_tensors(
                 &weights.tensors,
                 weights.arch,
-                with_logits,
+                head,
                 threads,
+                Isa::from_env()?,
             )?)
         } else {
             Backend::Candle {
-                model: MobileNetV1::from_tensors(
-                    &weights.tensors,
-                    weights.arch,
-                    with_logits,
-                    &device,
-                )?,
+                model: MobileNetV1::from_tensors(&weights.tensors, weights.arch, head, &device)?,
                 device,
             }
         };
@@ -86,7 +76,7 @@ impl Engine {
     /// `cpu (N threads)`, `cuda`, ... for reports.
     pub fn describe(&self) -> String {
         match &self.backend {
-            Backend::Cpu(m) => format!("cpu ({} threads)", m.threads()),
+            Backend::Cpu(m) => format!("cpu ({} threads, {})", m.threads(), m.isa()),
             Backend::Candle { device, .. } => format!("{:?}", device.location()),
         }
     }
@@ -127,7 +117,7 @@ impl Engine {
         profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
         match &self.backend {
-            Backend::Cpu(m) => m.forward(images, n, h, w, head == Head::Logits, profile),
+            Backend::Cpu(m) => m.forward(images, n, h, w, head, profile),
             Backend::Candle { model, device } => {
                 let x = Tensor::from_slice(images, (n, h, w, 3), device)?;
                 let y = match head {

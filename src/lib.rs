@@ -1,6 +1,10 @@
 //! mnv1: Google's MobileNet V1 image models on candle. The binary (`src/main.rs`) is a thin
 //! shell over these modules; data flows one way: inputs -> preprocess -> model -> output.
 
+// Every unsafe operation in its own block with a `// SAFETY:` argument, in `unsafe fn` too.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod atomic;
 pub mod cache;
 pub mod cli;

@@ -458,14 +458,23 @@ mod jpeg {
     /// Carries libjpeg's message out of its error handler.
     struct JpegFailure(String);
 
+    /// libjpeg's `format_message` as C declares it: it writes into the buffer. (mozjpeg-sys
+    /// declares the buffer `&[u8; 80]`, and writing through a shared reference is undefined
+    /// behaviour.)
+    type FormatMessage =
+        unsafe extern "C-unwind" fn(cinfo: &mut jpeg_common_struct, buffer: *mut [u8; 80]);
+
     fn message(cinfo: &mut jpeg_common_struct) -> String {
-        let buf = [0u8; 80];
-        // SAFETY: `err` is the manager installed in `decode_rgb8` and outlives `cinfo`;
-        // format_message writes a NUL-terminated string of at most 80 bytes.
-        unsafe {
-            if let Some(format) = (*cinfo.err).format_message {
-                format(cinfo, &buf);
-            }
+        let mut buf = [0u8; 80];
+        // SAFETY: `err` is the manager installed in `decode_rgb8`, which outlives `cinfo`.
+        let format = unsafe { (*cinfo.err).format_message };
+        if let Some(format) = format {
+            // SAFETY: the two signatures differ only in `&[u8; 80]` against `*mut [u8; 80]`,
+            // which have the same ABI (a thin pointer); the function is libjpeg's own.
+            let format: FormatMessage = unsafe { std::mem::transmute(format) };
+            // SAFETY: format_message writes a NUL-terminated string of at most 80 bytes
+            // (JMSG_LENGTH_MAX) into the buffer, which is ours and writable.
+            unsafe { format(cinfo, &mut buf) };
         }
         CStr::from_bytes_until_nul(&buf)
             .map(|m| m.to_string_lossy().into_owned())
@@ -475,24 +484,30 @@ mod jpeg {
     /// libjpeg's error_exit must not return: unwind to `decode_rgb8`'s catch_unwind
     /// (mozjpeg-sys builds the C code with -fexceptions for this). resume_unwind skips
     /// the panic hook, so nothing is printed.
+    ///
+    /// SAFETY (caller): libjpeg, with the error manager `decode_rgb8` installs.
     unsafe extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
         let msg = message(cinfo);
         resume_unwind(Box::new(JpegFailure(msg)));
     }
 
     /// Warnings are counted, not printed; running out of data is an error as in TF.
+    ///
+    /// SAFETY (caller): libjpeg, with the error manager `decode_rgb8` installs.
     unsafe extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
         if level < 0 {
-            // SAFETY: as in `message`.
+            // SAFETY: `err` is the manager installed in `decode_rgb8`, which outlives `cinfo`,
+            // and nothing else refers to it while libjpeg calls us.
             let err = unsafe { &mut *cinfo.err };
             err.num_warnings += 1;
             if err.msg_code == JWRN_JPEG_EOF as c_int {
-                // SAFETY: called from inside libjpeg, as libjpeg would.
+                // SAFETY: called from inside libjpeg (our caller's contract), as libjpeg would.
                 unsafe { error_exit(cinfo) };
             }
         }
     }
 
+    /// SAFETY (caller): none; it does nothing (messages are not printed).
     unsafe extern "C-unwind" fn output_message(_cinfo: &mut jpeg_common_struct) {}
 
     /// Destroys the decompressor however `decode_rgb8` is left.

@@ -5,29 +5,14 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-/// What a TF-Hub module returns: the classifier's 1001 logits, or the pooled features.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Module {
-    Classification,
-    FeatureVector,
-}
-
-impl Module {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Module::Classification => "classification",
-            Module::FeatureVector => "feature_vector",
-        }
-    }
-}
+pub use crate::model::Head;
 
 /// One row of models.toml.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Variant {
     /// `MMM_RRR`, e.g. `050_160`; shared by a checkpoint's two modules.
     pub id: String,
-    pub module: Module,
+    pub module: Head,
     pub depth_multiplier: f64,
     pub resolution: usize,
     /// 1001 logits, or 256/512/768/1024 features.
@@ -106,15 +91,15 @@ impl Registry {
     /// Resolves a user's spelling to the variant of `module`. A TF-Hub handle pins its module; a
     /// handle of the other module is an error, except that features may come from either module
     /// (the feature vector is the classifier's pooled layer).
-    pub fn resolve(&self, spec: &str, module: Module) -> Result<&Variant, RegistryError> {
+    pub fn resolve(&self, spec: &str, module: Head) -> Result<&Variant, RegistryError> {
         let (id, pinned) = parse_spec(spec).ok_or_else(|| self.unknown(spec))?;
         if let Some(found) = pinned {
-            if found != module && module == Module::Classification {
+            if found != module && module == Head::Logits {
                 return Err(RegistryError::WrongModule {
                     spec: spec.to_string(),
                     id,
-                    found: found.as_str(),
-                    wanted: module.as_str(),
+                    found: found.hub_module(),
+                    wanted: module.hub_module(),
                 });
             }
         }
@@ -126,9 +111,7 @@ impl Registry {
 
     /// The classification row of each checkpoint (16), in models.toml order.
     pub fn checkpoints(&self) -> impl Iterator<Item = &Variant> {
-        self.variants
-            .iter()
-            .filter(|v| v.module == Module::Classification)
+        self.variants.iter().filter(|v| v.module == Head::Logits)
     }
 
     /// The error for an unknown spelling, with the nearest ids: the same multiplier at the
@@ -172,7 +155,7 @@ impl Registry {
 }
 
 /// `MMM_RRR` plus the module a handle pins, or None when `spec` is no spelling of a variant.
-fn parse_spec(spec: &str) -> Option<(String, Option<Module>)> {
+fn parse_spec(spec: &str) -> Option<(String, Option<Head>)> {
     let s = spec.trim();
     if let Some(rest) = s
         .strip_prefix("https://")
@@ -184,8 +167,8 @@ fn parse_spec(spec: &str) -> Option<(String, Option<Module>)> {
         let at = parts.iter().position(|p| p.starts_with("mobilenet_v1_"))?;
         let id = parse_id(parts[at])?;
         let module = match parts.get(at + 1).copied() {
-            Some("classification") => Some(Module::Classification),
-            Some("feature_vector") => Some(Module::FeatureVector),
+            Some("classification") => Some(Head::Logits),
+            Some("feature_vector") => Some(Head::Features),
             _ => return None,
         };
         return Some((id, module));
@@ -218,7 +201,7 @@ mod tests {
         assert_eq!(r.checkpoints().count(), 16);
         for v in r.variants() {
             let width = ((1024.0 * v.depth_multiplier) as usize).max(8);
-            let outputs = if v.module == Module::Classification {
+            let outputs = if v.module == Head::Logits {
                 1001
             } else {
                 width
@@ -227,7 +210,7 @@ mod tests {
             assert!(v.hub_handle.ends_with(&format!(
                 "mobilenet_v1_{}/{}/3",
                 v.id,
-                v.module.as_str()
+                v.module.hub_module()
             )));
             assert!(v.release_url.ends_with(&format!("/{}.tgz", v.checkpoint)));
         }
@@ -244,43 +227,37 @@ mod tests {
             "https://tfhub.dev/google/imagenet/mobilenet_v1_050_160/classification/3",
             "https://tfhub.dev/google/imagenet/mobilenet_v1_050_160/classification/3?tf-hub-format=compressed",
         ] {
-            let v = r.resolve(spec, Module::Classification).unwrap();
-            assert_eq!((v.id.as_str(), v.module), ("050_160", Module::Classification), "{spec}");
+            let v = r.resolve(spec, Head::Logits).unwrap();
+            assert_eq!((v.id.as_str(), v.module), ("050_160", Head::Logits), "{spec}");
         }
         let fv = "https://tfhub.dev/google/imagenet/mobilenet_v1_100_224/feature_vector/3";
-        assert_eq!(r.resolve(fv, Module::FeatureVector).unwrap().outputs, 1024);
+        assert_eq!(r.resolve(fv, Head::Features).unwrap().outputs, 1024);
         assert!(matches!(
-            r.resolve(fv, Module::Classification),
+            r.resolve(fv, Head::Logits),
             Err(RegistryError::WrongModule { .. })
         ));
         // Features can come from a classification handle: same checkpoint.
         let cls = "https://tfhub.dev/google/imagenet/mobilenet_v1_025_128/classification/3";
-        assert_eq!(r.resolve(cls, Module::FeatureVector).unwrap().outputs, 256);
+        assert_eq!(r.resolve(cls, Head::Features).unwrap().outputs, 256);
     }
 
     #[test]
     fn unknown_ids_suggest_the_nearest() {
         let r = Registry::builtin();
-        let err = r.resolve("050_150", Module::Classification).unwrap_err();
+        let err = r.resolve("050_150", Head::Logits).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("did you mean 050_160, 050_128, 050_192?"),
             "{msg}"
         );
-        let msg = r
-            .resolve("0.75_200", Module::Classification)
-            .unwrap_err()
-            .to_string();
+        let msg = r.resolve("0.75_200", Head::Logits).unwrap_err().to_string();
         assert!(
             msg.contains("did you mean 075_192, 075_224, 075_160?"),
             "{msg}"
         );
-        let msg = r
-            .resolve("030_224", Module::Classification)
-            .unwrap_err()
-            .to_string();
+        let msg = r.resolve("030_224", Head::Logits).unwrap_err().to_string();
         assert!(msg.contains("224"), "{msg}");
-        assert!(r.resolve("0.3_128", Module::Classification).is_err());
-        assert!(r.resolve("", Module::Classification).is_err());
+        assert!(r.resolve("0.3_128", Head::Logits).is_err());
+        assert!(r.resolve("", Head::Logits).is_err());
     }
 }

@@ -405,6 +405,14 @@ fn usage_errors_exit_2_with_a_helpful_message() {
         .args(["--out", "feats.txt"])
         .assert()
         .code(2);
+    // An instruction set that does not exist (one the CPU lacks is refused the same way).
+    with_fixture("classify")
+        .arg(&files[0])
+        .env("MNV1_ISA", "avx9000")
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicates::str::contains("MNV1_ISA=avx9000"));
 }
 
 #[test]

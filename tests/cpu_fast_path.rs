@@ -1,11 +1,13 @@
 //! The CPU fast path (`CpuMobileNet`: NHWC kernels, fused bias + ReLU6) against the candle
 //! reference network (`MobileNetV1`) on all 16 architectures, random weights, odd and non-square
 //! sizes included, batches of two on one, two and four threads (whole images per thread; and
-//! layer by layer, rows split, when the batch is smaller than the threads). tests/parity.rs
-//! checks both against TensorFlow itself.
+//! layer by layer, rows split, when the batch is smaller than the threads), with the kernels of
+//! every instruction set the CPU supports. tests/parity.rs checks both against TensorFlow
+//! itself.
 
 use candle_core::{Device, Tensor};
-use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
+use mnv1::model::kernels::Isa;
+use mnv1::model::{Arch, CpuMobileNet, Head, MobileNetV1, ModelError};
 use mnv1::weights::random::random_weights;
 
 const TOLERANCE: f32 = 1e-4;
@@ -25,11 +27,15 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 /// Logits and features of both implementations agree for a batch of two `h` x `w` images.
 fn check(multiplier: f64, h: usize, w: usize) {
     let arch = Arch::new(multiplier);
     let tensors = random_weights(arch, 7);
-    let reference = MobileNetV1::from_tensors(&tensors, arch, true, &Device::Cpu).unwrap();
+    let reference = MobileNetV1::from_tensors(&tensors, arch, Head::Logits, &Device::Cpu).unwrap();
     let x = images(2, h, w, h + w);
     let t = Tensor::from_slice(&x, (2, h, w, 3), &Device::Cpu).unwrap();
     let want_logits: Vec<f32> = reference
@@ -53,21 +59,22 @@ fn check(multiplier: f64, h: usize, w: usize) {
         spread > 0.1,
         "{multiplier} {h}x{w}: degenerate logits (spread {spread})"
     );
-    for threads in [1, 2, 4] {
-        let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
-        let logits = fast.logits(&x, 2, h, w).unwrap();
-        let features = fast.features(&x, 2, h, w).unwrap();
-        let dl = max_abs_diff(&logits, &want_logits);
-        let df = max_abs_diff(&features, &want_features);
-        eprintln!("{multiplier} {h}x{w} threads {threads}: max |logits diff| {dl:.2e}, max |features diff| {df:.2e}");
-        assert!(
-            dl <= TOLERANCE,
-            "{multiplier} {h}x{w} threads {threads}: logits differ by {dl}"
-        );
-        assert!(
-            df <= TOLERANCE,
-            "{multiplier} {h}x{w} threads {threads}: features differ by {df}"
-        );
+    // Every level; the narrower ones on 4 threads only (rows split over threads), to keep the
+    // test short.
+    for isa in Isa::supported() {
+        let threads: &[usize] = if isa == Isa::best() { &[1, 2, 4] } else { &[4] };
+        for &threads in threads {
+            let fast =
+                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, isa).unwrap();
+            let logits = fast.logits(&x, 2, h, w).unwrap();
+            let features = fast.features(&x, 2, h, w).unwrap();
+            let dl = max_abs_diff(&logits, &want_logits);
+            let df = max_abs_diff(&features, &want_features);
+            let what = format!("{multiplier} {h}x{w} {isa} threads {threads}");
+            eprintln!("{what}: max |logits diff| {dl:.2e}, max |features diff| {df:.2e}");
+            assert!(dl <= TOLERANCE, "{what}: logits differ by {dl}");
+            assert!(df <= TOLERANCE, "{what}: features differ by {df}");
+        }
     }
 }
 
@@ -95,25 +102,64 @@ fn fast_path_matches_reference_at_odd_and_non_square_sizes() {
 
 #[test]
 fn fast_path_refuses_what_the_reference_refuses() {
+    // The same error, variant for variant, from both implementations.
     let arch = Arch::new(0.25);
     let tensors = random_weights(arch, 1);
-    let fast = CpuMobileNet::from_tensors(&tensors, arch, false, 1).unwrap();
+    let fast = CpuMobileNet::from_tensors(&tensors, arch, Head::Features, 1, Isa::best()).unwrap();
+    let reference =
+        MobileNetV1::from_tensors(&tensors, arch, Head::Features, &Device::Cpu).unwrap();
+    let tensor = |n, h, w| Tensor::from_slice(&images(n, h, w, 0), (n, h, w, 3), &Device::Cpu);
+
+    // No logits layer was built.
+    let err = fast.logits(&images(1, 32, 32, 0), 1, 32, 32).unwrap_err();
+    assert!(matches!(err, ModelError::NoLogits), "{err}");
+    let err = reference.logits(&tensor(1, 32, 32).unwrap()).unwrap_err();
+    assert!(matches!(err, ModelError::NoLogits), "{err}");
+
+    // Below 32x32.
+    let err = fast.features(&images(1, 31, 40, 0), 1, 31, 40).unwrap_err();
     assert!(
-        fast.logits(&images(1, 32, 32, 0), 1, 32, 32).is_err(),
-        "no logits layer was built"
+        matches!(
+            err,
+            ModelError::TooSmall {
+                height: 31,
+                width: 40
+            }
+        ),
+        "{err}"
     );
+    let err = reference.features(&tensor(1, 31, 40).unwrap()).unwrap_err();
     assert!(
-        fast.features(&images(1, 31, 40, 0), 1, 31, 40).is_err(),
-        "below 32x32"
+        matches!(
+            err,
+            ModelError::TooSmall {
+                height: 31,
+                width: 40
+            }
+        ),
+        "{err}"
     );
-    assert!(
-        fast.features(&images(1, 32, 32, 0), 2, 32, 32).is_err(),
-        "too few values for the batch"
-    );
-    let wrong = CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), true, 1)
-        .err()
-        .unwrap();
-    assert!(wrong.to_string().contains("0.25"), "{wrong}");
+
+    // Too few values for the batch: the fast path's own check (a tensor cannot be built so).
+    let err = fast.features(&images(1, 32, 32, 0), 2, 32, 32).unwrap_err();
+    assert!(matches!(err, ModelError::Input(_)), "{err}");
+    assert!(Tensor::from_slice(&images(1, 32, 32, 0), (2, 32, 32, 3), &Device::Cpu).is_err());
+
+    // Weights of another depth multiplier.
+    let wrong_fast =
+        CpuMobileNet::from_tensors(&tensors, Arch::new(0.5), Head::Logits, 1, Isa::best())
+            .err()
+            .unwrap();
+    let wrong_reference =
+        MobileNetV1::from_tensors(&tensors, Arch::new(0.5), Head::Logits, &Device::Cpu)
+            .err()
+            .unwrap();
+    for err in [wrong_fast, wrong_reference] {
+        assert!(
+            matches!(&err, ModelError::WrongMultiplier { found, filters: 8, wanted } if found == "0.25" && *wanted == 0.5),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -127,7 +173,8 @@ fn batches_in_groups_match_one_image_at_a_time() {
         let arch = Arch::new(m);
         let tensors = random_weights(arch, 3);
         let x = images(n, h, w, n);
-        let single = CpuMobileNet::from_tensors(&tensors, arch, true, 1).unwrap();
+        let single =
+            CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, 1, Isa::best()).unwrap();
         let (want_logits, want_features): (Vec<f32>, Vec<f32>) = {
             let (mut l, mut f) = (Vec::new(), Vec::new());
             for image in x.chunks_exact(h * w * 3) {
@@ -137,12 +184,18 @@ fn batches_in_groups_match_one_image_at_a_time() {
             (l, f)
         };
         for threads in [1, 2, 3] {
-            let fast = CpuMobileNet::from_tensors(&tensors, arch, true, threads).unwrap();
-            let dl = max_abs_diff(&fast.logits(&x, n, h, w).unwrap(), &want_logits);
-            let df = max_abs_diff(&fast.features(&x, n, h, w).unwrap(), &want_features);
+            let fast =
+                CpuMobileNet::from_tensors(&tensors, arch, Head::Logits, threads, Isa::best())
+                    .unwrap();
+            // The same sums in the same order (pointwise.rs: a row gives the same bits alone
+            // as in a tile), so the same bits.
+            let logits = fast.logits(&x, n, h, w).unwrap();
+            let features = fast.features(&x, n, h, w).unwrap();
+            let what = format!("{m} {h}x{w} batch {n} threads {threads}");
+            assert!(same_bits(&logits, &want_logits), "{what}: logits differ");
             assert!(
-                dl <= 1e-5 && df <= 1e-5,
-                "{m} {h}x{w} batch {n} threads {threads}: logits differ by {dl}, features by {df}"
+                same_bits(&features, &want_features),
+                "{what}: features differ"
             );
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use common::server::{Reply, Server};
 use mnv1::hub::{self, FetchOptions, HubError};
-use mnv1::registry::{Module, Registry, Variant};
+use mnv1::registry::{Head, Registry, Variant};
 use mnv1::weights;
 use sha2::Digest;
 
@@ -446,7 +446,7 @@ fn mirror_flag_and_cache_subcommands() {
 /// whose weights are too large for a fixture; the code path is the same.
 fn variant_with_hf_repo(sha256: Option<&str>) -> Variant {
     let mut v = Registry::builtin()
-        .resolve("025_128", Module::Classification)
+        .resolve("025_128", Head::Logits)
         .unwrap()
         .clone();
     v.hf_repo = Some("google/mobilenet_v1_0.25_128".into());

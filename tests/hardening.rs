@@ -11,6 +11,7 @@ use std::process::Stdio;
 
 use assert_cmd::Command;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
+use mnv1::weights::safetensors::{write_canonical, CanonicalMetadata};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -515,13 +516,21 @@ fn number_options_are_range_checked_with_the_range_in_the_message() {
     }
 }
 
+fn canonical_metadata() -> CanonicalMetadata {
+    CanonicalMetadata {
+        depth_multiplier: 0.25,
+        source_format: "tflite".to_string(),
+        extra: Vec::new(),
+    }
+}
+
 /// The fixture's weights as canonical safetensors with one value of one tensor replaced.
 fn weights_with(dir: &Path, value: f32) -> (PathBuf, String) {
     let mut w = mnv1::weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
     let name = "MobilenetV1/Conv2d_3_pointwise/weights".to_string();
     w.tensors.get_mut(&name).unwrap().data[7] = value;
     let path = dir.join(format!("w{value}.safetensors"));
-    mnv1::weights::safetensors::write_safetensors(&w.tensors, Default::default(), &path).unwrap();
+    write_canonical(&w.tensors, canonical_metadata(), &path).unwrap();
     (path, name)
 }
 
@@ -604,9 +613,9 @@ fn model_dir(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let model = dir.join("model");
     fs::create_dir_all(&model).unwrap();
     let w = mnv1::weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
-    mnv1::weights::safetensors::write_safetensors(
+    write_canonical(
         &w.tensors,
-        Default::default(),
+        canonical_metadata(),
         &model.join("model.safetensors"),
     )
     .unwrap();

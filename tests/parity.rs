@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use mnv1::model::{Arch, CpuMobileNet, MobileNetV1};
+use mnv1::model::kernels::Isa;
+use mnv1::model::{Arch, CpuMobileNet, Head, MobileNetV1};
 use mnv1::weights::{self, Weights};
 
 const TOLERANCE: f32 = 1e-4;
@@ -86,11 +87,18 @@ fn run_fast(
 }
 
 fn model_of(w: &Weights) -> MobileNetV1 {
-    MobileNetV1::from_tensors(&w.tensors, w.arch, true, &Device::Cpu).unwrap()
+    MobileNetV1::from_tensors(&w.tensors, w.arch, Head::Logits, &Device::Cpu).unwrap()
 }
 
 fn fast_of(w: &Weights) -> CpuMobileNet {
-    CpuMobileNet::from_tensors(&w.tensors, w.arch, true, 2).unwrap()
+    CpuMobileNet::from_tensors(
+        &w.tensors,
+        w.arch,
+        Head::Logits,
+        2,
+        Isa::from_env().unwrap(),
+    )
+    .unwrap()
 }
 
 /// Extracts the `.tflite` member of a release-style fixture into `dir`.
@@ -205,16 +213,22 @@ fn canonical_safetensors_round_trip_is_exact() {
     let w = weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.safetensors");
-    weights::safetensors::write_safetensors(&w.tensors, Default::default(), &out).unwrap();
+    let metadata = weights::safetensors::CanonicalMetadata {
+        depth_multiplier: w.arch.depth_multiplier,
+        source_format: w.format.to_string(),
+        extra: Vec::new(),
+    };
+    weights::safetensors::write_canonical(&w.tensors, metadata, &out).unwrap();
     let back = weights::load(&out).unwrap();
     assert_eq!(back.format, "safetensors");
     assert_eq!(back.tensors, w.tensors);
+    assert_eq!(back.arch.depth_multiplier, 0.25);
 }
 
 #[test]
 fn weights_of_another_multiplier_are_refused_by_the_model() {
     let w = weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
-    let err = MobileNetV1::from_tensors(&w.tensors, Arch::new(0.5), true, &Device::Cpu)
+    let err = MobileNetV1::from_tensors(&w.tensors, Arch::new(0.5), Head::Logits, &Device::Cpu)
         .err()
         .unwrap();
     let msg = err.to_string();

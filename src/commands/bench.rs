@@ -12,7 +12,7 @@ use crate::config::{check_size, find_weights, load_weights_for, select_device};
 use crate::engine::{default_threads, Engine, Head};
 use crate::model::cpu::Profile;
 use crate::model::Arch;
-use crate::registry::{Module, Registry};
+use crate::registry::Registry;
 use crate::weights::{random::random_weights, Weights};
 
 #[derive(Serialize)]
@@ -40,7 +40,7 @@ struct LayerTime {
 
 pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
     let variant = Registry::builtin()
-        .resolve(&args.variant, Module::Classification)?
+        .resolve(&args.variant, Head::Logits)?
         .clone();
     let size = args.size.unwrap_or(variant.resolution);
     check_size(size, args.batch, "--size", "--batch")?;

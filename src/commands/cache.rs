@@ -10,7 +10,7 @@ use super::Status;
 use crate::cache::{cache_dir, weights_path_in};
 use crate::cli::CacheCommand;
 use crate::hub::{self, lock::CacheLock, Cached};
-use crate::registry::{Module, Registry, RegistryError, Variant};
+use crate::registry::{Head, Registry, RegistryError, Variant};
 use crate::tempfiles;
 
 pub fn run(cmd: &CacheCommand, quiet: bool) -> Result<Status> {
@@ -104,5 +104,5 @@ fn remove(dir: &Path, name: &str, quiet: bool) -> Result<()> {
 }
 
 fn resolve(spec: &str) -> Result<&'static Variant, RegistryError> {
-    Registry::builtin().resolve(spec, Module::FeatureVector)
+    Registry::builtin().resolve(spec, Head::Features)
 }

@@ -10,7 +10,6 @@ use crate::error::UsageError;
 use crate::model::NUM_CLASSES;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::registry::Module;
 use crate::report::contact_sheet::{ContactSheet, SheetOptions};
 
 const DEFAULT_TOP_K: usize = 5;
@@ -24,7 +23,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     }
     let outputs: Vec<&std::path::Path> = args.out.as_deref().into_iter().collect();
     crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
-    let config = ModelConfig::resolve_quiet(&args.model, Module::Classification, quiet)?;
+    let config = ModelConfig::resolve_quiet(&args.model, Head::Logits, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
     let labels = config.labels();
     // A fine-tuned model may have fewer classes than the default 5.

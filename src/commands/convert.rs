@@ -1,7 +1,6 @@
 //! `mnv1 convert`: any supported weights, a cached variant or a fine-tuned model directory to the
 //! canonical safetensors form, or exported as TensorFlow Lite (with metadata) or ONNX.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -13,9 +12,10 @@ use crate::error::UsageError;
 use crate::export::{self, ExportError, ExportInfo, Format, Head};
 use crate::labels;
 use crate::model::mobilenet::MIN_INPUT;
-use crate::registry::{Module, Variant};
+use crate::registry::Variant;
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
-use crate::weights::{self, safetensors::write_safetensors, Weights};
+use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
+use crate::weights::{self, Weights};
 
 /// Weights resolved from IN, `--variant` or `--model`, with what an export needs to know.
 struct Source {
@@ -29,7 +29,7 @@ struct Source {
 fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source> {
     if let Some(dir) = &args.model {
         let manifest = Manifest::read(dir)?;
-        let variant = resolve_variant(&manifest.variant, Module::Classification)?;
+        let variant = resolve_variant(&manifest.variant, Head::Logits)?;
         let path = dir.join(WEIGHTS_FILE);
         let weights = load_weights_for(&variant, &path)?;
         return Ok(Source {
@@ -42,7 +42,7 @@ fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source> {
     let variant = args
         .variant
         .as_deref()
-        .map(|v| resolve_variant(v, Module::Classification))
+        .map(|v| resolve_variant(v, Head::Logits))
         .transpose()?;
     let path = match (&args.input, &variant) {
         (Some(p), _) => p.clone(),
@@ -66,8 +66,8 @@ fn export_info(src: &Source, size: usize, head: Head) -> ExportInfo {
     let license = "Apache License. Version 2.0 http://www.apache.org/licenses/LICENSE-2.0.";
     let producer = format!("mnv1 {} export", env!("CARGO_PKG_VERSION"));
     let what = match head {
-        Head::Classification => "classifier",
-        Head::FeatureVector => "feature vector",
+        Head::Logits => "classifier",
+        Head::Features => "feature vector",
     };
     let (name, description, labels) = match &src.manifest {
         Some(man) => (
@@ -129,15 +129,12 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
     let src = resolve(args, quiet)?;
     let w = &src.weights;
     if format == Format::Safetensors {
-        let metadata = HashMap::from([
-            ("format".to_string(), "mnv1".to_string()),
-            (
-                "depth_multiplier".to_string(),
-                w.arch.depth_multiplier.to_string(),
-            ),
-            ("source_format".to_string(), w.format.to_string()),
-        ]);
-        write_safetensors(&w.tensors, metadata, &args.out)?;
+        let metadata = CanonicalMetadata {
+            depth_multiplier: w.arch.depth_multiplier,
+            source_format: w.format.to_string(),
+            extra: Vec::new(),
+        };
+        write_canonical(&w.tensors, metadata, &args.out)?;
         if !quiet {
             eprintln!(
                 "mnv1: wrote {} ({} tensors, depth multiplier {}, from a {}{})",
@@ -167,10 +164,10 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             ))
         })?;
     let head = match args.head {
-        ExportHeadArg::Classification => Head::Classification,
-        ExportHeadArg::FeatureVector => Head::FeatureVector,
+        ExportHeadArg::Classification => Head::Logits,
+        ExportHeadArg::FeatureVector => Head::Features,
     };
-    if head == Head::Classification && !w.has_logits() {
+    if head == Head::Logits && !w.has_logits() {
         return Err(UsageError::new(format!(
             "{}: these weights have no logits layer: export them with --head feature-vector",
             src.path.display()
@@ -188,8 +185,8 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             args.out.display(),
             info.name,
             match (head, format) {
-                (Head::FeatureVector, _) => format!("{} features", w.arch.feature_dim()),
-                (Head::Classification, Format::Onnx) => format!("{} logits", info.labels.len()),
+                (Head::Features, _) => format!("{} features", w.arch.feature_dim()),
+                (Head::Logits, Format::Onnx) => format!("{} logits", info.labels.len()),
                 _ => format!("{} probabilities", info.labels.len()),
             }
         );

@@ -9,7 +9,6 @@ use crate::engine::Head;
 use crate::error::UsageError;
 use crate::output::{EmbedFormat, EmbedWriter};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::registry::Module;
 
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
     let format = match &args.out {
@@ -33,7 +32,7 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
         .chain(txt.as_deref())
         .collect();
     crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
-    let config = ModelConfig::resolve_quiet(&args.model, Module::FeatureVector, quiet)?;
+    let config = ModelConfig::resolve_quiet(&args.model, Head::Features, quiet)?;
     let engine = config.load_engine(Head::Features)?;
     let mut writer = EmbedWriter::new(format, args.out.as_deref(), engine.arch().feature_dim())?;
     let (items, len) = input_stream(&args.inputs, &outputs);

@@ -5,7 +5,7 @@ use anyhow::Result;
 use super::Status;
 use crate::cli::FetchArgs;
 use crate::hub::{self, FetchOptions};
-use crate::registry::{Module, Registry, Variant};
+use crate::registry::{Head, Registry, Variant};
 
 pub fn run(args: &FetchArgs, quiet: bool) -> Result<Status> {
     let registry = Registry::builtin();
@@ -16,7 +16,7 @@ pub fn run(args: &FetchArgs, quiet: bool) -> Result<Status> {
             .iter()
             .map(|spec| {
                 // Either module's spelling names the checkpoint they share.
-                registry.resolve(spec, Module::FeatureVector)
+                registry.resolve(spec, Head::Features)
             })
             .collect::<Result<_, _>>()?
     };

@@ -1,7 +1,6 @@
 //! `mnv1 finetune`: trains a new head (optionally the whole network) on class folders and writes a
 //! model directory that `classify --model` and `embed --model` read.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,7 +17,7 @@ use crate::error::UsageError;
 use crate::export;
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
-use crate::registry::Module;
+use crate::registry::Head;
 use crate::report::summaries::TrainingSummaries;
 use crate::report::training::{self as report, ReportInput};
 use crate::tempfiles;
@@ -27,7 +26,7 @@ use crate::train::manifest::{
 };
 use crate::train::optimizer::OptimizerKind;
 use crate::train::{data, fine_tune, Event, Prepared, Settings};
-use crate::weights::safetensors::write_safetensors;
+use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
 
 /// Below this, batch statistics are too noisy for batch norm in train mode.
 const SMALL_BATCH: usize = 8;
@@ -138,7 +137,7 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
     }
     let started = Instant::now();
-    let variant = resolve_variant(&args.variant, Module::Classification)?;
+    let variant = resolve_variant(&args.variant, Head::Logits)?;
     let size = variant.resolution.max(MIN_INPUT);
     let weights_path = resolve_weights_path(&variant, args.weights.as_deref(), &args.net, quiet)?;
     let weights = load_weights_for(&variant, &weights_path)?;
@@ -258,21 +257,17 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     )?;
 
     let dir = staging.path();
-    let metadata = HashMap::from([
-        ("format".to_string(), "mnv1".to_string()),
-        (
-            "depth_multiplier".to_string(),
-            weights.arch.depth_multiplier.to_string(),
-        ),
-        ("source_format".to_string(), "mnv1 finetune".to_string()),
-        ("classes".to_string(), prepared.classes.len().to_string()),
-    ]);
+    let metadata = CanonicalMetadata {
+        depth_multiplier: weights.arch.depth_multiplier,
+        source_format: "mnv1 finetune".to_string(),
+        extra: vec![("classes".to_string(), prepared.classes.len().to_string())],
+    };
     if let (Some(s), Some(v)) = (summaries.as_mut(), trained.initial_validation) {
         if let Err(err) = s.initial(v) {
             summaries_error.get_or_insert(err);
         }
     }
-    write_safetensors(&trained.tensors, metadata, &dir.join(WEIGHTS_FILE))?;
+    write_canonical(&trained.tensors, metadata, &dir.join(WEIGHTS_FILE))?;
     manifest::write_labels(dir, &prepared.classes)?;
     let m = Manifest {
         format: FORMAT.to_string(),

@@ -9,7 +9,7 @@ use super::Status;
 use crate::cache;
 use crate::cli::{ListArgs, ListFormat};
 use crate::model::Arch;
-use crate::registry::{Module, Registry};
+use crate::registry::{Head, Registry};
 
 #[derive(Serialize)]
 struct Row<'a> {
@@ -38,10 +38,10 @@ pub fn run(args: &ListArgs) -> Result<Status> {
             let arch = Arch::new(v.depth_multiplier);
             let head_params = arch.feature_dim() * 1001 + 1001;
             let head_macs = (arch.feature_dim() * 1001) as u64;
-            let classification = v.module == Module::Classification;
+            let classification = v.module == Head::Logits;
             Row {
                 id: &v.id,
-                module: v.module.as_str(),
+                module: v.module.hub_module(),
                 depth_multiplier: v.depth_multiplier,
                 resolution: v.resolution,
                 outputs: v.outputs,

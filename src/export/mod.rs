@@ -41,14 +41,9 @@ impl Format {
     }
 }
 
-/// Where an exported network ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head {
-    /// The classifier: probabilities (.tflite, as the release files) or logits (.onnx).
-    Classification,
-    /// The pooled feature vector.
-    FeatureVector,
-}
+/// Where an exported network ends: the classifier (probabilities in a .tflite, as the release
+/// files have; logits in an .onnx) or the pooled feature vector.
+pub use crate::model::Head;
 
 /// What the export says about the model, and its input size.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,7 +123,7 @@ pub fn to_bytes(
     info: &ExportInfo,
     format: Format,
 ) -> Result<Vec<u8>, ExportError> {
-    let net = FoldedNetwork::new(weights, head == Head::Classification)?;
+    let net = FoldedNetwork::new(weights, head)?;
     if let Some(cls) = &net.classifier {
         if info.labels.len() != cls.classes() {
             return Err(ExportError::Invalid(format!(

@@ -3,7 +3,7 @@
 
 use crate::model::arch::{Arch, Layer};
 use crate::model::mobilenet::{fold, logits_layer};
-use crate::model::ModelError;
+use crate::model::{Head, ModelError};
 use crate::weights::Weights;
 
 /// One conv + BN + ReLU6 layer, BN folded: the filter in TensorFlow layout (HWIO, or
@@ -34,8 +34,8 @@ pub struct FoldedNetwork {
 }
 
 impl FoldedNetwork {
-    /// Folds `w`; `with_classifier` asks for the logits layer (an error when `w` has none).
-    pub fn new(w: &Weights, with_classifier: bool) -> Result<Self, ModelError> {
+    /// Folds `w` up to `head` (`Head::Logits`: an error when `w` has no logits layer).
+    pub fn new(w: &Weights, head: Head) -> Result<Self, ModelError> {
         let layers = w
             .arch
             .layers()
@@ -49,7 +49,7 @@ impl FoldedNetwork {
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        let classifier = if with_classifier {
+        let classifier = if head == Head::Logits {
             let (weights, biases) = logits_layer(&w.tensors, w.arch)?;
             Some(Classifier {
                 weights: weights.data.clone(),

@@ -85,7 +85,7 @@ fn tflite_of_a_checkpoint_reads_back_with_identical_outputs() {
     let w = fixture();
     let bytes = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(crate::labels::owned_imagenet()),
         Format::Tflite,
     )
@@ -102,13 +102,7 @@ fn tflite_of_a_checkpoint_reads_back_with_identical_outputs() {
 #[test]
 fn tflite_of_a_finetuned_head_reads_back_with_identical_outputs() {
     let w = finetuned(4);
-    let bytes = to_bytes(
-        &w,
-        Head::Classification,
-        &info(class_names(4)),
-        Format::Tflite,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(class_names(4)), Format::Tflite).unwrap();
     let back = read_back(&bytes);
     assert_eq!(
         back.tensors[&format!("{LOGITS_SCOPE}/weights")].shape,
@@ -122,7 +116,7 @@ fn tflite_of_a_finetuned_head_reads_back_with_identical_outputs() {
 #[test]
 fn feature_vector_tflite_reads_back_without_logits() {
     let w = fixture();
-    let bytes = to_bytes(&w, Head::FeatureVector, &info(vec![]), Format::Tflite).unwrap();
+    let bytes = to_bytes(&w, Head::Features, &info(vec![]), Format::Tflite).unwrap();
     let back = read_back(&bytes);
     assert!(!back.has_logits());
     assert_eq!(
@@ -184,13 +178,7 @@ fn metadata_buffer<'a>(bytes: &'a [u8], name: &str) -> &'a [u8] {
 #[test]
 fn tflite_has_the_release_operator_sequence_and_a_dynamic_batch() {
     let w = finetuned(4);
-    let bytes = to_bytes(
-        &w,
-        Head::Classification,
-        &info(class_names(4)),
-        Format::Tflite,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(class_names(4)), Format::Tflite).unwrap();
     let model = root(&bytes);
     assert_eq!(model.u32_or(MODEL_VERSION, 0).unwrap(), 3);
     let codes: Vec<i32> = tables(&model, MODEL_OPERATOR_CODES)
@@ -223,13 +211,7 @@ fn tflite_has_the_release_operator_sequence_and_a_dynamic_batch() {
 fn tflite_metadata_is_what_model_maker_writes() {
     let w = finetuned(3);
     let labels = vec!["daisy".to_string(), "rose".into(), "tulip".into()];
-    let bytes = to_bytes(
-        &w,
-        Head::Classification,
-        &info(labels.clone()),
-        Format::Tflite,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(labels.clone()), Format::Tflite).unwrap();
     let meta = metadata_buffer(&bytes, md::METADATA_NAME);
     assert_eq!(&meta[4..8], md::FILE_IDENTIFIER.as_bytes());
     let m = root(meta);
@@ -274,17 +256,11 @@ fn tflite_metadata_is_what_model_maker_writes() {
 #[test]
 fn bad_labels_are_refused() {
     let w = finetuned(2);
-    let e = to_bytes(
-        &w,
-        Head::Classification,
-        &info(class_names(3)),
-        Format::Tflite,
-    )
-    .unwrap_err();
+    let e = to_bytes(&w, Head::Logits, &info(class_names(3)), Format::Tflite).unwrap_err();
     assert!(e.to_string().contains("3 labels for 2 classes"), "{e}");
     let e = to_bytes(
         &w,
-        Head::Classification,
+        Head::Logits,
         &info(vec!["a".into(), "b\nc".into()]),
         Format::Tflite,
     )
@@ -298,13 +274,7 @@ fn bad_labels_are_refused() {
 #[test]
 fn onnx_structure() {
     let w = finetuned(4);
-    let bytes = to_bytes(
-        &w,
-        Head::Classification,
-        &info(class_names(4)),
-        Format::Onnx,
-    )
-    .unwrap();
+    let bytes = to_bytes(&w, Head::Logits, &info(class_names(4)), Format::Onnx).unwrap();
     let m = ModelProto::decode(bytes.as_slice()).unwrap();
     assert_eq!(m.ir_version, onnx::IR_VERSION);
     assert_eq!(m.opset_import[0].version, 13);
@@ -355,7 +325,7 @@ fn onnx_structure() {
         .unwrap();
     let group = dw.attribute.iter().find(|a| a.name == "group").unwrap();
     assert_eq!(group.i, 8);
-    let net = FoldedNetwork::new(&w, true).unwrap();
+    let net = FoldedNetwork::new(&w, Head::Logits).unwrap();
     let conv0 = g
         .initializer
         .iter()
@@ -374,7 +344,7 @@ fn onnx_structure() {
 #[test]
 fn onnx_feature_vector_ends_at_the_features() {
     let w = fixture();
-    let bytes = to_bytes(&w, Head::FeatureVector, &info(vec![]), Format::Onnx).unwrap();
+    let bytes = to_bytes(&w, Head::Features, &info(vec![]), Format::Onnx).unwrap();
     let g = ModelProto::decode(bytes.as_slice()).unwrap().graph.unwrap();
     assert_eq!(g.output[0].name, onnx::FEATURES);
     assert_eq!(g.node.last().unwrap().op_type, "Flatten");

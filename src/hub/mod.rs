@@ -12,7 +12,6 @@ pub mod lock;
 pub mod progress;
 pub mod sources;
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -403,16 +402,15 @@ fn store(w: &Weights, provenance: Provenance, path: &Path) -> Result<(), HubErro
         path: path.to_path_buf(),
         source,
     };
-    let mut metadata = HashMap::from([
-        ("format".to_string(), "mnv1".to_string()),
-        (
-            "depth_multiplier".to_string(),
-            w.arch.depth_multiplier.to_string(),
-        ),
-        ("source_format".to_string(), w.format.to_string()),
-    ]);
-    metadata.extend(provenance.into_iter().map(|(k, v)| (k.to_string(), v)));
-    let bytes = st::serialize_with_checksum(&w.tensors, metadata)
+    let metadata = st::CanonicalMetadata {
+        depth_multiplier: w.arch.depth_multiplier,
+        source_format: w.format.to_string(),
+        extra: provenance
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    };
+    let bytes = st::canonical_bytes(&w.tensors, metadata)
         .map_err(|e| io_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let mut file = AtomicFile::create_as(path, tempfiles::CONVERT).map_err(io_err)?;
     file.write_all(&bytes).map_err(io_err)?;

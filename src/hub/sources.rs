@@ -61,12 +61,12 @@ fn rebase(url: &str, host: &str, base: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Module, Registry};
+    use crate::registry::{Head, Registry};
 
     #[test]
     fn mirrors_keep_the_path() {
         let v = Registry::builtin()
-            .resolve("025_192", Module::Classification)
+            .resolve("025_192", Head::Logits)
             .unwrap();
         let mut opts = FetchOptions::for_cache_dir("/unused".into());
         opts.mirror = Some("https://mirror.example/tf/".into());
@@ -84,7 +84,7 @@ mod tests {
             ]
         );
         let hf = Registry::builtin()
-            .resolve("075_192", Module::FeatureVector)
+            .resolve("075_192", Head::Features)
             .unwrap();
         let sources = sources_for(hf, &FetchOptions::for_cache_dir("/unused".into()));
         assert_eq!(

@@ -14,6 +14,29 @@ const POINTWISE_DEPTHS: [usize; 13] = [
 ];
 pub const MULTIPLIERS: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
 
+/// Where the network ends: TF-Hub's `classification` module (the classifier's logits) or its
+/// `feature_vector` module (the pooled features). One enum for the registry's modules, the
+/// engine's outputs and the exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub enum Head {
+    /// 1001 logits (index 0 = background), or K for a fine-tuned head.
+    #[serde(rename = "classification")]
+    Logits,
+    /// The pooled feature vector.
+    #[serde(rename = "feature_vector")]
+    Features,
+}
+
+impl Head {
+    /// The TF-Hub module name: `classification` or `feature_vector`.
+    pub fn hub_module(self) -> &'static str {
+        match self {
+            Head::Logits => "classification",
+            Head::Features => "feature_vector",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerKind {
     /// Conv2d_0: 3x3 full convolution on the RGB input.

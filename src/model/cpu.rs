@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::arch::{Arch, LayerKind};
+use super::arch::{Arch, Head, LayerKind};
 use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{pointwise_rows, Pointwise};
 use super::kernels::pool::mean_pool;
-use super::kernels::{AlignedBuf, Pad, Shape};
+use super::kernels::{AlignedBuf, Isa, Pad, Shape};
 use super::mobilenet::{check_multiplier, fold, logits_layer, ModelError, MIN_INPUT};
 use super::padding::same_padding;
 use crate::weights::RawTensor;
@@ -52,6 +52,8 @@ pub struct CpuMobileNet {
     /// The logits layer, `[C, 1001]` (or K classes), on the pointwise kernel without ReLU6.
     logits: Option<Pointwise>,
     pool: rayon::ThreadPool,
+    /// The instruction set every kernel runs with, chosen when the network is built.
+    isa: Isa,
     /// One per pool thread (whole images per thread), and the last for the caller's thread.
     workspaces: Vec<Mutex<Workspace>>,
 }
@@ -71,12 +73,14 @@ const GROUP_IMAGES: usize = 8;
 
 impl CpuMobileNet {
     /// Builds the network from canonical tensors, like `MobileNetV1::from_tensors`, running on
-    /// `threads` threads (at least 1).
+    /// `threads` threads (at least 1) with the kernels for `isa` (`Isa::from_env()` is the
+    /// usual choice).
     pub fn from_tensors(
         w: &BTreeMap<String, RawTensor>,
         arch: Arch,
-        with_logits: bool,
+        head: Head,
         threads: usize,
+        isa: Isa,
     ) -> Result<Self, ModelError> {
         let layer_table = arch.layers();
         check_multiplier(w, &layer_table[0], arch)?;
@@ -85,16 +89,12 @@ impl CpuMobileNet {
             // TF's layouts are already the ones the NHWC kernels want: HWIO, [3,3,C,1], [1,1,Cin,Cout].
             let (filter, bias) = fold(w, layer)?;
             let stage = match layer.kind {
-                LayerKind::Conv => Stage::Conv0(Conv0 {
-                    filter,
-                    bias,
-                    stride: layer.stride,
-                }),
+                LayerKind::Conv => Stage::Conv0(Conv0::new(filter, bias, layer.stride, isa)),
                 LayerKind::Depthwise => {
-                    Stage::Depthwise(Depthwise::new(filter, bias, layer.stride))
+                    Stage::Depthwise(Depthwise::new(filter, bias, layer.stride, isa))
                 }
                 LayerKind::Pointwise => {
-                    Stage::Pointwise(Pointwise::new(&filter, &bias, layer.in_channels))
+                    Stage::Pointwise(Pointwise::new(&filter, &bias, layer.in_channels, isa))
                 }
             };
             steps.push(Step {
@@ -103,9 +103,14 @@ impl CpuMobileNet {
                 out_channels: layer.out_channels,
             });
         }
-        let logits = if with_logits {
+        let logits = if head == Head::Logits {
             let (lw, lb) = logits_layer(w, arch)?;
-            Some(Pointwise::linear(&lw.data, &lb.data, arch.feature_dim()))
+            Some(Pointwise::linear(
+                &lw.data,
+                &lb.data,
+                arch.feature_dim(),
+                isa,
+            ))
         } else {
             None
         };
@@ -119,6 +124,7 @@ impl CpuMobileNet {
             steps,
             logits,
             pool,
+            isa,
             workspaces: (0..=threads.max(1))
                 .map(|_| Mutex::new(Workspace::default()))
                 .collect(),
@@ -142,6 +148,10 @@ impl CpuMobileNet {
         self.pool.current_num_threads()
     }
 
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
     /// Runs `f` in this network's thread pool.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
@@ -155,7 +165,7 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward(images, n, h, w, false, None)
+        self.forward(images, n, h, w, Head::Features, None)
     }
 
     /// Logits `[N, 1001]`, row-major (index 0 = background), of NHWC images in [0,1].
@@ -166,7 +176,7 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward(images, n, h, w, true, None)
+        self.forward(images, n, h, w, Head::Logits, None)
     }
 
     /// One forward pass; with `profile`, the wall time of every stage is appended to it.
@@ -176,7 +186,7 @@ impl CpuMobileNet {
         n: usize,
         h: usize,
         w: usize,
-        with_logits: bool,
+        head: Head,
         profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
         if h < MIN_INPUT || w < MIN_INPUT {
@@ -191,10 +201,10 @@ impl CpuMobileNet {
                 images.len()
             )));
         }
-        let logits = match (with_logits, &self.logits) {
-            (true, None) => return Err(ModelError::NoLogits),
-            (true, Some(l)) => Some(l),
-            (false, _) => None,
+        let logits = match (head, &self.logits) {
+            (Head::Logits, None) => return Err(ModelError::NoLogits),
+            (Head::Logits, Some(l)) => Some(l),
+            (Head::Features, _) => None,
         };
         let shapes = self.shapes(h, w);
         let c = shapes.last().map_or(0, |s| s.channels);
@@ -414,7 +424,7 @@ impl CpuMobileNet {
             .chunks_exact(shape.len())
             .zip(pooled.chunks_exact_mut(c))
         {
-            mean_pool(img, c, out);
+            mean_pool(self.isa, img, out);
         }
         if let Some(p) = profile.as_deref_mut() {
             p.push(("AvgPool".into(), start.elapsed()));
@@ -438,7 +448,7 @@ impl CpuMobileNet {
             .iter()
             .map(|s| {
                 let stride = match &s.stage {
-                    Stage::Conv0(l) => l.stride,
+                    Stage::Conv0(l) => l.stride(),
                     Stage::Depthwise(l) => l.stride(),
                     Stage::Pointwise(_) => 1,
                 };
@@ -470,7 +480,7 @@ impl CpuMobileNet {
         let oh = out_shape.height;
         match &step.stage {
             Stage::Conv0(layer) => {
-                let pad = pad(layer.stride);
+                let pad = pad(layer.stride());
                 self.for_each_block(out, out_shape.row_len(), parallel, |row, block| {
                     let img = &input[(row / oh) * image_len..][..image_len];
                     conv0_row(img, in_shape, row % oh, pad, layer, block);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::arch::{Arch, Layer, LayerKind, BN_EPSILON, LOGITS_SCOPE, NUM_CLASSES};
+use super::arch::{Arch, Head, Layer, LayerKind, BN_EPSILON, LOGITS_SCOPE, NUM_CLASSES};
 use super::padding::same_padding;
 use crate::weights::RawTensor;
 
@@ -40,6 +40,8 @@ pub enum ModelError {
     Input(String),
     #[error("cannot start the CPU threads: {0}")]
     Threads(String),
+    #[error(transparent)]
+    Isa(#[from] super::kernels::IsaError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -151,11 +153,11 @@ pub(crate) fn logits_layer(
 
 impl MobileNetV1 {
     /// Builds the network from canonical tensors (see `crate::weights`), checking every shape
-    /// against `arch`. `with_logits` asks for the classifier head too.
+    /// against `arch`, up to `head` (`Head::Logits`: the classifier too).
     pub fn from_tensors(
         w: &BTreeMap<String, RawTensor>,
         arch: Arch,
-        with_logits: bool,
+        head: Head,
         device: &Device,
     ) -> Result<Self, ModelError> {
         let layer_table = arch.layers();
@@ -185,7 +187,7 @@ impl MobileNetV1 {
                 bias,
             });
         }
-        let logits = if with_logits {
+        let logits = if head == Head::Logits {
             let f = arch.feature_dim();
             let (lw, lb) = logits_layer(w, arch)?;
             let k = lb.data.len();

@@ -7,6 +7,6 @@ pub mod kernels;
 pub mod mobilenet;
 pub mod padding;
 
-pub use arch::{Arch, Layer, LayerKind, BN_EPSILON, NUM_CLASSES};
+pub use arch::{Arch, Head, Layer, LayerKind, BN_EPSILON, NUM_CLASSES};
 pub use cpu::CpuMobileNet;
 pub use mobilenet::{MobileNetV1, ModelError};

@@ -431,11 +431,13 @@ impl CpuTrainNet {
         let last = layers.last().map_or(input, |l| l.out);
         let c = last.channels;
         let act = &layers[layers.len() - 1].a[..n * last.len()];
+        // The pooling kernel is the inference path's, at the widest level this CPU has.
+        let isa = crate::model::kernels::simd::Isa::best();
         for (img, f) in act
             .chunks_exact(last.len())
             .zip(work.features.chunks_exact_mut(c))
         {
-            crate::model::kernels::pool::mean_pool(img, c, f);
+            crate::model::kernels::pool::mean_pool(isa, img, f);
         }
     }
 

@@ -271,7 +271,12 @@ pub fn fine_tune(
         }
         Backbone::Trained(net)
     } else {
-        let net = MobileNetV1::from_tensors(&weights.tensors, weights.arch, false, device)?;
+        let net = MobileNetV1::from_tensors(
+            &weights.tensors,
+            weights.arch,
+            crate::model::Head::Features,
+            device,
+        )?;
         let mut frozen = Backbone::Frozen {
             net,
             train_features: None,

@@ -386,8 +386,13 @@ mod tests {
 
         let dev = Device::Cpu;
         let x = Tensor::rand(0f32, 1f32, (2, 64, 72, 3), &dev).unwrap();
-        let reference =
-            crate::model::MobileNetV1::from_tensors(&w.tensors, w.arch, false, &dev).unwrap();
+        let reference = crate::model::MobileNetV1::from_tensors(
+            &w.tensors,
+            w.arch,
+            crate::model::Head::Features,
+            &dev,
+        )
+        .unwrap();
         let want: Vec<Vec<f32>> = reference.features(&x).unwrap().to_vec2().unwrap();
         for tensors in [&w.tensors, &folded] {
             let net = TrainNet::from_tensors(tensors, w.arch, 0.99, &dev).unwrap();

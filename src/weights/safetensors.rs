@@ -63,14 +63,47 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, Saf
     Ok(out)
 }
 
-/// Writes `tensors` with `metadata` and a [`CHECKSUM_KEY`] to `path`, atomically (a temporary
-/// file beside it, then a rename), so the result may also be dropped into mnv1's cache.
-pub fn write_safetensors(
+/// What a canonical file says about its weights besides the tensors: every file carries
+/// `format = mnv1`, the depth multiplier and `source_format` (what they were read from, or
+/// `mnv1 finetune`); `extra` adds the cache's provenance or a fine-tuned head's class count.
+pub struct CanonicalMetadata {
+    pub depth_multiplier: f64,
+    pub source_format: String,
+    pub extra: Vec<(String, String)>,
+}
+
+impl CanonicalMetadata {
+    fn into_map(self) -> HashMap<String, String> {
+        let mut m = HashMap::from([
+            ("format".to_string(), "mnv1".to_string()),
+            (
+                "depth_multiplier".to_string(),
+                self.depth_multiplier.to_string(),
+            ),
+            ("source_format".to_string(), self.source_format),
+        ]);
+        m.extend(self.extra);
+        m
+    }
+}
+
+/// The bytes of mnv1's canonical file: `tensors`, `metadata` and the [`CHECKSUM_KEY`]. The one
+/// writer of the format, for `convert`, `finetune` and the cache.
+pub fn canonical_bytes(
     tensors: &BTreeMap<String, RawTensor>,
-    metadata: HashMap<String, String>,
+    metadata: CanonicalMetadata,
+) -> Result<Vec<u8>, SafetensorsError> {
+    serialize_with_checksum(tensors, metadata.into_map())
+}
+
+/// Writes the canonical file (`canonical_bytes`) to `path`, atomically (a temporary file
+/// beside it, then a rename), so the result may also be dropped into mnv1's cache.
+pub fn write_canonical(
+    tensors: &BTreeMap<String, RawTensor>,
+    metadata: CanonicalMetadata,
     path: &Path,
 ) -> Result<(), SafetensorsError> {
-    let bytes = serialize_with_checksum(tensors, metadata)?;
+    let bytes = canonical_bytes(tensors, metadata)?;
     crate::atomic::write_atomic(path, &bytes)?;
     Ok(())
 }
@@ -78,7 +111,7 @@ pub fn write_safetensors(
 /// The file's bytes with `metadata` plus the [`CHECKSUM_KEY`] of its data section. The header is
 /// laid out before the data, so the checksum is computed on a first serialisation and the header
 /// written again with it; the data section does not change.
-pub fn serialize_with_checksum(
+fn serialize_with_checksum(
     tensors: &BTreeMap<String, RawTensor>,
     mut metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, SafetensorsError> {

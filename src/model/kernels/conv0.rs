@@ -8,14 +8,42 @@
 
 use std::cell::RefCell;
 
-use super::simd::{dispatch, mul_add};
-use super::{relu6, Pad, Shape};
+use super::simd::{dispatch, mul_add, Target};
+use super::{relu6, Isa, Pad, Shape};
 
 /// The folded first layer: filter `[3, 3, 3, Cout]` (TF's HWIO as stored), bias `[Cout]`.
+/// The fields are private so that the lengths `new` checks hold for the AVX-512 kernel's raw
+/// reads.
 pub struct Conv0 {
-    pub filter: Vec<f32>,
-    pub bias: Vec<f32>,
-    pub stride: usize,
+    filter: Vec<f32>,
+    bias: Vec<f32>,
+    stride: usize,
+    isa: Isa,
+}
+
+impl Conv0 {
+    /// The layer, run with `isa`. Panics unless `filter` holds `27 * Cout` values for `Cout =
+    /// bias.len() > 0` and the stride is 1 or 2.
+    pub fn new(filter: Vec<f32>, bias: Vec<f32>, stride: usize, isa: Isa) -> Self {
+        let cout = bias.len();
+        assert!(cout > 0, "conv0 without output channels");
+        assert_eq!(filter.len(), 27 * cout, "conv0 filter [3, 3, 3, Cout]");
+        assert!(matches!(stride, 1 | 2), "conv0 stride {stride}");
+        Self {
+            filter,
+            bias,
+            stride,
+            isa,
+        }
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.bias.len()
+    }
 }
 
 thread_local! {
@@ -23,11 +51,23 @@ thread_local! {
     static ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-dispatch!(pub fn conv0_row(image: &[f32], shape: Shape, oy: usize, pad: Pad, layer: &Conv0, out: &mut [f32]) => row_body);
+/// Output row `oy` (`out`: `[OW, Cout]`, OW >= 1) of one image (`[H, W, 3]`, values in [0,1]).
+pub fn conv0_row(image: &[f32], shape: Shape, oy: usize, pad: Pad, layer: &Conv0, out: &mut [f32]) {
+    let cout = layer.bias.len();
+    assert!(
+        shape.channels == 3
+            && image.len() >= shape.len()
+            && !out.is_empty()
+            && out.len().is_multiple_of(cout),
+        "conv0 row shapes"
+    );
+    row(layer.isa, image, shape, oy, pad, layer, out);
+}
 
-/// Output row `oy` (`out`: `[OW, Cout]`) of one image (`[H, W, 3]`, values in [0,1]).
+dispatch!(fn row(image: &[f32], shape: Shape, oy: usize, pad: Pad, layer: &Conv0, out: &mut [f32]) => row_body);
+
 #[inline(always)]
-fn row_body<const FMA: bool>(
+fn row_body<T: Target>(
     image: &[f32],
     shape: Shape,
     oy: usize,
@@ -62,33 +102,28 @@ fn row_body<const FMA: bool>(
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F; `rows` holds the 3 x cols x 3 scratch the tiles read.
+    if T::AVX512 {
+        // SAFETY: `T::AVX512` holds only in the copy `dispatch!` runs for an `Isa` of level
+        // Avx512, which exists only where the CPU has AVX-512F.
         unsafe { avx512::row(&rows, cols, s, layer, out) };
         ROWS.with(|r| *r.borrow_mut() = rows);
         return;
     }
-    portable_row::<FMA>(&rows, cols, s, layer, out);
+    portable_row::<T>(&rows, cols, s, layer, out);
     ROWS.with(|r| *r.borrow_mut() = rows);
 }
 
-/// The row from the padded scratch in plain Rust (CPUs without AVX-512).
+/// The row from the padded scratch in plain Rust (levels below AVX-512).
 #[inline(always)]
-fn portable_row<const FMA: bool>(
-    rows: &[f32],
-    cols: usize,
-    s: usize,
-    layer: &Conv0,
-    out: &mut [f32],
-) {
+fn portable_row<T: Target>(rows: &[f32], cols: usize, s: usize, layer: &Conv0, out: &mut [f32]) {
     let cout = layer.bias.len();
     let mut c = 0;
     while c < cout {
         c += match cout - c {
-            32.. => channel_block::<32, 6, FMA>(rows, cols, s, layer, c, out),
-            16.. => channel_block::<16, 8, FMA>(rows, cols, s, layer, c, out),
-            8.. => channel_block::<8, 8, FMA>(rows, cols, s, layer, c, out),
-            _ => channel_block::<1, 8, FMA>(rows, cols, s, layer, c, out),
+            32.. => channel_block::<32, 6, T>(rows, cols, s, layer, c, out),
+            16.. => channel_block::<16, 8, T>(rows, cols, s, layer, c, out),
+            8.. => channel_block::<8, 8, T>(rows, cols, s, layer, c, out),
+            _ => channel_block::<1, 8, T>(rows, cols, s, layer, c, out),
         };
     }
 }
@@ -101,6 +136,9 @@ mod avx512 {
 
     /// Every output pixel of the row: blocks of 32 channels (two registers) six pixels at a
     /// time; a block of at most 16 channels (8, 16 and the rest of 24) twelve pixels at a time.
+    ///
+    /// SAFETY (caller): the CPU has AVX-512F. (`tile` checks the bounds of what it reads from
+    /// `rows` and writes to `out`; `Conv0::new` those of the filter and bias.)
     #[target_feature(enable = "avx512f")]
     pub unsafe fn row(rows: &[f32], cols: usize, s: usize, layer: &Conv0, out: &mut [f32]) {
         let cout = layer.bias.len();
@@ -116,20 +154,24 @@ mod avx512 {
             let mut ox = 0;
             if width > 16 {
                 while ox + 6 <= ow {
-                    tile::<2, 6>(rows, cols, s, layer, c, masks, ox, out);
+                    // SAFETY: AVX-512F (our caller's contract); `tile` checks its bounds.
+                    unsafe { tile::<2, 6>(rows, cols, s, layer, c, masks, ox, out) };
                     ox += 6;
                 }
                 while ox < ow {
-                    tile::<2, 1>(rows, cols, s, layer, c, masks, ox, out);
+                    // SAFETY: as above.
+                    unsafe { tile::<2, 1>(rows, cols, s, layer, c, masks, ox, out) };
                     ox += 1;
                 }
             } else {
                 while ox + 12 <= ow {
-                    tile::<1, 12>(rows, cols, s, layer, c, masks, ox, out);
+                    // SAFETY: as above.
+                    unsafe { tile::<1, 12>(rows, cols, s, layer, c, masks, ox, out) };
                     ox += 12;
                 }
                 while ox < ow {
-                    tile::<1, 1>(rows, cols, s, layer, c, masks, ox, out);
+                    // SAFETY: as above.
+                    unsafe { tile::<1, 1>(rows, cols, s, layer, c, masks, ox, out) };
                     ox += 1;
                 }
             }
@@ -138,6 +180,8 @@ mod avx512 {
     }
 
     /// Pixels `ox..ox+P` x channels `c..c+16V` (lanes past `masks` neither read nor written).
+    ///
+    /// SAFETY (caller): the CPU has AVX-512F; `masks` cover only channels below `Cout`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -153,20 +197,33 @@ mod avx512 {
     ) {
         let cout = layer.bias.len();
         // Bounds of everything the raw reads below touch.
-        assert!((ox + P - 1) * s * 3 + 9 <= cols * 3 && out.len() >= (ox + P) * cout);
+        assert!(
+            (ox + P - 1) * s * 3 + 9 <= cols * 3
+                && rows.len() >= 3 * cols * 3
+                && out.len() >= (ox + P) * cout,
+            "conv0 tile out of range"
+        );
+        // Pointers to lanes that `masks` leave out are formed with wrapping_add: they may lie
+        // past the end, and are never dereferenced.
         let filter = layer.filter.as_ptr();
         let bias: [__m512; V] = std::array::from_fn(|v| {
-            _mm512_maskz_loadu_ps(masks[v], layer.bias.as_ptr().add(c + 16 * v))
+            // SAFETY: the unmasked lanes are channels c + 16v.. below Cout = bias.len().
+            unsafe { _mm512_maskz_loadu_ps(masks[v], layer.bias.as_ptr().wrapping_add(c + 16 * v)) }
         });
         let mut acc = [bias; P];
         for ky in 0..3 {
-            let row = rows.as_ptr().add((ky * cols + ox * s) * 3);
+            let row = rows.as_ptr().wrapping_add((ky * cols + ox * s) * 3);
             for j in 0..9 {
-                let tap = filter.add((ky * 9 + j) * cout + c);
-                let w: [__m512; V] =
-                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], tap.add(16 * v)));
+                let tap = filter.wrapping_add((ky * 9 + j) * cout + c);
+                let w: [__m512; V] = std::array::from_fn(|v| {
+                    // SAFETY: the filter holds 27 x Cout values (`Conv0::new`) and the unmasked
+                    // lanes are channels below Cout of tap ky * 9 + j < 27.
+                    unsafe { _mm512_maskz_loadu_ps(masks[v], tap.wrapping_add(16 * v)) }
+                });
                 for (p, acc) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*row.add(p * s * 3 + j));
+                    // SAFETY: value (ky * cols + (ox + p) * s) * 3 + j < 3 * cols * 3, within
+                    // `rows` by the assert above.
+                    let x = _mm512_set1_ps(unsafe { *row.add(p * s * 3 + j) });
                     for v in 0..V {
                         acc[v] = _mm512_fmadd_ps(x, w[v], acc[v]);
                     }
@@ -176,10 +233,12 @@ mod avx512 {
         // ReLU6 with the value second, so a NaN stays NaN (see pointwise.rs).
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         for (p, acc) in acc.iter().enumerate() {
-            let o = out.as_mut_ptr().add((ox + p) * cout + c);
+            let o = out.as_mut_ptr().wrapping_add((ox + p) * cout + c);
             for v in 0..V {
                 let y = _mm512_min_ps(six, _mm512_max_ps(zero, acc[v]));
-                _mm512_mask_storeu_ps(o.add(16 * v), masks[v], y);
+                // SAFETY: pixel ox + p < out.len() / Cout by the assert above; the unmasked
+                // lanes are channels below Cout.
+                unsafe { _mm512_mask_storeu_ps(o.wrapping_add(16 * v), masks[v], y) };
             }
         }
     }
@@ -187,7 +246,7 @@ mod avx512 {
 
 /// Output channels `c..c+B` of every pixel of the row, `P` pixels at a time; returns `B`.
 #[inline(always)]
-fn channel_block<const B: usize, const P: usize, const FMA: bool>(
+fn channel_block<const B: usize, const P: usize, T: Target>(
     rows: &[f32],
     cols: usize,
     s: usize,
@@ -199,11 +258,11 @@ fn channel_block<const B: usize, const P: usize, const FMA: bool>(
     let ow = out.len() / cout;
     let mut ox = 0;
     while ox + P <= ow {
-        tile::<B, P, FMA>(rows, cols, s, layer, c, ox, out);
+        tile::<B, P, T>(rows, cols, s, layer, c, ox, out);
         ox += P;
     }
     while ox < ow {
-        tile::<B, 1, FMA>(rows, cols, s, layer, c, ox, out);
+        tile::<B, 1, T>(rows, cols, s, layer, c, ox, out);
         ox += 1;
     }
     B
@@ -211,7 +270,7 @@ fn channel_block<const B: usize, const P: usize, const FMA: bool>(
 
 /// Pixels `ox..ox+P` x channels `c..c+B`, accumulated in registers over the 27 taps.
 #[inline(always)]
-fn tile<const B: usize, const P: usize, const FMA: bool>(
+fn tile<const B: usize, const P: usize, T: Target>(
     rows: &[f32],
     cols: usize,
     s: usize,
@@ -234,7 +293,7 @@ fn tile<const B: usize, const P: usize, const FMA: bool>(
             for (p, acc) in acc.iter_mut().enumerate() {
                 let x = row[p * s * 3 + j];
                 for (a, &w) in acc.iter_mut().zip(w) {
-                    *a = mul_add::<FMA>(x, w, *a);
+                    *a = mul_add::<T>(x, w, *a);
                 }
             }
         }
@@ -242,50 +301,6 @@ fn tile<const B: usize, const P: usize, const FMA: bool>(
     for (p, acc) in acc.iter().enumerate() {
         for (o, &a) in out[(ox + p) * cout + c..][..B].iter_mut().zip(acc) {
             *o = relu6(a);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn portable_row_matches_the_dispatched_one() {
-        // Every channel tail (8, 24, 32, 40) and an odd width with padding on the right.
-        for cout in [8, 24, 32, 40] {
-            let shape = Shape {
-                height: 5,
-                width: 17,
-                channels: 3,
-            };
-            let image: Vec<f32> = (0..shape.len())
-                .map(|i| (i * 37 % 101) as f32 / 100.0)
-                .collect();
-            let layer = Conv0 {
-                filter: (0..27 * cout)
-                    .map(|i| (i * 53 % 97) as f32 / 97.0 - 0.5)
-                    .collect(),
-                bias: (0..cout).map(|i| i as f32 / 10.0 - 1.0).collect(),
-                stride: 2,
-            };
-            let pad = Pad { top: 0, left: 0 };
-            let ow = 9;
-            let mut dispatched = vec![0f32; ow * cout];
-            conv0_row(&image, shape, 1, pad, &layer, &mut dispatched);
-            // The same scratch row_body builds: input rows 2..5, mapped to [-1,1], zero-padded.
-            let cols = (ow - 1) * 2 + 3;
-            let mut rows = vec![0f32; 3 * cols * 3];
-            for ky in 0..3 {
-                for i in 0..shape.width * 3 {
-                    rows[ky * cols * 3 + i] = image[(2 + ky) * shape.width * 3 + i] * 2.0 - 1.0;
-                }
-            }
-            let mut portable = vec![0f32; ow * cout];
-            portable_row::<false>(&rows, cols, 2, &layer, &mut portable);
-            for (a, b) in dispatched.iter().zip(&portable) {
-                assert!((a - b).abs() < 1e-5, "cout {cout}: {a} vs {b}");
-            }
         }
     }
 }

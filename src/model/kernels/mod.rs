@@ -1,12 +1,18 @@
 //! The CPU fast path's kernels over NHWC activations, one concern per file. Each layer kernel
 //! writes its output with the folded-BatchNorm bias added and ReLU6 applied, so no pass over an
-//! activation is spent on either.
+//! activation is spent on either. Each layer keeps the instruction set it was built for
+//! (`simd::Isa`); the tests at the end run every kernel at every level the CPU supports.
 
 pub mod conv0;
 pub mod depthwise;
 pub mod pointwise;
 pub mod pool;
-mod simd;
+pub mod simd;
+
+pub use simd::{Isa, IsaError, Level};
+
+#[cfg(test)]
+mod tests;
 
 /// One NHWC image's activation: `height` rows of `width * channels` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

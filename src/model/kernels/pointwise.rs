@@ -6,8 +6,8 @@
 //! again on every call, which cost more than the arithmetic on the small late layers, and kept
 //! its packing buffers per thread.) Callers hand each thread its own block of rows.
 
-use super::simd::{dispatch, mul_add};
-use super::{relu6, AlignedBuf};
+use super::simd::{dispatch, mul_add, Target};
+use super::{relu6, AlignedBuf, Isa};
 
 /// Output channels per packed panel: two 16-lane AVX-512 registers.
 const PANEL: usize = 32;
@@ -26,22 +26,25 @@ pub struct Pointwise {
     cout: usize,
     /// ReLU6 on the output (every layer but the logits).
     relu6: bool,
+    isa: Isa,
 }
 
 impl Pointwise {
     /// Packs TF's `[1, 1, Cin, Cout]` filter (row-major `[Cin, Cout]`) and bias `[Cout]`, for a
-    /// layer followed by ReLU6.
-    pub fn new(weights: &[f32], bias: &[f32], cin: usize) -> Self {
-        Self::pack(weights, bias, cin, true)
+    /// layer followed by ReLU6, run with `isa`. Panics unless `Cin, Cout > 0` and the weights
+    /// hold `Cin x Cout` values.
+    pub fn new(weights: &[f32], bias: &[f32], cin: usize, isa: Isa) -> Self {
+        Self::pack(weights, bias, cin, true, isa)
     }
 
     /// The same for a layer without activation: the logits, `[C, classes]` weights.
-    pub fn linear(weights: &[f32], bias: &[f32], cin: usize) -> Self {
-        Self::pack(weights, bias, cin, false)
+    pub fn linear(weights: &[f32], bias: &[f32], cin: usize, isa: Isa) -> Self {
+        Self::pack(weights, bias, cin, false, isa)
     }
 
-    fn pack(weights: &[f32], bias: &[f32], cin: usize, relu6: bool) -> Self {
+    fn pack(weights: &[f32], bias: &[f32], cin: usize, relu6: bool, isa: Isa) -> Self {
         let cout = bias.len();
+        assert!(cin > 0 && cout > 0, "pointwise without channels");
         assert_eq!(weights.len(), cin * cout, "pointwise weights [Cin, Cout]");
         let panels = cout.div_ceil(PANEL);
         let mut packed = AlignedBuf::zeroed(panels * cin * PANEL);
@@ -64,6 +67,7 @@ impl Pointwise {
             cin,
             cout,
             relu6,
+            isa,
         }
     }
 
@@ -94,13 +98,24 @@ pub fn pointwise_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         input.len() == rows * layer.cin && out.len() == rows * layer.cout,
         "pointwise block shapes"
     );
+    dispatch_rows(layer.isa, input, layer, out);
+}
+
+dispatch!(fn dispatch_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) => rows_body);
+
+/// The hand-written AVX-512 kernel at that level, else the same tiles in plain Rust (compiled
+/// for AVX2+FMA at that level).
+#[inline(always)]
+fn rows_body<T: Target>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::level() == super::simd::Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F (checked at run time); shapes checked above.
+    if T::AVX512 {
+        // SAFETY: `T::AVX512` holds only in the copy `dispatch!` runs for an `Isa` of level
+        // Avx512, which exists only where the CPU has AVX-512F; `pointwise_rows` checked the
+        // shapes.
         unsafe { avx512::rows(input, layer, out) };
         return;
     }
-    portable_rows(input, layer, out);
+    portable_body::<T>(input, layer, out);
 }
 
 /// `(first row, rows)` of the register tiles covering `rows`: as few tiles as `TILE_ROWS`
@@ -138,22 +153,24 @@ mod avx512 {
         relu6: bool,
     }
 
+    /// SAFETY (caller): the CPU has AVX-512F; `input` holds `rows x Cin` values and `out`
+    /// `rows x Cout` (checked by `pointwise_rows`).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         let (cin, cout) = (layer.cin, layer.cout);
         let rows = out.len() / cout;
         if rows == 1 {
-            // SAFETY: one row of `cin` inputs and `cout` outputs (the caller checked the shapes).
-            unsafe {
-                let (a, o) = (input.as_ptr(), out.as_mut_ptr());
-                let panels = cout.div_ceil(PANEL);
-                let wide = panels - panels % 4;
-                for p in (0..wide).step_by(4) {
-                    one_row::<4>(a, layer, p, o);
-                }
-                for p in wide..panels {
-                    one_row::<1>(a, layer, p, o);
-                }
+            let (a, o) = (input.as_ptr(), out.as_mut_ptr());
+            let panels = cout.div_ceil(PANEL);
+            let wide = panels - panels % 4;
+            for p in (0..wide).step_by(4) {
+                // SAFETY: one row of `cin` inputs and `cout` outputs (our caller's contract),
+                // and panels p..p + 4 <= `panels` exist.
+                unsafe { one_row::<4>(a, layer, p, o) };
+            }
+            for p in wide..panels {
+                // SAFETY: as above, panel p < `panels`.
+                unsafe { one_row::<1>(a, layer, p, o) };
             }
             return;
         }
@@ -162,21 +179,22 @@ mod avx512 {
             for k0 in (0..cin).step_by(K_BLOCK) {
                 let kc = K_BLOCK.min(cin - k0);
                 let pass = Pass {
-                    w: panel.as_ptr().add(k0 * PANEL),
+                    w: panel[k0 * PANEL..].as_ptr(),
                     kc,
                     lda: cin,
                     ldo: cout,
-                    bias: layer.bias.as_ptr().add(first),
+                    bias: layer.bias[first..].as_ptr(),
                     masks,
                     first: k0 == 0,
                     relu6: layer.relu6 && k0 + kc == cin,
                 };
                 for (r, tile) in tiles(rows) {
-                    // SAFETY: rows r..r+tile exist in both buffers (the caller checked their
-                    // shapes); columns first..first+width and inputs k0..k0+kc are in range.
+                    let a = input[r * cin + k0..].as_ptr();
+                    let o = out[r * cout + first..].as_mut_ptr();
+                    // SAFETY: rows r..r + tile exist in both buffers (our caller's contract);
+                    // inputs k0..k0 + kc < Cin of each, and the panel's output lanes below
+                    // Cout, which `masks` keeps.
                     unsafe {
-                        let a = input.as_ptr().add(r * cin + k0);
-                        let o = out.as_mut_ptr().add(r * cout + first);
                         match tile {
                             8 => tile_kernel::<8>(a, o, &pass),
                             7 => tile_kernel::<7>(a, o, &pass),
@@ -204,8 +222,8 @@ mod avx512 {
     /// could not. Each output sums the same products in the same order as `tile_kernel`, so a
     /// result does not depend on how many images were in the batch.
     ///
-    /// SAFETY (caller): `a` points at `layer.cin` readable values, `out` at the layer's
-    /// `cout` writable ones; panels `first..first + NP` exist.
+    /// SAFETY (caller): the CPU has AVX-512F; `a` points at `layer.cin` readable values, `out`
+    /// at the layer's `cout` writable ones; panels `first..first + NP` exist.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn one_row<const NP: usize>(
@@ -215,27 +233,36 @@ mod avx512 {
         out: *mut f32,
     ) {
         let cin = layer.cin;
-        let w = layer.packed.as_slice().as_ptr().add(first * cin * PANEL);
+        let w = layer.packed.as_slice()[first * cin * PANEL..].as_ptr();
         let masks: [[__mmask16; 2]; NP] =
             std::array::from_fn(|p| panel_masks(PANEL.min(layer.cout - (first + p) * PANEL)));
         let mut acc: [[__m512; 2]; NP] = std::array::from_fn(|p| {
-            let b = layer.bias.as_ptr().add((first + p) * PANEL);
-            [
-                _mm512_maskz_loadu_ps(masks[p][0], b),
-                _mm512_maskz_loadu_ps(masks[p][1], b.add(16)),
-            ]
+            let b = layer.bias[(first + p) * PANEL..][..PANEL].as_ptr();
+            // SAFETY: the bias is padded to whole panels, and panel first + p exists.
+            unsafe {
+                [
+                    _mm512_maskz_loadu_ps(masks[p][0], b),
+                    _mm512_maskz_loadu_ps(masks[p][1], b.add(16)),
+                ]
+            }
         });
         for k in 0..cin {
-            let x = _mm512_set1_ps(*a.add(k));
+            // SAFETY: k < Cin values readable at `a` (the caller's contract).
+            let x = _mm512_set1_ps(unsafe { *a.add(k) });
             for (p, [lo, hi]) in acc.iter_mut().enumerate() {
-                let wk = w.add(p * cin * PANEL + k * PANEL);
-                *lo = _mm512_fmadd_ps(x, _mm512_loadu_ps(wk), *lo);
-                *hi = _mm512_fmadd_ps(x, _mm512_loadu_ps(wk.add(16)), *hi);
+                // SAFETY: row k < Cin of panel first + p, which exists (`packed` holds whole
+                // `[Cin, 32]` panels).
+                let (w0, w1) = unsafe {
+                    let wk = w.add(p * cin * PANEL + k * PANEL);
+                    (_mm512_loadu_ps(wk), _mm512_loadu_ps(wk.add(16)))
+                };
+                *lo = _mm512_fmadd_ps(x, w0, *lo);
+                *hi = _mm512_fmadd_ps(x, w1, *hi);
             }
         }
         let (zero, six) = (_mm512_setzero_ps(), _mm512_set1_ps(6.0));
         for (p, (halves, masks)) in acc.into_iter().zip(masks).enumerate() {
-            let o = out.add((first + p) * PANEL);
+            let o = out.wrapping_add((first + p) * PANEL);
             for (v, half) in halves.into_iter().enumerate() {
                 // ReLU6 with the value second, so a NaN stays NaN (see `tile_kernel`).
                 let y = if layer.relu6 {
@@ -243,7 +270,10 @@ mod avx512 {
                 } else {
                     half
                 };
-                _mm512_mask_storeu_ps(o.wrapping_add(16 * v), masks[v], y);
+                // SAFETY: the unmasked lanes are output channels below Cout, writable (the
+                // caller's contract); the pointer is formed wrapping, as lanes 16.. of the last
+                // panel may lie past the end when masked off.
+                unsafe { _mm512_mask_storeu_ps(o.wrapping_add(16 * v), masks[v], y) };
             }
         }
     }
@@ -251,30 +281,51 @@ mod avx512 {
     /// `MR` rows x one panel x one k-range: `out[r, lanes] (+)= a[r, k-range] x w (+ bias)`,
     /// ReLU6 on the last k-range of a layer that has it.
     ///
-    /// SAFETY (caller): `a` points at `MR` rows `pass.lda` apart with `pass.kc` readable values
-    /// each; `out` at `MR` rows `pass.ldo` apart with the lanes of `pass.masks` writable.
+    /// SAFETY (caller): the CPU has AVX-512F; `a` points at `MR` rows `pass.lda` apart with
+    /// `pass.kc` readable values each; `out` at `MR` rows `pass.ldo` apart with the lanes of
+    /// `pass.masks` writable (and readable unless `pass.first`); `pass.w` at `kc` panel rows.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_kernel<const MR: usize>(a: *const f32, out: *mut f32, pass: &Pass) {
         let [mask_lo, mask_hi] = pass.masks;
+        // Every read and write below stays within the `MR` rows, `kc` inputs and unmasked
+        // lanes of the caller's contract; the panel's weights and biases are padded to 32
+        // lanes. Pointers to masked-off lanes past the end are formed wrapping and never
+        // dereferenced.
         let (mut lo, mut hi) = if pass.first {
-            let b0 = _mm512_maskz_loadu_ps(mask_lo, pass.bias);
-            let b1 = _mm512_maskz_loadu_ps(mask_hi, pass.bias.add(16));
+            // SAFETY: the panel's 32 biases (padded).
+            let (b0, b1) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(mask_lo, pass.bias),
+                    _mm512_maskz_loadu_ps(mask_hi, pass.bias.add(16)),
+                )
+            };
             ([b0; MR], [b1; MR])
         } else {
             (
-                std::array::from_fn(|r| _mm512_maskz_loadu_ps(mask_lo, out.add(r * pass.ldo))),
                 std::array::from_fn(|r| {
-                    _mm512_maskz_loadu_ps(mask_hi, out.wrapping_add(r * pass.ldo + 16))
+                    // SAFETY: row r < MR, unmasked lanes (the contract).
+                    unsafe { _mm512_maskz_loadu_ps(mask_lo, out.wrapping_add(r * pass.ldo)) }
+                }),
+                std::array::from_fn(|r| {
+                    let o = out.wrapping_add(r * pass.ldo + 16);
+                    // SAFETY: row r < MR, unmasked lanes (the contract).
+                    unsafe { _mm512_maskz_loadu_ps(mask_hi, o) }
                 }),
             )
         };
         let w = pass.w;
         for k in 0..pass.kc {
-            let w0 = _mm512_loadu_ps(w.add(k * PANEL));
-            let w1 = _mm512_loadu_ps(w.add(k * PANEL + 16));
+            // SAFETY: panel row k < kc (the contract).
+            let (w0, w1) = unsafe {
+                (
+                    _mm512_loadu_ps(w.add(k * PANEL)),
+                    _mm512_loadu_ps(w.add(k * PANEL + 16)),
+                )
+            };
             for r in 0..MR {
-                let x = _mm512_set1_ps(*a.add(r * pass.lda + k));
+                // SAFETY: input k < kc of row r < MR (the contract).
+                let x = _mm512_set1_ps(unsafe { *a.add(r * pass.lda + k) });
                 lo[r] = _mm512_fmadd_ps(x, w0, lo[r]);
                 hi[r] = _mm512_fmadd_ps(x, w1, hi[r]);
             }
@@ -289,19 +340,19 @@ mod avx512 {
             }
         }
         for r in 0..MR {
-            let o = out.add(r * pass.ldo);
-            _mm512_mask_storeu_ps(o, mask_lo, lo[r]);
-            // Formed with wrapping_add: past the end when the panel has <= 16 lanes (mask 0).
-            _mm512_mask_storeu_ps(o.wrapping_add(16), mask_hi, hi[r]);
+            let o = out.wrapping_add(r * pass.ldo);
+            // SAFETY: row r < MR, unmasked lanes (the contract).
+            unsafe {
+                _mm512_mask_storeu_ps(o, mask_lo, lo[r]);
+                _mm512_mask_storeu_ps(o.wrapping_add(16), mask_hi, hi[r]);
+            }
         }
     }
 }
 
-dispatch!(fn portable_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) => portable_body);
-
-/// The same tiles in plain Rust for CPUs without AVX-512 (compiled for AVX2+FMA where present).
+/// The tiles in plain Rust.
 #[inline(always)]
-fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
+fn portable_body<T: Target>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
     let (cin, cout) = (layer.cin, layer.cout);
     let rows = out.len() / cout;
     for (first, width, panel) in layer.panels() {
@@ -312,7 +363,7 @@ fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f
                 for (t, acc) in acc[..tile].iter_mut().enumerate() {
                     let x = input[(r + t) * cin + k];
                     for (a, &w) in acc.iter_mut().zip(w) {
-                        *a = mul_add::<FMA>(x, w, *a);
+                        *a = mul_add::<T>(x, w, *a);
                     }
                 }
             }
@@ -323,118 +374,5 @@ fn portable_body<const FMA: bool>(input: &[f32], layer: &Pointwise, out: &mut [f
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Plain triple loop in f64, the reference for both kernels.
-    fn reference(input: &[f32], w: &[f32], bias: &[f32], cin: usize, relu: bool) -> Vec<f32> {
-        let cout = bias.len();
-        input
-            .chunks_exact(cin)
-            .flat_map(|row| {
-                (0..cout).map(move |j| {
-                    let s: f64 = (0..cin)
-                        .map(|k| row[k] as f64 * w[k * cout + j] as f64)
-                        .sum();
-                    let v = (s + bias[j] as f64) as f32;
-                    if relu {
-                        relu6(v)
-                    } else {
-                        v
-                    }
-                })
-            })
-            .collect()
-    }
-
-    /// Deterministic inputs `[rows, cin]`, weights `[cin, cout]` and biases, of both signs and
-    /// past 6 (values are arbitrary: ramps with prime strides).
-    fn problem(rows: usize, cin: usize, cout: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let input = (0..rows * cin)
-            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
-            .collect();
-        let w = (0..cin * cout)
-            .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
-            .collect();
-        let bias = (0..cout).map(|j| j as f32 / cout as f32 - 0.3).collect();
-        (input, w, bias)
-    }
-
-    #[test]
-    fn packed_kernels_match_a_plain_matmul_for_every_tail() {
-        // Cout with each remainder mod 32 MobileNet has (8, 16, 24, 0) and ragged ones (150:
-        // a single row takes four panels at a time, then one); row counts that exercise every
-        // tile size.
-        for (cin, cout) in [
-            (3, 8),
-            (8, 16),
-            (24, 48),
-            (16, 40),
-            (64, 64),
-            (33, 37),
-            (300, 37),
-            (24, 150),
-        ] {
-            for rows in [1, 3, 7, 8, 15, 17] {
-                let (input, w, bias) = problem(rows, cin, cout);
-                // With ReLU6 (every layer) and without (the logits); K > 256 takes several
-                // passes over the inputs.
-                for relu in [true, false] {
-                    let layer = if relu {
-                        Pointwise::new(&w, &bias, cin)
-                    } else {
-                        Pointwise::linear(&w, &bias, cin)
-                    };
-                    let want = reference(&input, &w, &bias, cin, relu);
-                    let mut fast = vec![f32::NAN; rows * cout];
-                    pointwise_rows(&input, &layer, &mut fast);
-                    let mut plain = vec![f32::NAN; rows * cout];
-                    portable_rows(&input, &layer, &mut plain);
-                    for got in [&fast, &plain] {
-                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                            assert!(
-                                (g - w).abs() < 1e-4,
-                                "{cin}x{cout} rows {rows} relu {relu} [{i}]: {g} vs {w}"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_row_gives_the_same_bits_alone_as_in_a_tile() {
-        // One row takes its own kernel (several panels at once); the sums must not change, so
-        // an image's logits do not depend on the batch it came in.
-        let (cin, cout, rows) = (600, 1001, 9);
-        let (input, w, bias) = problem(rows, cin, cout);
-        for layer in [
-            Pointwise::new(&w, &bias, cin),
-            Pointwise::linear(&w, &bias, cin),
-        ] {
-            let mut batch = vec![0f32; rows * cout];
-            pointwise_rows(&input, &layer, &mut batch);
-            for (row, want) in input.chunks_exact(cin).zip(batch.chunks_exact(cout)) {
-                let mut alone = vec![0f32; cout];
-                pointwise_rows(row, &layer, &mut alone);
-                assert!(alone
-                    .iter()
-                    .zip(want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
-            }
-        }
-    }
-
-    #[test]
-    fn nan_stays_nan_through_relu6() {
-        let layer = Pointwise::new(&[1.0; 16], &[0.0; 16], 1);
-        let mut out = vec![0f32; 16];
-        pointwise_rows(&[f32::NAN], &layer, &mut out);
-        assert!(out.iter().all(|v| v.is_nan()), "{out:?}");
     }
 }
