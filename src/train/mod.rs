@@ -137,6 +137,42 @@ struct Evaluation {
     predictions: Vec<Predicted>,
 }
 
+/// The end of one epoch, the same for both training paths: a validation loss that blew up stops
+/// the run, else the epoch's figures are reported and kept with the latest predictions.
+struct EpochEnd {
+    epoch: usize,
+    started: Instant,
+    train: Figures,
+}
+
+impl EpochEnd {
+    fn close(
+        self,
+        evaluation: Option<Evaluation>,
+        initial_validation: Option<Figures>,
+        last_predictions: &mut Vec<Predicted>,
+        history: &mut Vec<EpochFigures>,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<(), TrainError> {
+        let validation = evaluation.as_ref().map(|e| e.figures);
+        if let Some(v) = validation.filter(|v| exploded(v.loss, initial_validation)) {
+            return Err(TrainError::Diverged(v.loss, self.epoch));
+        }
+        if let Some(e) = evaluation {
+            *last_predictions = e.predictions;
+        }
+        let figures = EpochFigures {
+            epoch: self.epoch,
+            train: self.train,
+            validation,
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
+        on_event(Event::EpochEnd(&figures));
+        history.push(figures);
+        Ok(())
+    }
+}
+
 /// Evaluation batches: large, since nothing is kept for a backward pass.
 const EVAL_BATCH: usize = 32;
 
@@ -374,21 +410,18 @@ pub fn fine_tune(
             });
         }
         let evaluation = evaluate(&backbone, &head, data, s, device)?;
-        let validation = evaluation.as_ref().map(|e| e.figures);
-        if let Some(v) = validation.filter(|v| exploded(v.loss, initial_validation)) {
-            return Err(TrainError::Diverged(v.loss, epoch));
-        }
-        if let Some(e) = evaluation {
-            last_predictions = e.predictions;
-        }
-        let figures = EpochFigures {
+        let end = EpochEnd {
             epoch,
+            started,
             train: meter.figures(),
-            validation,
-            seconds: started.elapsed().as_secs_f64(),
         };
-        on_event(Event::EpochEnd(&figures));
-        history.push(figures);
+        end.close(
+            evaluation,
+            initial_validation,
+            &mut last_predictions,
+            &mut history,
+            on_event,
+        )?;
     }
 
     let mut tensors = match &backbone {
@@ -487,18 +520,18 @@ fn fine_tune_cpu(
             });
         }
         let evaluation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
-        let validation = evaluation.as_ref().map(|e| e.figures);
-        if let Some(e) = evaluation {
-            last_predictions = e.predictions;
-        }
-        let figures = EpochFigures {
+        let end = EpochEnd {
             epoch,
+            started,
             train: meter.figures(),
-            validation,
-            seconds: started.elapsed().as_secs_f64(),
         };
-        on_event(Event::EpochEnd(&figures));
-        history.push(figures);
+        end.close(
+            evaluation,
+            initial_validation,
+            &mut last_predictions,
+            &mut history,
+            on_event,
+        )?;
     }
     let final_validation = history
         .last()
