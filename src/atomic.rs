@@ -138,6 +138,11 @@ impl AtomicFile {
         &self.name
     }
 
+    /// Whether writes go to a temporary file, which can seek (a direct target may be a pipe).
+    pub fn seekable(&self) -> bool {
+        matches!(self.out, Out::Replace { .. })
+    }
+
     /// Flushes and syncs the temporary file: after this only the rename is left.
     fn finish_writing(&mut self) -> io::Result<()> {
         let result = match &mut self.out {

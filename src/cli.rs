@@ -63,12 +63,12 @@ pub struct Cli {
 pub enum Command {
     /// Top-k ImageNet labels of images (the classification modules).
     #[command(
-        after_help = "Examples:\n  mnv1 classify cat.jpg\n  mnv1 classify photos/ --variant 025_128 -k 1 --format tsv\n  ls *.png | mnv1 classify - --format jsonl\n  mnv1 classify tensor.npy --weights mobilenet_v1_0.25_128.tflite --variant 025_128"
+        after_help = "Examples:\n  mnv1 classify cat.jpg\n  mnv1 classify photos/ --variant 025_128 -k 1 --format tsv\n  ls *.png | mnv1 classify - --format jsonl\n  mnv1 classify tensor.npy --weights mobilenet_v1_0.25_128.tflite --variant 025_128\n  mnv1 classify shards/ --out-dir labels/ --shard 3/8   (labels/<shard>.parquet, resumable)"
     )]
     Classify(ClassifyArgs),
     /// Feature vectors of images (the feature_vector modules: 256 to 1024 values each).
     #[command(
-        after_help = "Examples:\n  mnv1 embed photos/ --out feats.npy      (also writes feats.npy.paths.txt)\n  mnv1 embed a.jpg b.jpg --out feats.npz   (arrays `features` and `paths`)\n  mnv1 embed photos/ --variant 100_224 > feats.jsonl"
+        after_help = "Examples:\n  mnv1 embed photos/ --out feats.npy      (also writes feats.npy.paths.txt)\n  mnv1 embed a.jpg b.jpg --out feats.npz   (arrays `features` and `paths`)\n  mnv1 embed photos/ --variant 100_224 > feats.jsonl\n  mnv1 embed shards/*.tar --out feats.parquet\n  mnv1 embed shards/ --out-dir feats/ --shard $JOB_COMPLETION_INDEX/16   (resumable)"
     )]
     Embed(EmbedArgs),
     /// The 32 variants with their size, cost, published accuracy and local weights.
@@ -229,21 +229,106 @@ pub enum ClassifyFormat {
     Csv,
     /// A contact sheet: thumbnails with their top-k labels (the default for --out *.html).
     Html,
+    /// Apache Parquet: `path`, `predictions` (a list of {index, label, probability, logit}).
+    Parquet,
+}
+
+impl ClassifyFormat {
+    /// The format a file name's extension says, if any.
+    fn from_extension(out: &std::path::Path) -> Option<Self> {
+        match out.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "html" | "htm" => Some(Self::Html),
+            "parquet" => Some(Self::Parquet),
+            "json" => Some(Self::Json),
+            "jsonl" | "ndjson" => Some(Self::Jsonl),
+            "tsv" => Some(Self::Tsv),
+            "csv" => Some(Self::Csv),
+            "txt" => Some(Self::Text),
+            _ => None,
+        }
+    }
+
+    /// The extension of files of this format in `--out-dir`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Text => "txt",
+            Self::Json => "json",
+            Self::Jsonl => "jsonl",
+            Self::Tsv => "tsv",
+            Self::Csv => "csv",
+            Self::Html => "html",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// What `embed` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedFormat {
+    /// float32 [N, D] plus `<out>.paths.txt`.
+    Npy,
+    /// `features` float32 [N, D] and `paths` unicode [N].
+    Npz,
+    /// `{"path", "features"}` per line (also what stdout gets).
+    Jsonl,
+    /// Apache Parquet: `path`, `features` (fixed-size list of float32).
+    Parquet,
+}
+
+impl EmbedFormat {
+    /// The format a file name's extension says, if any.
+    pub fn from_path(out: &std::path::Path) -> Option<Self> {
+        match out.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "npy" => Some(Self::Npy),
+            "npz" => Some(Self::Npz),
+            "jsonl" | "ndjson" => Some(Self::Jsonl),
+            "parquet" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Npy => "npy",
+            Self::Npz => "npz",
+            Self::Jsonl => "jsonl",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// Running over collections larger than one machine: tar shards, parts, resumable outputs.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// One output per input tar shard in DIR (DIR/<shard stem>.<ext>; other files go to
+    /// DIR/part-K-of-N.<ext>), each written atomically when complete; a rerun skips outputs
+    /// that are complete. Format: --format, default parquet.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub out_dir: Option<PathBuf>,
+    /// Keep only the K-th of N parts of the inputs (0-based; e.g. $JOB_COMPLETION_INDEX/8).
+    /// Tar shards are split by file, so a worker never reads another worker's shards.
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
+    pub shard: Option<crate::inputs::split::Part>,
+    /// With --out-dir: redo outputs that are already complete.
+    #[arg(long, requires = "out_dir")]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
-    /// Image files, directories (searched recursively, sorted), .npy tensors, or - to read paths
-    /// from stdin, one per line.
+    /// Image files, directories (searched recursively, sorted), .npy tensors, .tar shards of
+    /// images, or - to read paths from stdin, one per line.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
     /// How many labels per image (1..=1001, or up to a fine-tuned model's classes) [default: 5,
     /// or all classes of a fine-tuned model with fewer].
     #[arg(short = 'k', long, value_parser = ranged::<usize>(ranges::TOP_K), allow_negative_numbers = true)]
     pub top_k: Option<usize>,
-    /// [default: html for --out *.html or *.htm, else text]
+    /// [default: what the --out file's extension says; parquet with --out-dir; else text]
     #[arg(short, long, value_enum)]
     pub format: Option<ClassifyFormat>,
     /// Write results to this file (atomically) instead of stdout.
@@ -256,32 +341,34 @@ pub struct ClassifyArgs {
 }
 
 impl ClassifyArgs {
-    /// `--format`, or what the `--out` file's extension says.
+    /// `--format`, or what the `--out` file's extension says, or parquet for `--out-dir`.
     pub fn format(&self) -> ClassifyFormat {
-        let html_out = self
-            .out
-            .as_deref()
-            .and_then(|p| p.extension())
-            .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
-        match self.format {
-            Some(f) => f,
-            None if html_out => ClassifyFormat::Html,
-            None => ClassifyFormat::Text,
+        let from_out = self.out.as_deref().and_then(ClassifyFormat::from_extension);
+        match (self.format, from_out) {
+            (Some(f), _) | (None, Some(f)) => f,
+            _ if self.scale.out_dir.is_some() => ClassifyFormat::Parquet,
+            _ => ClassifyFormat::Text,
         }
     }
 }
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// Image files, directories (searched recursively, sorted), .npy tensors, or - for paths on stdin.
+    /// Image files, directories (searched recursively, sorted), .npy tensors, .tar shards of
+    /// images, or - for paths on stdin.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// F.npy (float32 [N, D], plus F.npy.paths.txt), F.npz (`features`, `paths`) or F.jsonl;
-    /// without it, JSON lines on stdout.
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+    /// F.npy (float32 [N, D], plus F.npy.paths.txt), F.npz (`features`, `paths`), F.jsonl or
+    /// F.parquet; without it, JSON lines on stdout.
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// [default: what the --out file's extension says; parquet with --out-dir; else jsonl]
+    #[arg(short, long, value_enum)]
+    pub format: Option<EmbedFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

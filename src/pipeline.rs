@@ -1,35 +1,46 @@
 //! Inputs -> preprocessing -> batched inference -> one row per image, in input order.
 //! A failing input is reported and skipped; the others still get their results.
 
-use std::path::{Path, PathBuf};
-
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 
 use rayon::prelude::*;
 
 use crate::engine::{Engine, Head};
-use crate::inputs::InputItem;
+use crate::inputs::{Input, InputItem};
 use crate::model::mobilenet::MIN_INPUT;
 use crate::preprocess::{self, Preprocess, Rgb32};
 
-/// What happened to one image.
+/// What happened to one image, or where a tar shard ended.
 pub enum Outcome<'a> {
-    /// `name` is the path, with `[i]` appended for the i-th image of a multi-image .npy.
+    /// `name` is the input's name, with `[i]` appended for the i-th image of a multi-image .npy;
+    /// `shard` the tar shard it came from.
     Done {
         name: &'a str,
         row: &'a [f32],
+        shard: Option<&'a Path>,
     },
     Failed {
         path: &'a Path,
         reason: &'a str,
     },
+    /// Every outcome of this tar shard has been given.
+    ShardEnd(&'a Path),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Summary {
     pub done: usize,
     pub failed: usize,
+}
+
+impl Summary {
+    /// Whether the run went through every input: only `--fail-fast` stops at a failure.
+    pub fn all_inputs(&self, fail_fast: bool) -> bool {
+        !(fail_fast && self.failed > 0)
+    }
 }
 
 pub struct Pipeline<'a> {
@@ -43,11 +54,11 @@ pub struct Pipeline<'a> {
 /// One decoded input file: its images, or why it has none.
 type Loaded = Result<Vec<(String, Rgb32)>, String>;
 
-fn load(path: &Path, pre: &Preprocess) -> Loaded {
-    let bytes = crate::inputs::read_input(path)?;
+fn load(input: &Input, pre: &Preprocess) -> Loaded {
+    let bytes = input.bytes()?;
     let images = if preprocess::is_npy(&bytes) {
         let images = preprocess::read_npy_images(&bytes).map_err(|e| e.to_string())?;
-        let name = path.display().to_string();
+        let name = &input.name;
         if images.len() == 1 {
             images.into_iter().map(|i| (name.clone(), i)).collect()
         } else {
@@ -59,7 +70,7 @@ fn load(path: &Path, pre: &Preprocess) -> Loaded {
         }
     } else {
         let img = preprocess::preprocess_image(&bytes, pre).map_err(|e| e.to_string())?;
-        vec![(path.display().to_string(), img)]
+        vec![(input.name.clone(), img)]
     };
     for (_, img) in &images {
         if img.height < MIN_INPUT || img.width < MIN_INPUT {
@@ -72,13 +83,42 @@ fn load(path: &Path, pre: &Preprocess) -> Loaded {
     Ok(images)
 }
 
-/// Decodes one chunk of inputs in parallel (on the current rayon pool), in input order.
-fn decode(chunk: &[InputItem], pre: &Preprocess) -> Vec<(PathBuf, Loaded)> {
+/// One item of a chunk after decoding.
+enum Decoded {
+    Input {
+        /// The input's name, for a failure.
+        name: String,
+        shard: Option<Arc<Path>>,
+        loaded: Loaded,
+    },
+    ShardEnd(Arc<Path>),
+}
+
+/// The decoded images of one item (none for a failure or a shard's end).
+fn images_of(d: &Decoded) -> &[(String, Rgb32)] {
+    match d {
+        Decoded::Input { loaded: Ok(v), .. } => v.as_slice(),
+        _ => &[],
+    }
+}
+
+/// Decodes one chunk of inputs in parallel (on the current rayon pool), in input order. The
+/// chunk is consumed: a tar member's bytes are freed once decoded.
+fn decode(chunk: Vec<InputItem>, pre: &Preprocess) -> Vec<Decoded> {
     chunk
-        .par_iter()
+        .into_par_iter()
         .map(|item| match item {
-            Ok(path) => (path.clone(), load(path, pre)),
-            Err(f) => (f.path.clone(), Err(f.reason.clone())),
+            InputItem::Image(input) => Decoded::Input {
+                loaded: load(&input, pre),
+                name: input.name,
+                shard: input.shard,
+            },
+            InputItem::Failed(f) => Decoded::Input {
+                name: f.path.display().to_string(),
+                shard: None,
+                loaded: Err(f.reason),
+            },
+            InputItem::ShardEnd(shard) => Decoded::ShardEnd(shard),
         })
         .collect()
 }
@@ -140,7 +180,7 @@ impl Pipeline<'_> {
                             Err(_) => break,
                         }
                     }
-                    let loaded = engine.install(|| decode(&chunk, pre));
+                    let loaded = engine.install(|| decode(chunk, pre));
                     // A closed channel means the consumer stopped early: decode no further.
                     if decoded.send(loaded).is_err() {
                         break;
@@ -164,7 +204,7 @@ impl Pipeline<'_> {
     /// Runs one decoded chunk through the network and hands its outcomes to `sink` in order.
     fn infer_and_emit<E>(
         &self,
-        loaded: &[(PathBuf, Loaded)],
+        loaded: &[Decoded],
         summary: &mut Summary,
         sink: &mut impl FnMut(Outcome<'_>) -> Result<(), E>,
     ) -> Result<Flow, E> {
@@ -172,18 +212,12 @@ impl Pipeline<'_> {
         // Same-sized images share forward passes; order is restored when emitting.
         let mut rows: Vec<Vec<Result<Vec<f32>, String>>> = loaded
             .iter()
-            .map(|(_, l)| l.as_ref().map(|v| v.len()).unwrap_or(0))
-            .map(Vec::with_capacity)
+            .map(|d| Vec::with_capacity(images_of(d).len()))
             .collect();
         let images: Vec<(usize, &Rgb32)> = loaded
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, l))| {
-                l.as_ref()
-                    .ok()
-                    .map(|v| v.iter().map(move |(_, img)| (i, img)))
-            })
-            .flatten()
+            .flat_map(|(i, d)| images_of(d).iter().map(move |(_, img)| (i, img)))
             .collect();
         let mut start = 0;
         while start < images.len() {
@@ -210,7 +244,18 @@ impl Pipeline<'_> {
             }
             start = end;
         }
-        for ((path, l), file_rows) in loaded.iter().zip(rows) {
+        for (decoded, file_rows) in loaded.iter().zip(rows) {
+            let (name, shard, l) = match decoded {
+                Decoded::ShardEnd(shard) => {
+                    sink(Outcome::ShardEnd(shard))?;
+                    continue;
+                }
+                Decoded::Input {
+                    name,
+                    shard,
+                    loaded,
+                } => (name, shard.as_deref(), loaded),
+            };
             let result = match l {
                 Err(reason) => Err(reason.clone()),
                 Ok(images) => file_rows
@@ -222,14 +267,14 @@ impl Pipeline<'_> {
                 Ok(images) => {
                     for ((name, _), row) in images.iter().zip(&file_rows) {
                         let row = row.as_ref().map(Vec::as_slice).unwrap_or_default();
-                        sink(Outcome::Done { name, row })?;
+                        sink(Outcome::Done { name, row, shard })?;
                         summary.done += 1;
                     }
                 }
                 Err(reason) => {
                     summary.failed += 1;
                     sink(Outcome::Failed {
-                        path,
+                        path: Path::new(name),
                         reason: &reason,
                     })?;
                     if self.fail_fast {

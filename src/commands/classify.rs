@@ -1,14 +1,18 @@
 //! `mnv1 classify`: top-k ImageNet labels per image.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
-use super::{input_stream, progress, report_failure, Status};
+use super::{input_stream, progress, report_failure, report_skipped, Status};
 use crate::cli::{ClassifyArgs, ClassifyFormat};
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
+use crate::inputs::split::Part;
 use crate::model::NUM_CLASSES;
-use crate::output::{top_k, ClassifyWriter, Sink};
+use crate::output::parts::{OutDir, Parts};
+use crate::output::{top_k, ClassifyWriter, Finish, Sink};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::report::contact_sheet::{ContactSheet, SheetOptions};
 
@@ -19,6 +23,20 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         return Err(UsageError::new(format!(
             "--top-k must be between 1 and {NUM_CLASSES}, not {k}"
         ))
+        .into());
+    }
+    let format = args.format();
+    let scale = &args.scale;
+    if scale.out_dir.is_some() && format == ClassifyFormat::Html {
+        return Err(UsageError::new(
+            "the html contact sheet is one page: write it with --out, not --out-dir",
+        )
+        .into());
+    }
+    if format == ClassifyFormat::Parquet && args.out.is_none() && scale.out_dir.is_none() {
+        return Err(UsageError::new(
+            "parquet is written to a file: give --out FILE.parquet or --out-dir DIR",
+        )
         .into());
     }
     let outputs: Vec<&std::path::Path> = args.out.as_deref().into_iter().collect();
@@ -38,11 +56,20 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         Some(k) => k,
         None => DEFAULT_TOP_K.min(classes),
     };
-    let sink = Sink::open(args.out.as_deref())?;
-    let (items, len) = input_stream(&args.inputs, &outputs);
-    let mut writer = match args.format() {
+    let part = scale.shard.unwrap_or(Part::ALL);
+    let out_dir = match &scale.out_dir {
+        Some(dir) => Some(Arc::new(OutDir::new(
+            dir,
+            format.extension(),
+            part,
+            scale.overwrite,
+        )?)),
+        None => None,
+    };
+    let (items, len) = input_stream(&args.inputs, &outputs, part, out_dir.as_ref());
+    let mut writer = match format {
         ClassifyFormat::Html => Writer::Sheet(ContactSheet::new(
-            sink,
+            Sink::open(args.out.as_deref())?,
             SheetOptions {
                 title: match len {
                     Some(n) => format!("mnv1 classify: {n} images"),
@@ -68,7 +95,10 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
                     .to_path_buf(),
             },
         )?),
-        f => Writer::Table(ClassifyWriter::new(f, sink)?),
+        f => Writer::Table(match &out_dir {
+            Some(dir) => Parts::per_shard(dir.clone(), move |p| ClassifyWriter::new(f, Some(p))),
+            None => Parts::single(ClassifyWriter::new(f, args.out.as_deref())?),
+        }),
     };
     let bar = progress(len, quiet);
     let pipeline = Pipeline {
@@ -80,11 +110,11 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     };
     let summary = pipeline.run(items, |outcome| -> std::io::Result<()> {
         match outcome {
-            Outcome::Done { name, row } => {
+            Outcome::Done { name, row, shard } => {
                 bar.inc(1);
                 let top = top_k(row, k, &labels);
                 match &mut writer {
-                    Writer::Table(w) => w.write(name, &top),
+                    Writer::Table(parts) => parts.writer(shard)?.write(name, &top),
                     // Thumbnails are made on the engine's threads, not a second pool.
                     Writer::Sheet(s) => engine.install(|| s.done(name, &top)),
                 }
@@ -93,22 +123,30 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
                 bar.inc(1);
                 report_failure(&bar, path, reason);
                 match &mut writer {
-                    Writer::Table(_) => Ok(()),
+                    Writer::Table(parts) => {
+                        parts.failed(path);
+                        Ok(())
+                    }
                     Writer::Sheet(s) => s.failed(path, reason),
                 }
             }
+            Outcome::ShardEnd(shard) => match &mut writer {
+                Writer::Table(parts) => parts.end_shard(shard),
+                Writer::Sheet(_) => Ok(()),
+            },
         }
     })?;
     bar.finish_and_clear();
     match writer {
-        Writer::Table(w) => w.finish()?,
+        Writer::Table(parts) => parts.finish(summary.all_inputs(config.fail_fast))?,
         Writer::Sheet(s) => engine.install(|| s.finish())?,
     }
+    report_skipped(out_dir.as_ref(), quiet);
     Ok(summary.into())
 }
 
-/// The table formats, or the HTML contact sheet.
+/// The table formats and Parquet (one output, or one per tar shard), or the HTML contact sheet.
 enum Writer {
-    Table(ClassifyWriter),
+    Table(Parts<ClassifyWriter>),
     Sheet(ContactSheet),
 }

@@ -15,7 +15,12 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::inputs::{InputItem, Inputs};
+use std::sync::Arc;
+
+use crate::inputs::split::Part;
+use crate::inputs::tar_shard::is_tar;
+use crate::inputs::{InputItem, Inputs, Listed};
+use crate::output::parts::OutDir;
 use crate::pipeline::Summary;
 
 /// How a run ended: every input done, or some failed (their errors already on stderr).
@@ -57,21 +62,43 @@ pub fn progress(len: Option<usize>, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// The INPUT arguments as a stream of files (any of `outputs` among them fails). Without `-` the
-/// list is made up front (its length drives the progress bar); with `-`, stdin's paths are taken
-/// as they arrive.
+/// The INPUT arguments as a stream of work: listed (any of `outputs` among them fails), cut to
+/// this `--shard` part, without the inputs of complete `--out-dir` outputs, and tar shards
+/// opened into their members. Without `-` the listing is made up front (its length drives the
+/// progress bar, unless tar shards make the count of images unknown); with `-`, stdin's paths
+/// are taken as they arrive.
 pub fn input_stream(
     args: &[std::path::PathBuf],
     outputs: &[&Path],
+    part: Part,
+    out_dir: Option<&Arc<OutDir>>,
 ) -> (Box<dyn Iterator<Item = InputItem> + Send>, Option<usize>) {
     let stdin = std::io::BufReader::new(std::io::stdin());
-    let items = Inputs::new(args, stdin, outputs);
+    let listed = part.select(Inputs::new(args, stdin, outputs));
+    let listed: Box<dyn Iterator<Item = Listed> + Send> = match out_dir {
+        Some(dir) => Box::new(dir.pending(listed)),
+        None => Box::new(listed),
+    };
     if args.iter().any(|a| a.as_os_str() == "-") {
-        (Box::new(items), None)
+        (Box::new(crate::inputs::items(listed)), None)
     } else {
-        let all: Vec<InputItem> = items.collect();
-        let n = all.len();
-        (Box::new(all.into_iter()), Some(n))
+        let all: Vec<Listed> = listed.collect();
+        let shards = all.iter().any(|l| matches!(l, Ok(p) if is_tar(p)));
+        let n = (!shards).then_some(all.len());
+        (Box::new(crate::inputs::items(all.into_iter())), n)
+    }
+}
+
+/// With `--out-dir`, how many outputs were already complete (on stderr, so that a resumed run
+/// says why it did less).
+pub fn report_skipped(out_dir: Option<&Arc<OutDir>>, quiet: bool) {
+    if let Some(dir) = out_dir.filter(|d| d.skipped() > 0 && !quiet) {
+        eprintln!(
+            "mnv1: {} output(s) in {} were already complete: their inputs were skipped \
+             (--overwrite redoes them)",
+            dir.skipped(),
+            dir.dir().display()
+        );
     }
 }
 

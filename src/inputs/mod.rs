@@ -1,11 +1,16 @@
-//! Turns the command line's INPUT arguments into the ordered stream of files to process:
-//! files as given, directories searched recursively in sorted order (image and .npy
-//! extensions only), and `-` for paths read from stdin, one per line, as they arrive.
+//! Turns the command line's INPUT arguments into the ordered stream of images to process:
+//! files as given, directories searched recursively in sorted order (image, .npy and .tar
+//! extensions only), `-` for paths read from stdin, one per line, as they arrive, and the image
+//! members of `.tar` shards (`tar_shard`). `split` keeps one `--shard K/N` part of the listing.
 //! Also how one input's bytes are read (regular files and pipes only, with a bound).
+
+pub mod split;
+pub mod tar_shard;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::UsageError;
 
@@ -33,7 +38,66 @@ pub struct InputFailure {
     pub reason: String,
 }
 
-pub type InputItem = Result<PathBuf, InputFailure>;
+/// One listed input: a file (an image, a .npy, a .tar shard), or why it could not be listed.
+pub type Listed = Result<PathBuf, InputFailure>;
+
+/// One unit of work for the pipeline, in input order.
+#[derive(Debug)]
+pub enum InputItem {
+    Image(Input),
+    Failed(InputFailure),
+    /// Every member of this tar shard has gone by (writers with one output per shard close it).
+    ShardEnd(Arc<Path>),
+}
+
+/// An image (or .npy tensor) to decode.
+#[derive(Debug)]
+pub struct Input {
+    /// The name results carry: the path, or `SHARD.tar/MEMBER`.
+    pub name: String,
+    pub source: Source,
+    /// The tar shard it came from.
+    pub shard: Option<Arc<Path>>,
+}
+
+#[derive(Debug)]
+pub enum Source {
+    File(PathBuf),
+    /// A tar member, already read from the shard's stream.
+    Bytes(Vec<u8>),
+}
+
+impl Input {
+    pub fn file(path: PathBuf) -> Self {
+        Self {
+            name: path.display().to_string(),
+            source: Source::File(path),
+            shard: None,
+        }
+    }
+
+    /// The input's bytes (read now for a file).
+    pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        match &self.source {
+            Source::File(p) => read_input(p).map(Into::into),
+            Source::Bytes(b) => Ok(b.as_slice().into()),
+        }
+    }
+}
+
+/// The listed files as work: a tar shard becomes its image members (read as a stream when the
+/// iteration reaches it), then its [`InputItem::ShardEnd`]; other files are one image each.
+pub fn items(
+    listed: impl Iterator<Item = Listed> + Send + 'static,
+) -> impl Iterator<Item = InputItem> + Send + 'static {
+    listed.flat_map(|l| -> Box<dyn Iterator<Item = InputItem> + Send> {
+        match l {
+            Err(f) => Box::new(std::iter::once(InputItem::Failed(f))),
+            Ok(p) if tar_shard::is_tar(&p) => Box::new(tar_shard::members(p)),
+            Ok(p) => Box::new(std::iter::once(InputItem::Image(Input::file(p)))),
+        }
+    })
+}
 
 pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
@@ -95,6 +159,24 @@ pub fn refuse_outputs_among_inputs(outputs: &[&Path], args: &[PathBuf]) -> Resul
     Ok(())
 }
 
+/// Refuses an `--out-dir` inside a directory INPUT for outputs that directories are searched
+/// for (.npy): a later run over the same inputs would read them as images.
+pub fn refuse_dir_among_inputs(out_dir: &Path, args: &[PathBuf]) -> Result<(), UsageError> {
+    let out = normalised(out_dir);
+    match args
+        .iter()
+        .find(|a| a.as_os_str() != "-" && a.is_dir() && out.starts_with(normalised(a)))
+    {
+        Some(input) => Err(UsageError::new(format!(
+            "--out-dir {} is inside the input directory {}, where its .npy files would be read \
+             as inputs; write them elsewhere or choose another --format",
+            out_dir.display(),
+            input.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The inputs in order, expanded lazily: a directory when it is reached, stdin line by line
 /// (so results start before stdin ends). Files that are one of `outputs` fail as inputs.
 pub struct Inputs<R> {
@@ -103,7 +185,7 @@ pub struct Inputs<R> {
     /// Reading stdin now (it is read once, at the first `-`).
     reading_stdin: bool,
     stdin_line: usize,
-    queue: VecDeque<InputItem>,
+    queue: VecDeque<Listed>,
     outputs: Vec<FileId>,
 }
 
@@ -155,7 +237,7 @@ impl<R: BufRead> Inputs<R> {
         }
     }
 
-    fn output_check(&self, item: InputItem) -> InputItem {
+    fn output_check(&self, item: Listed) -> Listed {
         match item {
             Ok(p) if !self.outputs.is_empty() && self.outputs.contains(&file_id(&p)) => {
                 Err(InputFailure {
@@ -169,9 +251,9 @@ impl<R: BufRead> Inputs<R> {
 }
 
 impl<R: BufRead> Iterator for Inputs<R> {
-    type Item = InputItem;
+    type Item = Listed;
 
-    fn next(&mut self) -> Option<InputItem> {
+    fn next(&mut self) -> Option<Listed> {
         loop {
             if let Some(item) = self.queue.pop_front() {
                 return Some(self.output_check(item));
@@ -193,7 +275,7 @@ impl<R: BufRead> Iterator for Inputs<R> {
 }
 
 /// Expands `args` in order; `stdin` is read (once) where an argument is `-`.
-pub fn expand(args: &[PathBuf], stdin: &mut dyn BufRead) -> Vec<InputItem> {
+pub fn expand(args: &[PathBuf], stdin: &mut dyn BufRead) -> Vec<Listed> {
     Inputs::new(args, stdin, &[]).collect()
 }
 
@@ -250,7 +332,7 @@ fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn expand_one(path: PathBuf, items: &mut VecDeque<InputItem>) {
+fn expand_one(path: PathBuf, items: &mut VecDeque<Listed>) {
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) => {
@@ -273,7 +355,10 @@ fn expand_one(path: PathBuf, items: &mut VecDeque<InputItem>) {
         .sort_by_file_name()
     {
         match entry {
-            Ok(e) if e.file_type().is_file() && has_image_extension(e.path()) => {
+            Ok(e)
+                if e.file_type().is_file()
+                    && (has_image_extension(e.path()) || tar_shard::is_tar(e.path())) =>
+            {
                 items.push_back(Ok(e.into_path()))
             }
             Ok(_) => {}
@@ -295,7 +380,10 @@ fn expand_one(path: PathBuf, items: &mut VecDeque<InputItem>) {
     if items.len() == before {
         items.push_back(Err(InputFailure {
             path,
-            reason: format!("directory holds no images ({})", EXTENSIONS.join(", ")),
+            reason: format!(
+                "directory holds no images ({}, or .tar shards of them)",
+                EXTENSIONS.join(", ")
+            ),
         }));
     }
 }
@@ -304,9 +392,8 @@ fn expand_one(path: PathBuf, items: &mut VecDeque<InputItem>) {
 /// /dev/stdin) up to [`MAX_PIPE_BYTES`]. Devices (/dev/zero, a terminal) and sockets are refused:
 /// they never end, or are no file.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    let kind = meta.file_type();
-    let limit = if kind.is_file() {
+    let (file, meta) = open_readable(path)?;
+    let limit = if meta.is_file() {
         if meta.len() > MAX_FILE_BYTES {
             return Err(format!(
                 "{} bytes: more than the {MAX_FILE_BYTES}-byte limit for one input",
@@ -314,16 +401,10 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
             ));
         }
         MAX_FILE_BYTES
-    } else if is_fifo(&meta) {
-        MAX_PIPE_BYTES
     } else {
-        return Err(format!(
-            "not a regular file or a pipe ({}): refused",
-            describe(&meta)
-        ));
+        MAX_PIPE_BYTES
     };
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::with_capacity(if kind.is_file() {
+    let mut bytes = Vec::with_capacity(if meta.is_file() {
         meta.len() as usize
     } else {
         0
@@ -337,6 +418,19 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(bytes)
+}
+
+/// Opens a regular file or a pipe for reading; devices, sockets and directories are refused.
+pub fn open_readable(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() && !is_fifo(&meta) {
+        return Err(format!(
+            "not a regular file or a pipe ({}): refused",
+            describe(&meta)
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    Ok((file, meta))
 }
 
 #[cfg(unix)]

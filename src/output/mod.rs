@@ -1,6 +1,12 @@
-//! Result writers: one per format for `classify` (text, json, jsonl, tsv, csv) and `embed`
-//! (npy + paths.txt, npz, jsonl). Files go through [`AtomicFile`] (see `atomic`): complete or
-//! not there, devices and FIFOs written in place, symlinks written through.
+//! Result writers: one per format for `classify` (text, json, jsonl, tsv, csv, parquet) and
+//! `embed` (npy + paths.txt, npz, jsonl, parquet). Every one streams: memory holds a few rows,
+//! not the run. Files go through [`AtomicFile`] (see `atomic`): complete or not there, devices
+//! and FIFOs written in place, symlinks written through. `parts` spreads a run over one file
+//! per tar shard (`--out-dir`).
+
+pub mod npy;
+pub mod parquet;
+pub mod parts;
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -9,7 +15,14 @@ use serde::Serialize;
 
 use crate::atomic::commit_pair;
 pub use crate::atomic::AtomicFile;
-use crate::cli::ClassifyFormat;
+use crate::cli::{ClassifyFormat, EmbedFormat};
+use npy::{NpyStream, NpzStream};
+use parquet::{ParquetClassify, ParquetEmbed};
+
+/// A writer that ends by completing its output (committing a file, flushing stdout).
+pub trait Finish {
+    fn finish(self) -> io::Result<()>;
+}
 
 /// Stdout, or a file committed at the end (`finish`); dropped unfinished, a file is discarded.
 pub enum Sink {
@@ -102,19 +115,56 @@ struct Classified<'a> {
 }
 
 /// Writes classification results in one format as they come.
-pub struct ClassifyWriter {
-    format: ClassifyFormat,
-    sink: Sink,
-    /// `json` is one array: its elements are kept (serialized) until the end.
-    json: Vec<String>,
+pub enum ClassifyWriter {
+    Text(TextWriter),
+    Parquet(ParquetClassify<AtomicFile>),
 }
 
 impl ClassifyWriter {
-    pub fn new(format: ClassifyFormat, sink: Sink) -> io::Result<Self> {
+    /// `out`: a file, or stdout (not for parquet: the command refuses that first).
+    pub fn new(format: ClassifyFormat, out: Option<&Path>) -> io::Result<Self> {
+        Ok(match (format, out) {
+            (ClassifyFormat::Parquet, Some(p)) => {
+                Self::Parquet(ParquetClassify::new(AtomicFile::create(p)?)?)
+            }
+            (ClassifyFormat::Parquet, None) => {
+                return Err(io::Error::other("parquet is written to a file (--out)"))
+            }
+            (format, out) => Self::Text(TextWriter::new(format, Sink::open(out)?)?),
+        })
+    }
+
+    pub fn write(&mut self, path: &str, predictions: &[Prediction]) -> io::Result<()> {
+        match self {
+            Self::Text(w) => w.write(path, predictions),
+            Self::Parquet(w) => w.write(path, predictions),
+        }
+    }
+}
+
+impl Finish for ClassifyWriter {
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Self::Text(w) => w.finish(),
+            Self::Parquet(w) => w.finish()?.commit(),
+        }
+    }
+}
+
+/// The text formats: text, json, jsonl, tsv, csv.
+pub struct TextWriter {
+    format: ClassifyFormat,
+    sink: Sink,
+    /// `json` is one array, written element by element: whether one has been.
+    json_started: bool,
+}
+
+impl TextWriter {
+    fn new(format: ClassifyFormat, sink: Sink) -> io::Result<Self> {
         let mut writer = Self {
             format,
             sink,
-            json: Vec::new(),
+            json_started: false,
         };
         writer.table_row(["path", "rank", "index", "label", "probability", "logit"])?;
         Ok(writer)
@@ -151,16 +201,16 @@ impl ClassifyWriter {
                 writeln!(self.sink)?;
             }
             ClassifyFormat::Json => {
-                // Serialized now, so numbers read exactly as in the jsonl format.
-                self.json.push(serde_json::to_string_pretty(&Classified {
-                    path,
-                    predictions,
-                })?);
+                let separator = if self.json_started { ",\n" } else { "[" };
+                self.json_started = true;
+                self.sink.write_all(separator.as_bytes())?;
+                serde_json::to_writer_pretty(&mut self.sink, &Classified { path, predictions })?;
             }
-            ClassifyFormat::Html => {
-                return Err(io::Error::other(
-                    "the html contact sheet is written by report::contact_sheet",
-                ))
+            ClassifyFormat::Html | ClassifyFormat::Parquet => {
+                return Err(io::Error::other(format!(
+                    "{:?} is not a text format",
+                    self.format
+                )))
             }
             ClassifyFormat::Csv | ClassifyFormat::Tsv => {
                 for (rank, p) in predictions.iter().enumerate() {
@@ -179,33 +229,14 @@ impl ClassifyWriter {
         self.sink.flush()
     }
 
-    pub fn finish(mut self) -> io::Result<()> {
+    fn finish(mut self) -> io::Result<()> {
         if self.format == ClassifyFormat::Json {
-            writeln!(self.sink, "[{}]", self.json.join(",\n"))?;
+            if !self.json_started {
+                self.sink.write_all(b"[")?;
+            }
+            self.sink.write_all(b"]\n")?;
         }
         self.sink.finish()
-    }
-}
-
-/// Where `embed` writes, chosen by the `--out` file's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmbedFormat {
-    /// float32 [N, D] plus `<out>.paths.txt`.
-    Npy,
-    /// `features` float32 [N, D] and `paths` unicode [N].
-    Npz,
-    /// `{"path", "features"}` per line (also what stdout gets).
-    Jsonl,
-}
-
-impl EmbedFormat {
-    pub fn from_path(out: &Path) -> Option<Self> {
-        match out.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "npy" => Some(Self::Npy),
-            "npz" => Some(Self::Npz),
-            "jsonl" | "ndjson" => Some(Self::Jsonl),
-            _ => None,
-        }
     }
 }
 
@@ -215,21 +246,18 @@ struct Embedded<'a> {
     features: &'a [f32],
 }
 
-/// Collects (or, for JSON lines, streams) feature vectors. The output files are opened when the
-/// writer is made, so a target that cannot be written fails before any work.
+/// Streams feature vectors. The output files are opened when the writer is made, so a target
+/// that cannot be written fails before any work.
 pub struct EmbedWriter {
-    format: EmbedFormat,
     out: Out,
-    dim: usize,
-    paths: Vec<String>,
-    features: Vec<f32>,
 }
 
 enum Out {
     Lines(Sink),
     /// The array and its `.paths.txt`, committed together.
-    Npy(AtomicFile, AtomicFile),
-    Npz(AtomicFile),
+    Npy(NpyStream, AtomicFile),
+    Npz(NpzStream),
+    Parquet(ParquetEmbed<AtomicFile>),
 }
 
 /// `<out>.paths.txt`: the row names of an .npy, one [`text_safe`] line each.
@@ -240,105 +268,52 @@ pub fn paths_txt(npy: &Path) -> std::path::PathBuf {
 }
 
 impl EmbedWriter {
+    /// `out`: a file, or stdout for JSON lines (the binary formats need a file: the command
+    /// refuses that first).
     pub fn new(format: EmbedFormat, out: Option<&Path>, dim: usize) -> io::Result<Self> {
         let out = match (format, out) {
-            (EmbedFormat::Npy, Some(p)) => {
-                Out::Npy(AtomicFile::create(p)?, AtomicFile::create(&paths_txt(p))?)
+            (EmbedFormat::Jsonl, out) => Out::Lines(Sink::open(out)?),
+            (EmbedFormat::Npy, Some(p)) => Out::Npy(
+                NpyStream::new(AtomicFile::create(p)?, dim)?,
+                AtomicFile::create(&paths_txt(p))?,
+            ),
+            (EmbedFormat::Npz, Some(p)) => Out::Npz(NpzStream::new(AtomicFile::create(p)?, dim)?),
+            (EmbedFormat::Parquet, Some(p)) => {
+                Out::Parquet(ParquetEmbed::new(AtomicFile::create(p)?, dim)?)
             }
-            (EmbedFormat::Npz, Some(p)) => Out::Npz(AtomicFile::create(p)?),
-            (_, out) => Out::Lines(Sink::open(out)?),
+            (f, None) => {
+                return Err(io::Error::other(format!(
+                    "{f:?} is written to a file (--out)"
+                )))
+            }
         };
-        Ok(Self {
-            format,
-            out,
-            dim,
-            paths: Vec::new(),
-            features: Vec::new(),
-        })
-    }
-
-    pub fn format(&self) -> EmbedFormat {
-        self.format
+        Ok(Self { out })
     }
 
     pub fn write(&mut self, path: &str, features: &[f32]) -> io::Result<()> {
-        if let Out::Lines(sink) = &mut self.out {
-            serde_json::to_writer(&mut *sink, &Embedded { path, features })?;
-            writeln!(sink)?;
-            return sink.flush();
+        match &mut self.out {
+            Out::Lines(sink) => {
+                serde_json::to_writer(&mut *sink, &Embedded { path, features })?;
+                writeln!(sink)?;
+                sink.flush()
+            }
+            Out::Npy(npy, txt) => {
+                npy.write(features)?;
+                writeln!(txt, "{}", text_safe(path))
+            }
+            Out::Npz(npz) => npz.write(path, features),
+            Out::Parquet(p) => p.write(path, features),
         }
-        self.paths.push(path.to_string());
-        self.features.extend_from_slice(features);
-        Ok(())
     }
+}
 
-    pub fn finish(self) -> io::Result<()> {
-        let shape = [self.paths.len() as u64, self.dim as u64];
+impl Finish for EmbedWriter {
+    fn finish(self) -> io::Result<()> {
         match self.out {
             Out::Lines(sink) => sink.finish(),
-            Out::Npy(mut npy, mut txt) => {
-                write_npy_f32(&mut npy, &shape, &self.features)?;
-                for p in &self.paths {
-                    writeln!(txt, "{}", text_safe(p))?;
-                }
-                commit_pair(npy, txt)
-            }
-            Out::Npz(mut file) => {
-                write_npz(&mut file, &shape, &self.features, &self.paths)?;
-                file.commit()
-            }
+            Out::Npy(npy, txt) => commit_pair(npy.finish()?, txt),
+            Out::Npz(npz) => npz.finish()?.commit(),
+            Out::Parquet(p) => p.finish()?.commit(),
         }
     }
-}
-
-fn write_npy_f32(w: impl Write, shape: &[u64], data: &[f32]) -> io::Result<()> {
-    use npyz::WriterBuilder;
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(w)
-        .begin_nd()?;
-    writer.extend(data.iter().copied())?;
-    writer.finish()
-}
-
-fn write_npz(
-    file: &mut AtomicFile,
-    shape: &[u64],
-    data: &[f32],
-    paths: &[String],
-) -> io::Result<()> {
-    use npyz::WriterBuilder;
-    // The zip writer needs Seek: build the archive in memory (features are small next to images).
-    let mut npz = npyz::npz::NpzWriter::new(io::Cursor::new(Vec::new()));
-    let options =
-        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut w = npz
-        .array::<f32>("features", options)?
-        .default_dtype()
-        .shape(shape)
-        .begin_nd()?;
-    w.extend(data.iter().copied())?;
-    w.finish()?;
-    // numpy's own dtype for Python str: '<U{longest}' (code points).
-    let longest = paths
-        .iter()
-        .map(|p| p.chars().count())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let dtype = npyz::DType::Plain(
-        format!("<U{longest}")
-            .parse()
-            .map_err(|e| io::Error::other(format!("{e}")))?,
-    );
-    let mut w = npz
-        .array::<String>("paths", options)?
-        .dtype(dtype)
-        .shape(&[paths.len() as u64])
-        .begin_nd()?;
-    w.extend(paths.iter().cloned())?;
-    w.finish()?;
-    let bytes = npz.zip_writer().finish()?.into_inner();
-    file.write_all(&bytes)
 }
