@@ -3,6 +3,8 @@
 //! extensions only), and `-` for paths read from stdin, one per line, as they arrive.
 //! Also how one input's bytes are read (regular files and pipes only, with a bound).
 
+pub mod npy;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
