@@ -1,3 +1,12 @@
+//! `.npy` tensors as inputs: images already preprocessed by the caller, run at their own size.
+//!
+//! Not read with npyz (which writes this program's `.npy` / `.npz` outputs): npyz parses the
+//! header with py_literal's recursive grammar, where a header of nested brackets can exhaust the
+//! stack, and reads any dtype into any element type. This reader takes what the model takes
+//! (little-endian float32, C order, [H, W, 3] or [N, H, W, 3], values in [0, 1]), tokenises the
+//! header without recursion, checks the shape against the file's length before allocating, and
+//! names what it found when it refuses. `fuzz/fuzz_targets/npy.rs` fuzzes it.
+
 use crate::preprocess::{PreprocessError, Rgb32};
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";

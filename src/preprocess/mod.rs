@@ -1,4 +1,4 @@
-//! Images (and `.npy` tensors) to model input: TF-Slim's evaluation preprocessing.
+//! Images to model input: TF-Slim's evaluation preprocessing.
 //!
 //! The pipeline is the one MobileNet V1's published accuracy used
 //! (`inception_preprocessing.preprocess_for_eval`): decode to RGB in [0, 1],
@@ -15,6 +15,10 @@
 //! matched only about 30% of TF's values on ImageNet photos. The other formats go
 //! through the `image` crate; PNG, BMP, GIF, TIFF and lossless WebP give TensorFlow's
 //! values exactly.
+//!
+//! `jpeg.rs` holds the one FFI (libjpeg) and all its unsafe code; `decode.rs` the other formats,
+//! EXIF orientation and the conversion to floats; `resize.rs` the crop and the resize. `.npy`
+//! tensors are an input format, read by [`crate::inputs::npy`].
 
 mod decode;
 mod jpeg;
@@ -22,6 +26,7 @@ mod resize;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+// Where src/pipeline.rs still looks for the .npy reader.
 pub use crate::inputs::npy::{is_npy, read_npy_images};
 pub use decode::decode_image;
 pub use resize::{central_crop, central_crop_window, resize_bilinear_tf1};
