@@ -12,7 +12,7 @@ use crate::preprocess::{PreprocessError, Rgb32};
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
 /// True when bytes start with the npy magic "\x93NUMPY".
-pub fn is_npy(bytes: &[u8]) -> bool {
+pub(crate) fn is_npy(bytes: &[u8]) -> bool {
     bytes.starts_with(NPY_MAGIC)
 }
 

@@ -54,7 +54,7 @@ pub(super) fn check_pixels(
 ///
 /// The dimensions are read from the header and checked against `max_pixels` before
 /// any pixel is decoded, and the decoder's allocations are capped in proportion.
-pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessError> {
+pub(crate) fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<Rgb32, PreprocessError> {
     decode_pixels(bytes, max_pixels).map(Pixels::into_rgb32)
 }
 

@@ -27,20 +27,20 @@ mod resize;
 pub(crate) mod testutil;
 
 // Where src/pipeline.rs still looks for the .npy reader.
-pub use crate::inputs::npy::{is_npy, read_npy_images};
-pub use decode::decode_image;
-pub use resize::{central_crop, central_crop_window, resize_bilinear_tf1};
+pub(crate) use crate::inputs::npy::{is_npy, read_npy_images};
+pub(crate) use decode::decode_image;
+pub(crate) use resize::{central_crop_window, resize_bilinear_tf1};
 
 use decode::{decode_pixels, u16_value, u8_value, Pixels};
 use image::ImageError;
 use resize::{resize_window, Window};
 
 /// TF-Slim's evaluation crop: the central 87.5% of each axis.
-pub const DEFAULT_CENTRAL_FRACTION: f32 = 0.875;
+pub(crate) const DEFAULT_CENTRAL_FRACTION: f32 = 0.875;
 
 /// Default `--max-pixels`: where Pillow refuses an image as a decompression bomb
 /// (twice its warning limit of 89,478,485 pixels).
-pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+pub(crate) const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
 
 /// `tf.image.convert_image_dtype` from uint8: cast, then multiply by the float32
 /// constant `1 / 255` (Python's double, rounded once to float32).
@@ -60,7 +60,7 @@ pub struct Rgb32 {
 
 impl Rgb32 {
     /// A black image.
-    pub fn zeros(height: usize, width: usize) -> Self {
+    pub(crate) fn zeros(height: usize, width: usize) -> Self {
         Rgb32 {
             height,
             width,
@@ -69,7 +69,7 @@ impl Rgb32 {
     }
 
     /// The three channels of pixel (`y`, `x`).
-    pub fn pixel(&self, y: usize, x: usize) -> [f32; 3] {
+    pub(crate) fn pixel(&self, y: usize, x: usize) -> [f32; 3] {
         let i = (y * self.width + x) * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
@@ -122,7 +122,7 @@ impl Preprocess {
     }
 
     /// Checks the settings: a non-empty target and a crop fraction in (0, 1].
-    pub fn validate(&self) -> Result<(), PreprocessError> {
+    pub(crate) fn validate(&self) -> Result<(), PreprocessError> {
         if self.size.0 == 0 || self.size.1 == 0 {
             return Err(PreprocessError::InvalidSize {
                 height: self.size.0,
@@ -182,7 +182,7 @@ pub fn preprocess_image(bytes: &[u8], p: &Preprocess) -> Result<Rgb32, Preproces
     p.validate()?;
     let pixels = decode_pixels(bytes, p.max_pixels)?;
     let (height, width) = pixels.dims();
-    // The central crop is only a window of the decoded image (as `central_crop` would copy).
+    // The central crop is only a window of the decoded image, not a copy.
     let ((top, height), (left, width)) = match p.crop {
         Crop::Central(f) if f < 1.0 => (
             central_crop_window(height, f), // validated: not NaN

@@ -9,7 +9,7 @@ use super::Rgb32;
 /// (TF-Slim's eval graph) the fraction is first made a float32 tensor and then cast to
 /// float64, which is what taking an `f32` here reproduces; for 0.875 (exact in both)
 /// eager mode's plain Python double gives the same answer.
-pub fn central_crop_window(n: usize, fraction: f32) -> (usize, usize) {
+pub(crate) fn central_crop_window(n: usize, fraction: f32) -> (usize, usize) {
     if fraction >= 1.0 {
         return (0, n); // TF returns the image unchanged for 1.0
     }
@@ -23,27 +23,6 @@ pub fn central_crop_window(n: usize, fraction: f32) -> (usize, usize) {
     // one pixel where a tiny fraction rounds `n * f` away (TF would crop to nothing).
     let start = (((nd - nd * f) / 2.0) as usize).min(n.saturating_sub(1) / 2);
     (start, n - 2 * start)
-}
-
-/// TF `tf.image.central_crop`: keeps the central `fraction` of each axis.
-///
-/// A fraction of 1 or more returns the image unchanged (as TF does for 1.0); 0, negative
-/// or NaN keep the central 1 or 2 pixels per axis (TF refuses them; see
-/// [`Preprocess::validate`]).
-pub fn central_crop(img: &Rgb32, fraction: f32) -> Rgb32 {
-    img.check_len();
-    let (top, h) = central_crop_window(img.height, fraction);
-    let (left, w) = central_crop_window(img.width, fraction);
-    let mut data = Vec::with_capacity(h * w * 3);
-    for y in top..top + h {
-        let row = (y * img.width + left) * 3;
-        data.extend_from_slice(&img.data[row..row + w * 3]);
-    }
-    Rgb32 {
-        height: h,
-        width: w,
-        data,
-    }
 }
 
 /// Source rows (or columns) and weight for each output index, as TF's
@@ -74,7 +53,7 @@ fn interpolation_weights(out_size: usize, in_size: usize) -> Vec<(usize, usize, 
 /// fused multiply-add, as TF's SSE path). Same-size "resizes" copy the input, as TF's
 /// kernel does. An empty input gives a black output; an empty output size, an empty
 /// image.
-pub fn resize_bilinear_tf1(img: &Rgb32, out_h: usize, out_w: usize) -> Rgb32 {
+pub(crate) fn resize_bilinear_tf1(img: &Rgb32, out_h: usize, out_w: usize) -> Rgb32 {
     img.check_len();
     let whole = Window {
         top: 0,
@@ -181,6 +160,25 @@ mod tests {
     use crate::inputs::npy::read_npy_images;
     use crate::preprocess::testutil::{compare_bits, read_fixture};
     use crate::preprocess::U8_SCALE;
+
+    /// `tf.image.central_crop` as a copy (`preprocess_image` reads the same window in place).
+    /// A fraction of 1 or more returns the image unchanged (as TF does for 1.0); 0, negative
+    /// or NaN keep the central 1 or 2 pixels per axis (TF refuses them).
+    fn central_crop(img: &Rgb32, fraction: f32) -> Rgb32 {
+        img.check_len();
+        let (top, h) = central_crop_window(img.height, fraction);
+        let (left, w) = central_crop_window(img.width, fraction);
+        let mut data = Vec::with_capacity(h * w * 3);
+        for y in top..top + h {
+            let row = (y * img.width + left) * 3;
+            data.extend_from_slice(&img.data[row..row + w * 3]);
+        }
+        Rgb32 {
+            height: h,
+            width: w,
+            data,
+        }
+    }
 
     /// A 3-channel image from a per-pixel function.
     fn image_from(h: usize, w: usize, f: impl Fn(usize, usize) -> [f32; 3]) -> Rgb32 {
