@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use mnv1::engine::{Engine, Head};
+use mnv1::inputs::npy::read_npy_images;
 use mnv1::preprocess::{self, Crop, Preprocess};
 use mnv1::{labels, output, weights};
 
@@ -54,7 +55,7 @@ fn main() -> Result<()> {
         let want = read_f32(&data.join(format!("golden/{name}_0.25_128.output")))?;
         let npy = tmp.path().join(format!("{name}.npy"));
         to_npy(&input, 128, &npy)?;
-        let images = preprocess::read_npy_images(&std::fs::read(&npy)?)?;
+        let images = read_npy_images(&std::fs::read(&npy)?)?;
         let logits = engine.run(&[&images[0]], Head::Logits)?.remove(0);
         let got = output::top_k(&logits, 1001, &labels);
         let mut probs = vec![0f32; 1001];

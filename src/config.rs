@@ -105,11 +105,8 @@ pub fn check_size(
 }
 
 impl ModelConfig {
-    pub fn resolve(args: &ModelArgs, module: Head) -> anyhow::Result<Self> {
-        Self::resolve_quiet(args, module, false)
-    }
-
-    /// As `resolve`; `quiet` silences the notes of a weights download (errors still show).
+    /// Resolves the model flags; `quiet` silences the notes of a weights download (errors still
+    /// show).
     pub fn resolve_quiet(args: &ModelArgs, module: Head, quiet: bool) -> anyhow::Result<Self> {
         // A fine-tuned model directory stands for --variant and --weights, and sets the defaults
         // of --size and --crop to what it was trained with.

@@ -34,7 +34,7 @@ impl Engine {
     /// Like `new`, with the CPU path on `threads` threads (ignored on other devices). The CPU
     /// path's instruction set is the widest the CPU has, or `MNV1_ISA`'s
     /// (`ModelError::Isa` when the CPU lacks it).
-    pub fn with_threads(
+    pub(crate) fn with_threads(
         weights: &Weights,
         head: Head,
         device: Device,
@@ -57,7 +57,7 @@ impl Engine {
         Ok(Self { backend })
     }
 
-    pub fn arch(&self) -> Arch {
+    pub(crate) fn arch(&self) -> Arch {
         match &self.backend {
             Backend::Cpu(m) => m.arch(),
             Backend::Candle { model, .. } => model.arch(),
@@ -66,7 +66,7 @@ impl Engine {
 
     /// Runs `f` on the CPU path's thread pool (so its parallel work shares the network's
     /// threads instead of competing with them), or on the caller's pool for other devices.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.backend {
             Backend::Cpu(m) => m.install(f),
             Backend::Candle { .. } => f(),
@@ -74,7 +74,7 @@ impl Engine {
     }
 
     /// `cpu (N threads)`, `cuda`, ... for reports.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.backend {
             Backend::Cpu(m) => format!("cpu ({} threads, {})", m.threads(), m.isa()),
             Backend::Candle { device, .. } => format!("{:?}", device.location()),
@@ -82,7 +82,7 @@ impl Engine {
     }
 
     /// Number of logits (1001, or K for a fine-tuned model).
-    pub fn num_classes(&self) -> usize {
+    pub(crate) fn num_classes(&self) -> usize {
         match &self.backend {
             Backend::Cpu(m) => m.num_classes(),
             Backend::Candle { model, .. } => model.num_classes(),
@@ -107,7 +107,7 @@ impl Engine {
 
     /// One forward pass over `n` NHWC images `[n, h, w, 3]` in [0,1]: `[n, D]` row-major. With
     /// `profile` (CPU path only), the time of every layer is appended to it.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         images: &[f32],
         n: usize,

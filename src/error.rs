@@ -25,7 +25,7 @@ pub mod exit_codes {
 pub struct UsageError(pub String);
 
 impl UsageError {
-    pub fn new(msg: impl Into<String>) -> Self {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
         Self(msg.into())
     }
 }

@@ -43,12 +43,12 @@ pub fn install() {
     });
 }
 
-pub fn register(path: &Path) {
+pub(crate) fn register(path: &Path) {
     let mut v = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     v.push(path.to_path_buf());
 }
 
-pub fn unregister(path: &Path) {
+pub(crate) fn unregister(path: &Path) {
     let mut v = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     v.retain(|p| p != path);
 }

@@ -5,14 +5,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod atomic;
-pub mod cache;
+pub(crate) mod atomic;
+pub(crate) mod cache;
 pub mod cli;
 pub mod commands;
-pub mod config;
+pub(crate) mod config;
 pub mod engine;
 pub mod error;
-pub mod export;
+pub(crate) mod export;
 pub mod hub;
 pub mod inputs;
 pub mod interrupt;
@@ -23,6 +23,6 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod registry;
 pub mod report;
-pub mod tempfiles;
+pub(crate) mod tempfiles;
 pub mod train;
 pub mod weights;

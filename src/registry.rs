@@ -11,24 +11,22 @@ pub use crate::model::Head;
 #[derive(Clone, Debug, Deserialize)]
 pub struct Variant {
     /// `MMM_RRR`, e.g. `050_160`; shared by a checkpoint's two modules.
-    pub id: String,
-    pub module: Head,
-    pub depth_multiplier: f64,
-    pub resolution: usize,
+    pub(crate) id: String,
+    pub(crate) module: Head,
+    pub(crate) depth_multiplier: f64,
+    pub(crate) resolution: usize,
     /// 1001 logits, or 256/512/768/1024 features.
-    pub outputs: usize,
-    pub hub_handle: String,
+    pub(crate) outputs: usize,
+    pub(crate) hub_handle: String,
     /// Release checkpoint name, e.g. `mobilenet_v1_0.5_160`.
-    pub checkpoint: String,
-    pub release_url: String,
+    pub(crate) checkpoint: String,
+    pub(crate) release_url: String,
     #[serde(default)]
     pub hf_repo: Option<String>,
     #[serde(default)]
     pub sha256: Option<String>,
-    pub published_macs_m: f64,
-    pub published_params_m: f64,
-    pub published_top1: f64,
-    pub published_top5: f64,
+    pub(crate) published_top1: f64,
+    pub(crate) published_top5: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +82,7 @@ impl Registry {
         })
     }
 
-    pub fn variants(&self) -> &[Variant] {
+    pub(crate) fn variants(&self) -> &[Variant] {
         &self.variants
     }
 
@@ -110,7 +108,7 @@ impl Registry {
     }
 
     /// The classification row of each checkpoint (16), in models.toml order.
-    pub fn checkpoints(&self) -> impl Iterator<Item = &Variant> {
+    pub(crate) fn checkpoints(&self) -> impl Iterator<Item = &Variant> {
         self.variants.iter().filter(|v| v.module == Head::Logits)
     }
 

@@ -6,7 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use mnv1::preprocess::read_npy_images;
+use mnv1::inputs::npy::read_npy_images;
 use mnv1::weights::checkpoint::Bundle;
 use mnv1::weights::tflite::read_tflite;
 

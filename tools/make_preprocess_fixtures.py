@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Make tests/fixtures/preprocess/: TensorFlow's own preprocessing outputs, which
-src/preprocess.rs must reproduce bit for bit.
+src/preprocess/ must reproduce bit for bit.
 
 Needs TensorFlow (made with tensorflow-cpu 2.21, numpy 2) and nothing else; not run by CI.
 

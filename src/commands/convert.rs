@@ -195,7 +195,7 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
 }
 
 /// Exports a fine-tuned model (the directory `finetune` just wrote) for `finetune --export`.
-pub fn export_finetuned(
+pub(crate) fn export_finetuned(
     model_dir: &std::path::Path,
     out: &std::path::Path,
     quiet: bool,

@@ -4,9 +4,7 @@
 
 /// `TensorProto.DataType`.
 pub const FLOAT: i32 = 1;
-pub const INT64: i32 = 7;
 /// `AttributeProto.AttributeType`.
-pub const ATTR_FLOAT: i32 = 1;
 pub const ATTR_INT: i32 = 2;
 pub const ATTR_STRING: i32 = 3;
 pub const ATTR_INTS: i32 = 7;

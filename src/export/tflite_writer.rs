@@ -22,6 +22,8 @@ pub enum Buffer {
     /// Bytes inside the flatbuffer; empty: no data (buffer 0, activations).
     Data(Vec<u8>),
     /// Data outside the flatbuffer (the >2 GB layout), as offset and size.
+    // Only the reader's tests (weights/tflite/tests.rs) build files in this layout.
+    #[cfg_attr(not(test), allow(dead_code))]
     External { offset: u64, size: u64 },
 }
 
@@ -37,6 +39,8 @@ pub struct Tensor {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Options {
+    // Only the reader's tests (weights/tflite/tests.rs) write operators without options.
+    #[cfg_attr(not(test), allow(dead_code))]
     None,
     Conv2D {
         padding: u8,
@@ -144,6 +148,7 @@ impl TfliteModel {
     }
 
     /// The index of `code` in `operator_codes`, 0 when absent.
+    #[cfg(test)]
     pub fn opcode_index_of(&self, code: i32) -> u32 {
         self.operator_codes
             .iter()

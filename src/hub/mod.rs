@@ -6,11 +6,11 @@
 //! checksum in its metadata), `.locks/<checkpoint>.lock`, and `.download-*.part` / `.convert-*`
 //! temporary files while a fetch runs.
 
-pub mod download;
-pub mod hf;
-pub mod lock;
-pub mod progress;
-pub mod sources;
+pub(crate) mod download;
+pub(crate) mod hf;
+pub(crate) mod lock;
+pub(crate) mod progress;
+pub(crate) mod sources;
 
 use std::fs;
 use std::io::Write;
@@ -27,15 +27,15 @@ use hf::HfError;
 use sources::Source;
 
 /// Seconds to wait for a connection or for more data before giving up on a source.
-pub const DEFAULT_TIMEOUT_S: f64 = 30.0;
+pub(crate) const DEFAULT_TIMEOUT_S: f64 = 30.0;
 /// Largest download accepted: ten times the largest release tarball (mobilenet_v1_1.0_224.tgz,
 /// about 100 MB), so a misconfigured mirror cannot fill the disk.
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
+pub(crate) const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 
 /// How to fetch: where the cache is, which hosts to use, whether the network may be used.
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
-    pub cache_dir: PathBuf,
+    pub(crate) cache_dir: PathBuf,
     /// Never touch the network; fail when the weights are not cached.
     pub offline: bool,
     /// Replaces `https://download.tensorflow.org` in release URLs, keeping the path.
@@ -49,11 +49,11 @@ pub struct FetchOptions {
     /// Limit on connecting and on each wait for data.
     pub timeout: Duration,
     /// Largest download accepted, in bytes.
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// Draw progress bars on stderr.
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// No notes on stderr (errors still go there).
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,11 @@ impl FetchOptions {
     /// `MNV1_MIRROR`, `MNV1_HUB_BASE`, `HF_ENDPOINT`, `HF_HOME`, `MNV1_HTTP_TIMEOUT` (seconds),
     /// `MNV1_MAX_DOWNLOAD_BYTES`.
     /// Flags win over the environment.
-    pub fn from_env(offline: bool, mirror: Option<&str>, quiet: bool) -> Result<Self, HubError> {
+    pub(crate) fn from_env(
+        offline: bool,
+        mirror: Option<&str>,
+        quiet: bool,
+    ) -> Result<Self, HubError> {
         let timeout = match non_empty("MNV1_HTTP_TIMEOUT") {
             None => DEFAULT_TIMEOUT_S,
             Some(v) => v
@@ -187,14 +191,14 @@ impl FetchOptions {
     }
 
     /// Where `checkpoint`'s canonical weights live in this cache.
-    pub fn weights_path(&self, checkpoint: &str) -> PathBuf {
+    pub(crate) fn weights_path(&self, checkpoint: &str) -> PathBuf {
         cache::weights_path_in(&self.cache_dir, checkpoint)
     }
 }
 
 /// State of a cached file.
 #[derive(Debug)]
-pub enum Cached {
+pub(crate) enum Cached {
     Missing,
     Valid,
     /// Present but unreadable or failing its checksum (the reason).
@@ -202,7 +206,7 @@ pub enum Cached {
 }
 
 /// Checks a cached file's checksum (memory-mapped; xxh3 runs at GB/s, so this costs little).
-pub fn check_cached(path: &Path) -> Cached {
+pub(crate) fn check_cached(path: &Path) -> Cached {
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Missing,
@@ -420,7 +424,7 @@ fn store(w: &Weights, provenance: Provenance, path: &Path) -> Result<(), HubErro
 
 /// The canonical files in the cache: (checkpoint name, path). Only mnv1's own names (the
 /// registry's checkpoints) count: other files in the directory are not mnv1's to list or remove.
-pub fn cached_files(cache_dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+pub(crate) fn cached_files(cache_dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for v in crate::registry::Registry::builtin().checkpoints() {
         let path = cache::weights_path_in(cache_dir, &v.checkpoint);

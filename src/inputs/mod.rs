@@ -1,9 +1,11 @@
 //! Turns the command line's INPUT arguments into the ordered stream of images to process:
 //! files as given, directories searched recursively in sorted order (image, .npy and .tar
 //! extensions only), `-` for paths read from stdin, one per line, as they arrive, and the image
-//! members of `.tar` shards (`tar_shard`). `split` keeps one `--shard K/N` part of the listing.
-//! Also how one input's bytes are read (regular files and pipes only, with a bound).
+//! members of `.tar` shards (`tar_shard`). `split` keeps one `--shard K/N` part of the listing;
+//! `npy` reads .npy tensors given as inputs. Also how one input's bytes are read (regular files
+//! and pipes only, with a bound).
 
+pub mod npy;
 pub mod split;
 pub mod tar_shard;
 

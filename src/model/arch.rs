@@ -2,10 +2,10 @@
 //! the canonical TF-Slim tensor names and shapes every weights source is checked against.
 
 /// BatchNorm epsilon of every TF-Slim MobileNet V1 layer (not candle's usual 1e-5).
-pub const BN_EPSILON: f64 = 1e-3;
+pub(crate) const BN_EPSILON: f64 = 1e-3;
 /// Number of ImageNet logits: index 0 is `background`.
-pub const NUM_CLASSES: usize = 1001;
-pub const SCOPE: &str = "MobilenetV1";
+pub(crate) const NUM_CLASSES: usize = 1001;
+pub(crate) const SCOPE: &str = "MobilenetV1";
 pub const LOGITS_SCOPE: &str = "MobilenetV1/Logits/Conv2d_1c_1x1";
 
 const DEPTHWISE_STRIDES: [usize; 13] = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1];
@@ -29,7 +29,7 @@ pub enum Head {
 
 impl Head {
     /// The TF-Hub module name: `classification` or `feature_vector`.
-    pub fn hub_module(self) -> &'static str {
+    pub(crate) fn hub_module(self) -> &'static str {
         match self {
             Head::Logits => "classification",
             Head::Features => "feature_vector",
@@ -38,7 +38,7 @@ impl Head {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerKind {
+pub(crate) enum LayerKind {
     /// Conv2d_0: 3x3 full convolution on the RGB input.
     Conv,
     /// Conv2d_i_depthwise: 3x3, channel multiplier 1.
@@ -49,17 +49,17 @@ pub enum LayerKind {
 
 /// One conv + BN + ReLU6 layer.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Layer {
+pub(crate) struct Layer {
     /// Scope under `MobilenetV1/`, e.g. `Conv2d_3_depthwise`.
-    pub name: String,
-    pub kind: LayerKind,
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub stride: usize,
+    pub(crate) name: String,
+    pub(crate) kind: LayerKind,
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) stride: usize,
 }
 
 impl Layer {
-    pub fn kernel(&self) -> usize {
+    pub(crate) fn kernel(&self) -> usize {
         if self.kind == LayerKind::Pointwise {
             1
         } else {
@@ -68,7 +68,7 @@ impl Layer {
     }
 
     /// Canonical name of the filter: `weights`, or `depthwise_weights` for depthwise layers.
-    pub fn weight_name(&self) -> String {
+    pub(crate) fn weight_name(&self) -> String {
         let leaf = if self.kind == LayerKind::Depthwise {
             "depthwise_weights"
         } else {
@@ -78,7 +78,7 @@ impl Layer {
     }
 
     /// The filter's shape in TensorFlow layout: HWIO, or [kh, kw, C, 1] for depthwise.
-    pub fn weight_shape(&self) -> Vec<usize> {
+    pub(crate) fn weight_shape(&self) -> Vec<usize> {
         let k = self.kernel();
         match self.kind {
             LayerKind::Depthwise => vec![k, k, self.in_channels, 1],
@@ -87,12 +87,12 @@ impl Layer {
     }
 
     /// `MobilenetV1/<layer>/BatchNorm/<leaf>` for gamma, beta, moving_mean, moving_variance.
-    pub fn bn_name(&self, leaf: &str) -> String {
+    pub(crate) fn bn_name(&self, leaf: &str) -> String {
         format!("{SCOPE}/{}/BatchNorm/{leaf}", self.name)
     }
 
     /// Bias of a layer whose BatchNorm was folded away by the source (.tflite).
-    pub fn bias_name(&self) -> String {
+    pub(crate) fn bias_name(&self) -> String {
         format!("{SCOPE}/{}/biases", self.name)
     }
 }
@@ -109,12 +109,12 @@ impl Arch {
     }
 
     /// TF-Slim's `depth(d) = max(int(d * multiplier), 8)`.
-    pub fn depth(&self, d: usize) -> usize {
+    pub(crate) fn depth(&self, d: usize) -> usize {
         ((d as f64 * self.depth_multiplier) as usize).max(8)
     }
 
     /// Conv2d_0, then Conv2d_1..13 as depthwise/pointwise pairs: 27 layers.
-    pub fn layers(&self) -> Vec<Layer> {
+    pub(crate) fn layers(&self) -> Vec<Layer> {
         let mut channels = self.depth(32);
         let mut layers = vec![Layer {
             name: "Conv2d_0".into(),
@@ -150,7 +150,7 @@ impl Arch {
     }
 
     /// Multiplier whose Conv2d_0 has `filters` output channels (8/16/24/32).
-    pub fn from_first_conv_filters(filters: usize) -> Option<Arch> {
+    pub(crate) fn from_first_conv_filters(filters: usize) -> Option<Arch> {
         MULTIPLIERS
             .iter()
             .map(|&m| Arch::new(m))
@@ -158,7 +158,7 @@ impl Arch {
     }
 
     /// Trainable parameters: conv weights, BN gamma and beta, logits weights and biases.
-    pub fn trainable_params(&self) -> usize {
+    pub(crate) fn trainable_params(&self) -> usize {
         let layers: usize = self
             .layers()
             .iter()
@@ -168,7 +168,7 @@ impl Arch {
     }
 
     /// Multiply-accumulates of one image at `h` x `w`, logits included.
-    pub fn macs(&self, h: usize, w: usize) -> u64 {
+    pub(crate) fn macs(&self, h: usize, w: usize) -> u64 {
         let (mut h, mut w) = (h, w);
         let mut total = 0u64;
         for l in self.layers() {

@@ -59,7 +59,7 @@ pub struct CpuMobileNet {
 }
 
 /// Wall time of each stage of one forward pass, for `mnv1 bench --profile`.
-pub type Profile = Vec<(String, Duration)>;
+pub(crate) type Profile = Vec<(String, Duration)>;
 
 /// Rows of at most this many pixels per pointwise block: the kernel walks the block once per
 /// 32-channel weight panel, so the block (<= 1 MB at 1024 channels) should stay in L2.
@@ -132,28 +132,24 @@ impl CpuMobileNet {
     }
 
     /// Number of logits (1001, or K for a fine-tuned head); 0 without a head.
-    pub fn num_classes(&self) -> usize {
+    pub(crate) fn num_classes(&self) -> usize {
         self.logits.as_ref().map_or(0, Pointwise::cout)
     }
 
-    pub fn arch(&self) -> Arch {
+    pub(crate) fn arch(&self) -> Arch {
         self.arch
     }
 
-    pub fn has_logits(&self) -> bool {
-        self.logits.is_some()
-    }
-
-    pub fn threads(&self) -> usize {
+    pub(crate) fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
 
-    pub fn isa(&self) -> Isa {
+    pub(crate) fn isa(&self) -> Isa {
         self.isa
     }
 
     /// Runs `f` in this network's thread pool.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
     }
 
@@ -180,7 +176,7 @@ impl CpuMobileNet {
     }
 
     /// One forward pass; with `profile`, the wall time of every stage is appended to it.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         images: &[f32],
         n: usize,

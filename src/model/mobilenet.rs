@@ -47,7 +47,7 @@ pub enum ModelError {
 }
 
 /// Smallest input side the network accepts: five stride-2 layers take 32 down to 1.
-pub const MIN_INPUT: usize = 32;
+pub(crate) const MIN_INPUT: usize = 32;
 
 /// One conv + BN + ReLU6 layer with the BN folded into `weight` and `bias`.
 struct FoldedLayer {
@@ -205,16 +205,12 @@ impl MobileNetV1 {
         })
     }
 
-    pub fn arch(&self) -> Arch {
+    pub(crate) fn arch(&self) -> Arch {
         self.arch
     }
 
-    pub fn has_logits(&self) -> bool {
-        self.logits.is_some()
-    }
-
     /// Number of logits: 1001 for the ImageNet modules, K for a fine-tuned head; 0 without one.
-    pub fn num_classes(&self) -> usize {
+    pub(crate) fn num_classes(&self) -> usize {
         self.logits
             .as_ref()
             .map_or(0, |(_, b)| b.dims1().unwrap_or(0))

@@ -2,11 +2,12 @@
 //! reference, and the path for CUDA / Metal) and the CPU fast path with its kernels.
 
 pub mod arch;
-pub mod cpu;
+pub(crate) mod cpu;
 pub mod kernels;
-pub mod mobilenet;
-pub mod padding;
+pub(crate) mod mobilenet;
+pub(crate) mod padding;
 
-pub use arch::{Arch, Head, Layer, LayerKind, BN_EPSILON, NUM_CLASSES};
+pub(crate) use arch::NUM_CLASSES;
+pub use arch::{Arch, Head};
 pub use cpu::CpuMobileNet;
 pub use mobilenet::{MobileNetV1, ModelError};

@@ -10,8 +10,8 @@ pub fn esc(s: &str) -> Cow<'_, str> {
 }
 
 /// Colours of the two runs in charts and tables (colour-blind safe pair).
-pub const TRAIN_COLOUR: &str = "#1f77b4";
-pub const VALIDATION_COLOUR: &str = "#e8710a";
+pub(crate) const TRAIN_COLOUR: &str = "#1f77b4";
+pub(crate) const VALIDATION_COLOUR: &str = "#e8710a";
 
 const STYLE: &str = r#"
 :root { color-scheme: light; }
@@ -57,7 +57,7 @@ ul.failures li { margin: 2px 0; }
 "#;
 
 /// `<!DOCTYPE html>` up to the opening `<main>`, with the heading and a subtitle.
-pub fn page_start(title: &str, subtitle: &str) -> String {
+pub(crate) fn page_start(title: &str, subtitle: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -70,15 +70,15 @@ pub fn page_start(title: &str, subtitle: &str) -> String {
     )
 }
 
-pub const PAGE_END: &str = "</main>\n</body>\n</html>\n";
+pub(crate) const PAGE_END: &str = "</main>\n</body>\n</html>\n";
 
 /// A fraction as a percentage with one decimal.
-pub fn percent(x: f64) -> String {
+pub(crate) fn percent(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
 /// Seconds as `1.23 s`, `2 min 05 s` or `1 h 02 min`.
-pub fn duration(s: f64) -> String {
+pub(crate) fn duration(s: f64) -> String {
     if s < 60.0 {
         format!("{s:.2} s")
     } else if s < 3600.0 {

@@ -3,10 +3,10 @@
 //! Pages are single self-contained files: inline SVG and CSS, thumbnails as `data:` URIs, no
 //! script, nothing fetched.
 
-pub mod contact_sheet;
+pub(crate) mod contact_sheet;
 pub mod html;
-pub mod summaries;
-pub mod svg;
+pub(crate) mod summaries;
+pub(crate) mod svg;
 pub mod tfevents;
-pub mod thumbnail;
-pub mod training;
+pub(crate) mod thumbnail;
+pub(crate) mod training;

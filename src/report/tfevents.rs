@@ -5,13 +5,13 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 
 /// What TensorFlow 2 writes as the first event of every file.
-pub const FILE_VERSION: &str = "brain.Event:2";
+pub(crate) const FILE_VERSION: &str = "brain.Event:2";
 
 /// `tensorflow.Event`, only the fields written here.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -51,7 +51,7 @@ pub struct SummaryValue {
 
 /// The checksum TensorFlow's record format stores: crc32c rotated right by 15 plus a constant
 /// (a crc of data that holds crcs would otherwise be weak).
-pub fn masked_crc32c(data: &[u8]) -> u32 {
+pub(crate) fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c::crc32c(data);
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
@@ -113,14 +113,13 @@ fn now() -> f64 {
 
 /// An event file being written: `events.out.tfevents.<secs>.<host>` in its directory,
 /// flushed after each group of scalars so that a running TensorBoard sees every epoch as it ends.
-pub struct EventWriter {
+pub(crate) struct EventWriter {
     file: BufWriter<File>,
-    path: PathBuf,
 }
 
 impl EventWriter {
     /// Creates `dir` (and parents) and a new event file in it, starting with the version event.
-    pub fn create(dir: &Path) -> io::Result<Self> {
+    pub(crate) fn create(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let wall_time = now();
         let host = gethostname::gethostname().to_string_lossy().into_owned();
@@ -129,7 +128,6 @@ impl EventWriter {
         let file = File::options().write(true).create_new(true).open(&path)?;
         let mut w = Self {
             file: BufWriter::new(file),
-            path,
         };
         w.write(&Event {
             wall_time,
@@ -140,16 +138,12 @@ impl EventWriter {
         Ok(w)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn write(&mut self, event: &Event) -> io::Result<()> {
+    pub(crate) fn write(&mut self, event: &Event) -> io::Result<()> {
         write_record(&mut self.file, &event.encode_to_vec())
     }
 
     /// One event per scalar at `step` (as `tf.summary.scalar` writes them), then a flush.
-    pub fn scalars(&mut self, step: i64, values: &[(&str, f64)]) -> io::Result<()> {
+    pub(crate) fn scalars(&mut self, step: i64, values: &[(&str, f64)]) -> io::Result<()> {
         let wall_time = now();
         for (tag, v) in values {
             self.write(&Event {
@@ -240,13 +234,17 @@ mod tests {
     #[test]
     fn writer_starts_with_the_file_version_and_flushes_scalars() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = EventWriter::create(&dir.path().join("train")).unwrap();
-        let name = w.path().file_name().unwrap().to_string_lossy().into_owned();
+        let train = dir.path().join("train");
+        let mut w = EventWriter::create(&train).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&train).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let path = files[0].as_ref().unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with("events.out.tfevents."), "{name}");
         w.scalars(1, &[("epoch_loss", 0.5), ("epoch_accuracy", 0.25)])
             .unwrap();
         // Readable while the writer is still open: every epoch is flushed.
-        let events = read_events(&std::fs::read(w.path()).unwrap()).unwrap();
+        let events = read_events(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(
             events[0].what,
             Some(What::FileVersion("brain.Event:2".into()))

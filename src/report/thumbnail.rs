@@ -7,7 +7,8 @@ use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
-use crate::preprocess::{self, Rgb32};
+use crate::inputs::npy;
+use crate::preprocess::Rgb32;
 
 /// JPEG quality of thumbnails: small files, no visible blocking at ~100 px.
 const QUALITY: u8 = 80;
@@ -20,8 +21,8 @@ pub fn from_file_bytes(
     side: u32,
     max_pixels: u64,
 ) -> Result<Vec<u8>, String> {
-    if preprocess::is_npy(bytes) {
-        let images = preprocess::read_npy_images(bytes).map_err(|e| e.to_string())?;
+    if npy::is_npy(bytes) {
+        let images = npy::read_npy_images(bytes).map_err(|e| e.to_string())?;
         let img = images
             .get(index)
             .ok_or_else(|| format!("the tensor has no image {index}"))?;

@@ -89,7 +89,7 @@ struct Workspace {
 #[derive(Clone, Copy, Debug)]
 pub struct BatchFigures {
     pub loss: f64,
-    pub correct: usize,
+    pub(crate) correct: usize,
 }
 
 /// Wall time of each layer's forward and backward pass, summed over the steps of a run (for
@@ -219,7 +219,7 @@ impl CpuTrainNet {
     }
 
     /// Whether some layer came with its BatchNorm folded away and still needs `calibrate`.
-    pub fn needs_calibration(&self) -> bool {
+    pub(crate) fn needs_calibration(&self) -> bool {
         self.layers.iter().any(|l| l.folded)
     }
 
@@ -307,7 +307,7 @@ impl CpuTrainNet {
     /// Gives each folded layer the statistics of its convolution's output on `images` (NHWC,
     /// [0,1]), as `TrainNet::calibrate` does: moving mean `m` and (biased) variance `v`, gamma
     /// `sqrt(v + eps)`, beta `bias + m`, so that inference mode still computes `conv + bias`.
-    pub fn calibrate(&mut self, images: &[f32], n: usize) -> Result<(), ModelError> {
+    pub(crate) fn calibrate(&mut self, images: &[f32], n: usize) -> Result<(), ModelError> {
         self.check_batch(images, n)?;
         self.forward(images, n, Mode::Calibrate);
         Ok(())
@@ -352,7 +352,7 @@ impl CpuTrainNet {
 
     /// Logits `[n, K]` of images in inference mode (moving statistics), in batches of the
     /// reserved capacity.
-    pub fn eval_logits(&mut self, images: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn eval_logits(&mut self, images: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
         let image_len = self.work.height * self.work.width * 3;
         let k = self.classifier.classes;
         let mut out = Vec::with_capacity(n * k);
@@ -677,7 +677,7 @@ impl CpuTrainNet {
 
 /// Mean softmax cross-entropy of `logits` (`[N, K]`) against `labels`, in f64, and how many
 /// rows have their label as the (first) arg-max.
-pub fn cross_entropy(logits: &[f32], labels: &[usize]) -> (f64, usize) {
+pub(crate) fn cross_entropy(logits: &[f32], labels: &[usize]) -> (f64, usize) {
     let n = labels.len();
     let k = logits.len() / n.max(1);
     let (mut loss, mut correct) = (0f64, 0);

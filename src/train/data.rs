@@ -41,12 +41,8 @@ pub struct Example {
     pub label: usize,
 }
 
-/// Class names (sorted folder names) and every image under them, in sorted order.
-pub fn scan(dir: &Path) -> Result<(Vec<String>, Vec<Example>), DataError> {
-    scan_all(dir).map(|s| (s.classes, s.examples))
-}
-
-/// As `scan`, also listing the files skipped: only names with an image extension (the filter
+/// Class names (sorted folder names) and every image under them, in sorted order, and the files
+/// skipped: only names with an image extension (the filter
 /// `classify` uses in directories) are taken, so `Thumbs.db`, `.DS_Store` or `notes.txt` are not
 /// decoded as images. A class name that `labels.txt` cannot hold as one line is refused.
 pub fn scan_all(dir: &Path) -> Result<Scanned, DataError> {

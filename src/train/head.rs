@@ -66,7 +66,7 @@ impl ClassifierHead {
 
 /// Inverted dropout with the run's seeded generator (candle's own dropout draws from an unseeded
 /// one, which would break "same seed, same result").
-pub fn dropout(x: &Tensor, rate: f64, rng: &mut StdRng) -> candle_core::Result<Tensor> {
+pub(crate) fn dropout(x: &Tensor, rate: f64, rng: &mut StdRng) -> candle_core::Result<Tensor> {
     if rate <= 0.0 {
         return Ok(x.clone());
     }

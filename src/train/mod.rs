@@ -5,13 +5,13 @@
 //! once per run), on other devices the candle `network::TrainNet`.
 
 pub mod cpu_net;
-pub mod data;
+pub(crate) mod data;
 pub mod head;
-pub mod kernels;
-pub mod manifest;
+pub(crate) mod kernels;
+pub(crate) mod manifest;
 pub mod network;
 pub mod optimizer;
-pub mod predictions;
+pub(crate) mod predictions;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -58,34 +58,34 @@ pub enum TrainError {
 
 /// The checked settings of one run.
 #[derive(Clone, Debug)]
-pub struct Settings {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
+pub(crate) struct Settings {
+    pub(crate) epochs: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) learning_rate: f64,
     pub optimizer: OptimizerKind,
-    pub bn_momentum: f64,
-    pub train_backbone: bool,
-    pub dropout: f64,
-    pub augment: bool,
+    pub(crate) bn_momentum: f64,
+    pub(crate) train_backbone: bool,
+    pub(crate) dropout: f64,
+    pub(crate) augment: bool,
     /// Threads of the CPU training path.
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Square input side of the model.
-    pub size: usize,
-    pub max_pixels: u64,
+    pub(crate) size: usize,
+    pub(crate) max_pixels: u64,
 }
 
 /// Split and decoded data. Training images are eval-preprocessed, or, with `--augment`, kept
 /// larger so each epoch can crop them afresh.
-pub struct Prepared {
-    pub classes: Vec<String>,
-    pub train: Vec<Example>,
-    pub validation: Vec<Example>,
+pub(crate) struct Prepared {
+    pub(crate) classes: Vec<String>,
+    pub(crate) train: Vec<Example>,
+    pub(crate) validation: Vec<Example>,
     train_images: Vec<Rgb32>,
     validation_images: Vec<Rgb32>,
 }
 
 impl Prepared {
-    pub fn load(
+    pub(crate) fn load(
         classes: Vec<String>,
         train: Vec<Example>,
         validation: Vec<Example>,
@@ -115,20 +115,20 @@ impl Prepared {
 }
 
 /// What the caller shows while training runs.
-pub enum Event<'a> {
+pub(crate) enum Event<'a> {
     EpochStart { epoch: usize, batches: usize },
     Batch { loss: f64, accuracy: f64 },
     EpochEnd(&'a EpochFigures),
 }
 
-pub struct Trained {
+pub(crate) struct Trained {
     /// The whole network under canonical names, the new head as `Logits/Conv2d_1c_1x1`.
-    pub tensors: BTreeMap<String, RawTensor>,
-    pub history: Vec<EpochFigures>,
-    pub initial_validation: Option<Figures>,
-    pub final_validation: Option<Figures>,
+    pub(crate) tensors: BTreeMap<String, RawTensor>,
+    pub(crate) history: Vec<EpochFigures>,
+    pub(crate) initial_validation: Option<Figures>,
+    pub(crate) final_validation: Option<Figures>,
     /// Per validation image (in `Prepared::validation` order), what the final model predicts.
-    pub validation_predictions: Vec<Predicted>,
+    pub(crate) validation_predictions: Vec<Predicted>,
 }
 
 /// Figures over the validation set and the prediction for each of its images.
@@ -286,7 +286,7 @@ fn evaluate(
 }
 
 /// Trains the new head (and, with `train_backbone`, the whole network) on `data`.
-pub fn fine_tune(
+pub(crate) fn fine_tune(
     weights: &Weights,
     data: &Prepared,
     s: &Settings,

@@ -17,18 +17,18 @@ use crate::weights::RawTensor;
 /// (PyTorch's and candle-nn's `momentum` is 1 minus this). Training normalises with the biased
 /// batch variance and feeds the Bessel-corrected one (x n/(n-1)) into the moving variance, as
 /// TF's FusedBatchNorm (what slim's batch_norm runs) does.
-pub struct BatchNorm {
-    pub gamma: Var,
-    pub beta: Var,
-    pub moving_mean: Tensor,
-    pub moving_variance: Tensor,
+pub(crate) struct BatchNorm {
+    pub(crate) gamma: Var,
+    pub(crate) beta: Var,
+    pub(crate) moving_mean: Tensor,
+    pub(crate) moving_variance: Tensor,
     /// TF decay of the moving averages, e.g. 0.99 (the modules' default) or 0.997.
-    pub momentum: f64,
+    pub(crate) momentum: f64,
 }
 
 impl BatchNorm {
     /// Normalises `x` [N, C, H, W] with its own statistics and updates the moving averages.
-    pub fn forward_train(&mut self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward_train(&mut self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
         let count = n * h * w;
         let mean = x.mean_keepdim((0, 2, 3))?;
@@ -52,7 +52,7 @@ impl BatchNorm {
     }
 
     /// Inference mode: the moving statistics, nothing updated.
-    pub fn forward_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let c = x.dim(1)?;
         let shape = (1, c, 1, 1);
         let scale = (self.gamma.as_tensor() / (&self.moving_variance + BN_EPSILON)?.sqrt()?)?;
@@ -146,7 +146,7 @@ impl TrainNet {
     }
 
     /// Whether some layer came with its BatchNorm folded away and still needs `calibrate`.
-    pub fn needs_calibration(&self) -> bool {
+    pub(crate) fn needs_calibration(&self) -> bool {
         self.layers.iter().any(|l| l.folded)
     }
 
@@ -156,7 +156,7 @@ impl TrainNet {
     /// mode, which normalises by batch statistics, now starts close to it too. (With gamma 1 and
     /// variance 1 - eps it would divide each channel by its batch spread, a different network,
     /// and fine-tuning from a .tflite lost its accuracy in the first steps.)
-    pub fn calibrate(&mut self, images: &Tensor) -> candle_core::Result<()> {
+    pub(crate) fn calibrate(&mut self, images: &Tensor) -> candle_core::Result<()> {
         let mut x = graph_input(images)?;
         for layer in &mut self.layers {
             let y = conv(&layer.spec, layer.weight.as_tensor(), &x)?;
@@ -199,7 +199,7 @@ impl TrainNet {
     }
 
     /// Pooled features in inference mode (moving statistics).
-    pub fn forward_eval(&self, images: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward_eval(&self, images: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = graph_input(images)?;
         for layer in &self.layers {
             x = layer

@@ -71,13 +71,13 @@ impl Optimizer {
 }
 
 /// A parameter of the CPU training path: its values and the gradient of the last step.
-pub struct Param {
-    pub value: Vec<f32>,
-    pub grad: Vec<f32>,
+pub(crate) struct Param {
+    pub(crate) value: Vec<f32>,
+    pub(crate) grad: Vec<f32>,
 }
 
 impl Param {
-    pub fn new(value: Vec<f32>) -> Self {
+    pub(crate) fn new(value: Vec<f32>) -> Self {
         let grad = vec![0.0; value.len()];
         Self { value, grad }
     }
@@ -103,7 +103,7 @@ impl InPlace {
     }
 
     /// One update of every parameter from its `grad`.
-    pub fn step<'a>(&mut self, params: impl Iterator<Item = &'a mut Param>) {
+    pub(crate) fn step<'a>(&mut self, params: impl Iterator<Item = &'a mut Param>) {
         self.steps += 1;
         let lr = self.lr as f32;
         for (i, p) in params.enumerate() {

@@ -4,12 +4,12 @@
 //! `BatchNorm/{gamma,beta,moving_mean,moving_variance}` or, when the source had them folded
 //! (.tflite), a `biases` tensor. Sources are recognised by content, not by file name.
 
-pub mod archive;
+pub(crate) mod archive;
 pub mod checkpoint;
 pub mod random;
 pub mod safetensors;
 pub mod tflite;
-pub mod transformers;
+pub(crate) mod transformers;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,7 +25,7 @@ pub struct RawTensor {
 }
 
 impl RawTensor {
-    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+    pub(crate) fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
         Self { shape, data }
     }
@@ -41,7 +41,7 @@ pub struct Weights {
 }
 
 impl Weights {
-    pub fn has_logits(&self) -> bool {
+    pub(crate) fn has_logits(&self) -> bool {
         self.tensors
             .contains_key(&format!("{LOGITS_SCOPE}/weights"))
     }
@@ -127,7 +127,7 @@ pub enum WeightsError {
 
 impl WeightsError {
     /// Reading failed (as opposed to: what was read is not usable weights).
-    pub fn is_io(&self) -> bool {
+    pub(crate) fn is_io(&self) -> bool {
         matches!(self, WeightsError::Io { .. })
     }
 }
@@ -325,7 +325,7 @@ fn is_model_tensor(name: &str) -> bool {
 }
 
 /// Keeps exactly the tensors of the detected architecture under their canonical names.
-pub fn canonicalize(
+pub(crate) fn canonicalize(
     raw: BTreeMap<String, RawTensor>,
     format: &'static str,
 ) -> Result<Weights, String> {

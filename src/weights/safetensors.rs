@@ -8,7 +8,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use super::RawTensor;
 
 /// Metadata key of the xxh3-64 checksum (hex) of the data section that mnv1 writes into its cache.
-pub const CHECKSUM_KEY: &str = "mnv1_xxh3_64";
+pub(crate) const CHECKSUM_KEY: &str = "mnv1_xxh3_64";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SafetensorsError {
@@ -25,7 +25,7 @@ pub enum SafetensorsError {
 }
 
 /// True when bytes start like a safetensors file: a little-endian header length, then `{`.
-pub fn is_safetensors(bytes: &[u8]) -> bool {
+pub(crate) fn is_safetensors(bytes: &[u8]) -> bool {
     let Some(len) = bytes.get(..8) else {
         return false;
     };
@@ -36,7 +36,9 @@ pub fn is_safetensors(bytes: &[u8]) -> bool {
         && (n as usize).saturating_add(8) <= bytes.len()
 }
 
-pub fn read_safetensors(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>, SafetensorsError> {
+pub(crate) fn read_safetensors(
+    bytes: &[u8],
+) -> Result<BTreeMap<String, RawTensor>, SafetensorsError> {
     let st = SafeTensors::deserialize(bytes)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
@@ -89,7 +91,7 @@ impl CanonicalMetadata {
 
 /// The bytes of mnv1's canonical file: `tensors`, `metadata` and the [`CHECKSUM_KEY`]. The one
 /// writer of the format, for `convert`, `finetune` and the cache.
-pub fn canonical_bytes(
+pub(crate) fn canonical_bytes(
     tensors: &BTreeMap<String, RawTensor>,
     metadata: CanonicalMetadata,
 ) -> Result<Vec<u8>, SafetensorsError> {
@@ -137,7 +139,7 @@ fn serialize_with_checksum(
 }
 
 /// Checks the [`CHECKSUM_KEY`] a cached file carries against its data section.
-pub fn verify_checksum(bytes: &[u8]) -> Result<(), SafetensorsError> {
+pub(crate) fn verify_checksum(bytes: &[u8]) -> Result<(), SafetensorsError> {
     let (_, meta) = SafeTensors::read_metadata(bytes)?;
     let stored = meta
         .metadata()

@@ -40,10 +40,6 @@ impl Conv0 {
     pub fn stride(&self) -> usize {
         self.stride
     }
-
-    pub fn out_channels(&self) -> usize {
-        self.bias.len()
-    }
 }
 
 thread_local! {

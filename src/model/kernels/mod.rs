@@ -3,35 +3,32 @@
 //! activation is spent on either. Each layer keeps the instruction set it was built for
 //! (`simd::Isa`); the tests at the end run every kernel at every level the CPU supports.
 
-pub mod conv0;
-pub mod depthwise;
-pub mod pointwise;
-pub mod pool;
-pub mod simd;
+pub(crate) mod conv0;
+pub(crate) mod depthwise;
+pub(crate) mod pointwise;
+pub(crate) mod pool;
+pub(crate) mod simd;
 
-pub use simd::{Isa, IsaError, Level};
+pub use simd::Isa;
+pub(crate) use simd::IsaError;
 
 #[cfg(test)]
 mod tests;
 
 /// One NHWC image's activation: `height` rows of `width * channels` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    pub height: usize,
-    pub width: usize,
-    pub channels: usize,
+pub(crate) struct Shape {
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) channels: usize,
 }
 
 impl Shape {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.height * self.width * self.channels
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn row_len(&self) -> usize {
+    pub(crate) fn row_len(&self) -> usize {
         self.width * self.channels
     }
 }
@@ -40,7 +37,7 @@ impl Shape {
 /// rows that are multiples of 16 values never straddle two cache lines (a large `Vec` from the
 /// allocator starts 16 bytes past a page boundary).
 #[derive(Default)]
-pub struct AlignedBuf {
+pub(crate) struct AlignedBuf {
     buf: Vec<f32>,
     offset: usize,
     len: usize,
@@ -49,35 +46,31 @@ pub struct AlignedBuf {
 impl AlignedBuf {
     const ALIGN_VALUES: usize = 16;
 
-    pub fn zeroed(len: usize) -> Self {
+    pub(crate) fn zeroed(len: usize) -> Self {
         let buf = vec![0f32; len + Self::ALIGN_VALUES];
         let misalign = (buf.as_ptr() as usize % 64) / 4;
         let offset = (Self::ALIGN_VALUES - misalign) % Self::ALIGN_VALUES;
         Self { buf, offset, len }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn as_slice(&self) -> &[f32] {
+    pub(crate) fn as_slice(&self) -> &[f32] {
         &self.buf[self.offset..self.offset + self.len]
     }
 
-    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
         &mut self.buf[self.offset..self.offset + self.len]
     }
 }
 
 /// TF SAME padding before the first row and column of a 3x3 layer (the odd one goes after).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pad {
-    pub top: usize,
-    pub left: usize,
+pub(crate) struct Pad {
+    pub(crate) top: usize,
+    pub(crate) left: usize,
 }
 
 /// ReLU6. `f32::clamp` keeps a NaN a NaN (as TensorFlow does), where `max(0).min(6)` would not.

@@ -8,11 +8,11 @@
 use std::fmt;
 
 /// The environment variable that forces a level: `portable`, `avx2` or `avx512`.
-pub const ISA_ENV: &str = "MNV1_ISA";
+pub(crate) const ISA_ENV: &str = "MNV1_ISA";
 
 /// The levels the kernels are compiled for, narrowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     /// Plain Rust for baseline x86-64 (or any other architecture): multiply then add.
     Portable,
     /// The same plain Rust compiled for AVX2 with fused multiply-add.
@@ -23,9 +23,9 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 3] = [Level::Portable, Level::Avx2, Level::Avx512];
+    pub(crate) const ALL: [Level; 3] = [Level::Portable, Level::Avx2, Level::Avx512];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Level::Portable => "portable",
             Level::Avx2 => "avx2",
@@ -67,12 +67,12 @@ pub enum IsaError {
 
 impl Isa {
     /// Plain Rust, which every CPU runs.
-    pub fn portable() -> Isa {
+    pub(crate) fn portable() -> Isa {
         Isa(Level::Portable)
     }
 
     /// `level`, when this CPU supports it.
-    pub fn new(level: Level) -> Option<Isa> {
+    pub(crate) fn new(level: Level) -> Option<Isa> {
         level.runs_here().then_some(Isa(level))
     }
 
@@ -87,7 +87,7 @@ impl Isa {
     }
 
     /// The level named `name` (`portable`, `avx2`, `avx512`), when this CPU supports it.
-    pub fn parse(name: &str) -> Result<Isa, IsaError> {
+    pub(crate) fn parse(name: &str) -> Result<Isa, IsaError> {
         let level = Level::ALL
             .into_iter()
             .find(|l| l.name() == name.trim().to_ascii_lowercase())
@@ -110,7 +110,7 @@ impl Isa {
         }
     }
 
-    pub fn level(self) -> Level {
+    pub(crate) fn level(self) -> Level {
         self.0
     }
 }

@@ -12,7 +12,7 @@ pub mod matmul;
 
 use std::ops::Range;
 
-pub use crate::model::kernels::{Pad, Shape};
+pub(crate) use crate::model::kernels::{Pad, Shape};
 
 /// Parts a reduction over pixel rows is split into (its partial sums are added in this order).
 pub const REDUCE_PARTS: usize = 32;

@@ -29,11 +29,12 @@ use crate::weights::RawTensor;
 use crc::{crc32c, mask_crc};
 use proto::{parse_entry, parse_header};
 use table::for_each_table_entry;
-pub use table::is_bundle_index;
+pub(crate) use table::is_bundle_index;
 
 /// `DataType` values (tensorflow/core/framework/types.proto).
-pub const DT_FLOAT: i32 = 1;
-pub const DT_INT64: i32 = 9;
+pub(crate) const DT_FLOAT: i32 = 1;
+#[cfg(test)]
+pub(crate) const DT_INT64: i32 = 9;
 
 /// The bundle format version this reader implements (`kTensorBundleVersion`).
 const BUNDLE_VERSION: i64 = 1;
@@ -101,13 +102,13 @@ pub enum CheckpointError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundleEntry {
     /// TensorFlow `DataType` (1 = DT_FLOAT, 9 = DT_INT64, ...).
-    pub dtype: i32,
-    pub shape: Vec<usize>,
-    pub shard_id: usize,
-    pub offset: u64,
-    pub size: u64,
+    pub(crate) dtype: i32,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) shard_id: usize,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
     /// Masked crc32c of the tensor's bytes.
-    pub crc32c: u32,
+    pub(crate) crc32c: u32,
 }
 
 /// A parsed `.index`: the header and the tensor entries in key order.
@@ -235,7 +236,7 @@ impl Bundle {
     }
 
     /// The entry of tensor `name`, if there is one.
-    pub fn entry(&self, name: &str) -> Option<&BundleEntry> {
+    pub(crate) fn entry(&self, name: &str) -> Option<&BundleEntry> {
         self.entries
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()
@@ -244,7 +245,7 @@ impl Bundle {
     }
 
     /// The path of data shard `shard_id` of a checkpoint: `prefix.data-0000N-of-0000M`.
-    pub fn shard_path(prefix: &Path, shard_id: usize, num_shards: usize) -> PathBuf {
+    pub(crate) fn shard_path(prefix: &Path, shard_id: usize, num_shards: usize) -> PathBuf {
         with_suffix(prefix, &format!(".data-{shard_id:05}-of-{num_shards:05}"))
     }
 
@@ -333,7 +334,9 @@ impl Bundle {
 /// `dir/mobilenet_v1_0.25_128.ckpt` (files `prefix.index`, `prefix.data-00000-of-00001`); the
 /// data shards are memory-mapped, and only those that hold a float tensor are opened. Other
 /// dtypes (e.g. the DT_INT64 `global_step`) are skipped; a partitioned float tensor is an error.
-pub fn read_checkpoint(prefix: &Path) -> Result<BTreeMap<String, RawTensor>, CheckpointError> {
+pub(crate) fn read_checkpoint(
+    prefix: &Path,
+) -> Result<BTreeMap<String, RawTensor>, CheckpointError> {
     let index_path = with_suffix(prefix, ".index");
     let index = std::fs::read(&index_path).map_err(|source| CheckpointError::Io {
         file: index_path.display().to_string(),
@@ -356,7 +359,7 @@ pub fn read_checkpoint(prefix: &Path) -> Result<BTreeMap<String, RawTensor>, Che
 }
 
 /// Name of a TensorFlow `DataType`, for messages.
-pub fn dtype_name(dtype: i32) -> &'static str {
+pub(crate) fn dtype_name(dtype: i32) -> &'static str {
     const NAMES: [&str; 24] = [
         "DT_INVALID",
         "DT_FLOAT",

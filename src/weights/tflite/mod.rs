@@ -74,7 +74,7 @@ pub enum TfliteError {
 pub(super) type Result<T> = std::result::Result<T, TfliteError>;
 
 /// True when bytes look like a TFLite flatbuffer (file identifier "TFL3" at bytes 4..8).
-pub fn is_tflite(bytes: &[u8]) -> bool {
+pub(crate) fn is_tflite(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(b"TFL3".as_slice())
 }
 
