@@ -52,7 +52,17 @@ SPARK=("$VENV/bin/spark-submit" --master "local[$THREADS]"
     "$HERE/mnv1_spark.py" "$WORK/shards/*.tar" --out "$WORK/spark" --modes embed
     --mnv1 "$(basename "$MNV1_BIN")" --weights "$(basename "$WEIGHTS")" --variant 025_128 --threads 1)
 
+# The JVM and a Spark session alone: start, run one trivial job, stop.
+cat > "$WORK/empty.py" <<'EOF'
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+spark.sparkContext.parallelize(range(4), 4).count()
+spark.stop()
+EOF
+
 for r in $(seq 1 "$REPEAT"); do
+    timed spark_session_only "$r" "$VENV/bin/spark-submit" --master "local[$THREADS]" \
+        --conf spark.ui.enabled=false --conf spark.log.level=WARN "$WORK/empty.py"
     rm -rf "$WORK/one" "$WORK/spark" "$WORK/tmp"
     timed one_process_npy "$r" "$MNV1_BIN" embed "$WORK"/shards/*.tar --out "$WORK/one.npy" "${MODEL[@]}" --threads "$THREADS"
     timed one_process_out_dir "$r" "$MNV1_BIN" embed "$WORK"/shards/*.tar --out-dir "$WORK/one" "${MODEL[@]}" --threads "$THREADS"
