@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DATA ?= ../shared/testdata
 
-.PHONY: build test lint fmt check-real check-html fixtures fuzz fuzz-corpus
+.PHONY: build test lint fmt check-real check-html fixtures fuzz fuzz-corpus test-spark
 
 build:
 	$(CARGO) build --release
@@ -32,6 +32,13 @@ check-html:
 	$(CARGO) build --profile $(HTML_PROFILE)
 	TB_PYTHON=$(TB_PYTHON) tools/check_html.sh $(DATA) \
 		target/$(if $(filter dev test,$(HTML_PROFILE)),debug,$(HTML_PROFILE))/mnv1 docs
+
+# The Spark example (examples/spark/README.md) on Spark's local mode, local[2]: tar shards (photos
+# from DATA when present, else synthetic), the job, a resumed rerun, and its outputs checked against
+# single-process mnv1 bit for bit. Installs Java 17 (apt-get) and .spark-venv/ (pyspark, ~450 MB)
+# when missing, hence not part of `make test` / CI.
+test-spark: build
+	DATA=$(DATA) MNV1_BIN=$(CURDIR)/target/release/mnv1 examples/spark/test_spark.sh
 
 # Regenerates tests/fixtures with TensorFlow (see tools/README.md; needs /tmp/tfenv).
 fixtures:
