@@ -3,8 +3,8 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 

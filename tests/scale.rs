@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int32Type};
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use assert_cmd::Command;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -23,17 +23,24 @@ fn fixture(name: &str) -> PathBuf {
 
 fn mnv1(sub: &str) -> Command {
     let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.env("MNV1_CACHE", std::env::temp_dir().join("mnv1-scale-empty-cache"))
-        .arg(sub)
-        .args(["--variant", "025_128", "--threads", "2", "--weights"])
-        .arg(fixture("mobilenet_v1_0.25_128.tgz"));
+    cmd.env(
+        "MNV1_CACHE",
+        std::env::temp_dir().join("mnv1-scale-empty-cache"),
+    )
+    .arg(sub)
+    .args(["--variant", "025_128", "--threads", "2", "--weights"])
+    .arg(fixture("mobilenet_v1_0.25_128.tgz"));
     cmd
 }
 
 /// A PNG whose pixels depend on `seed` (so every image has its own features).
 fn png(seed: u32) -> Vec<u8> {
     let img = ImageBuffer::from_fn(40 + seed % 7, 36, |x, y| {
-        Rgb([(x * 5 + seed * 31) as u8, (y * 7 + seed * 11) as u8, (seed * 53) as u8])
+        Rgb([
+            (x * 5 + seed * 31) as u8,
+            (y * 7 + seed * 11) as u8,
+            (seed * 53) as u8,
+        ])
     });
     let mut bytes = std::io::Cursor::new(Vec::new());
     DynamicImage::ImageRgb8(img)
@@ -53,7 +60,10 @@ fn shard_bytes(keys: &[(&str, u32)]) -> Vec<u8> {
         b.append_data(&mut h, name, data).unwrap();
     };
     for (key, seed) in keys {
-        add(&format!("{key}.json"), format!("{{\"key\":\"{key}\"}}").as_bytes());
+        add(
+            &format!("{key}.json"),
+            format!("{{\"key\":\"{key}\"}}").as_bytes(),
+        );
         add(&format!("{key}.png"), &png(*seed));
         add(&format!("{key}.txt"), b"a caption");
     }
@@ -106,7 +116,11 @@ fn embed_rows(path: &Path) -> Vec<(String, Vec<f32>)> {
 
 /// Shards a.tar (3 images), b.tar (2) and a plain file c.png, in `dir`.
 fn corpus(dir: &Path) {
-    fs::write(dir.join("a.tar"), shard_bytes(&[("a0", 1), ("a1", 2), ("a2", 3)])).unwrap();
+    fs::write(
+        dir.join("a.tar"),
+        shard_bytes(&[("a0", 1), ("a1", 2), ("a2", 3)]),
+    )
+    .unwrap();
     fs::write(dir.join("b.tar"), shard_bytes(&[("b0", 4), ("b1", 5)])).unwrap();
     fs::write(dir.join("c.png"), png(6)).unwrap();
 }
@@ -120,6 +134,37 @@ fn tar_members_are_inputs_in_archive_order_and_equal_the_same_files() {
     for (key, seed) in [("a0", 1), ("a1", 2), ("a2", 3)] {
         fs::write(d.join(format!("{key}.png")), png(seed)).unwrap();
     }
+    // A directory contributes its shards too, sorted with the other files (run before any
+    // .npy output is written there: those would be inputs too).
+    let out = mnv1("classify")
+        .current_dir(d)
+        .args([".", "-k", "1", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "./a.tar/a0.png",
+            "./a.tar/a1.png",
+            "./a.tar/a2.png",
+            "./a0.png",
+            "./a1.png",
+            "./a2.png",
+            "./b.tar/b0.png",
+            "./b.tar/b1.png",
+            "./c.png"
+        ]
+    );
     mnv1("embed")
         .current_dir(d)
         .args(["a.tar", "--out", "shard.npy"])
@@ -138,27 +183,6 @@ fn tar_members_are_inputs_in_archive_order_and_equal_the_same_files() {
     assert_eq!(shape, [3, 256]);
     // The same bytes decoded the same way: bit for bit.
     assert_eq!(from_shard, npy(&d.join("files.npy")).1);
-    // A directory contributes its shards too, sorted with the other files.
-    let out = mnv1("classify")
-        .current_dir(d)
-        .args([".", "-k", "1", "--format", "jsonl"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-            .as_str()
-            .unwrap()
-            .to_string())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "./a.tar/a0.png", "./a.tar/a1.png", "./a.tar/a2.png", "./a0.png", "./a1.png",
-            "./a2.png", "./b.tar/b0.png", "./b.tar/b1.png", "./c.png"
-        ]
-    );
 }
 
 #[test]
@@ -168,10 +192,7 @@ fn a_damaged_shard_keeps_the_images_before_the_damage_and_the_others_go_on() {
     corpus(d);
     let whole = shard_bytes(&[("x0", 7), ("x1", 8), ("x2", 9)]);
     // Cut in the middle of x1.png's data: x0 is whole.
-    let x1 = whole
-        .windows(6)
-        .position(|w| w == b"x1.png")
-        .unwrap();
+    let x1 = whole.windows(6).position(|w| w == b"x1.png").unwrap();
     fs::write(d.join("cut.tar"), &whole[..x1 + 512 + 40]).unwrap();
     // A header whose checksum no longer matches (x1.json's), after x0's members.
     let mut bad = whole.clone();
@@ -185,18 +206,31 @@ fn a_damaged_shard_keeps_the_images_before_the_damage_and_the_others_go_on() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let err = stderr_of(&out);
-    assert!(err.contains("cut.tar: damaged tar shard after 1 image"), "{err}");
-    assert!(err.contains("bad.tar: damaged tar shard after 1 image"), "{err}");
+    assert!(
+        err.contains("cut.tar: damaged tar shard after 1 image"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.tar: damaged tar shard after 1 image"),
+        "{err}"
+    );
     let names: Vec<String> = lines(&d.join("e.jsonl"))
         .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-            .as_str()
-            .unwrap()
-            .to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(
         names,
-        ["cut.tar/x0.png", "bad.tar/x0.png", "b.tar/b0.png", "b.tar/b1.png"]
+        [
+            "cut.tar/x0.png",
+            "bad.tar/x0.png",
+            "b.tar/b0.png",
+            "b.tar/b1.png"
+        ]
     );
 }
 
@@ -204,7 +238,16 @@ fn a_damaged_shard_keeps_the_images_before_the_damage_and_the_others_go_on() {
 fn names_of_part(d: &Path, part: &str) -> Vec<String> {
     let out = mnv1("classify")
         .current_dir(d)
-        .args(["a.tar", "b.tar", "c.png", "missing.png", "-k", "1", "--format", "tsv"])
+        .args([
+            "a.tar",
+            "b.tar",
+            "c.png",
+            "missing.png",
+            "-k",
+            "1",
+            "--format",
+            "tsv",
+        ])
         .args(["--shard", part])
         .output()
         .unwrap();
@@ -284,8 +327,14 @@ fn out_dir_writes_one_output_per_shard_and_a_rerun_skips_complete_ones() {
     };
     let out = run(&[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let names: Vec<String> = listing(&d.join("out")).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["a.parquet", "b.parquet", "part-00000-of-00001.parquet"]);
+    let names: Vec<String> = listing(&d.join("out"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        ["a.parquet", "b.parquet", "part-00000-of-00001.parquet"]
+    );
     // The Parquet rows are those of a single .npy run, bit for bit.
     mnv1("embed")
         .current_dir(d)
@@ -305,11 +354,20 @@ fn out_dir_writes_one_output_per_shard_and_a_rerun_skips_complete_ones() {
 
     // A rerun finds every output complete and writes nothing.
     let before = listing(&d.join("out"));
-    let mtime = |n: &str| fs::metadata(d.join("out").join(n)).unwrap().modified().unwrap();
+    let mtime = |n: &str| {
+        fs::metadata(d.join("out").join(n))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
     let a_time = mtime("a.parquet");
     let out = run(&[]);
     assert!(out.status.success());
-    assert!(stderr_of(&out).contains("3 output(s)"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("3 output(s)"),
+        "{}",
+        stderr_of(&out)
+    );
     assert_eq!(mtime("a.parquet"), a_time);
     // One output missing: only that one is written again, the same bytes.
     fs::remove_file(d.join("out/b.parquet")).unwrap();
@@ -327,11 +385,22 @@ fn out_dir_writes_one_output_per_shard_and_a_rerun_skips_complete_ones() {
     fs::copy(d.join("b.tar"), d.join("again/a.tar")).unwrap();
     let out = mnv1("embed")
         .current_dir(d)
-        .args(["a.tar", "again/a.tar", "--out-dir", "out2", "--format", "npy"])
+        .args([
+            "a.tar",
+            "again/a.tar",
+            "--out-dir",
+            "out2",
+            "--format",
+            "npy",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_of(&out).contains("rename one of the shards"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("rename one of the shards"),
+        "{}",
+        stderr_of(&out)
+    );
     assert_eq!(npy(&d.join("out2/a.npy")).0, [3, 256]);
 }
 
@@ -373,14 +442,23 @@ fn classify_parquet_holds_ranked_predictions_like_jsonl() {
             let preds = lists.value(r);
             let preds = preds.as_struct();
             assert_eq!(preds.len(), 3);
-            for (i, p) in want[row]["predictions"].as_array().unwrap().iter().enumerate() {
-                let index = preds.column_by_name("index").unwrap().as_primitive::<Int32Type>();
+            for (i, p) in want[row]["predictions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
+                let index = preds
+                    .column_by_name("index")
+                    .unwrap()
+                    .as_primitive::<Int32Type>();
                 let label = preds.column_by_name("label").unwrap().as_string::<i32>();
                 let prob = preds.column_by_name("probability").unwrap();
                 let prob = prob.as_primitive::<Float32Type>();
                 assert_eq!(index.value(i) as u64, p["index"].as_u64().unwrap());
                 assert_eq!(label.value(i), p["label"].as_str().unwrap());
-                assert_eq!(prob.value(i) as f64, p["probability"].as_f64().unwrap());
+                // JSON holds the f32's shortest decimal: back to f32, the same bits.
+                assert_eq!(prob.value(i), p["probability"].as_f64().unwrap() as f32);
             }
             row += 1;
         }
@@ -467,16 +545,31 @@ fn a_run_killed_mid_shard_then_rerun_ends_with_the_files_of_an_uninterrupted_run
     // SAFETY: a valid C string; mkfifo only creates the node.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mnv1"));
-    cmd.env("MNV1_CACHE", std::env::temp_dir().join("mnv1-scale-empty-cache"))
-        .current_dir(d)
-        .args(["embed", "--variant", "025_128", "--threads", "2", "--batch-size", "1", "--weights"])
-        .arg(fixture("mobilenet_v1_0.25_128.tgz"))
-        .args(args)
-        .arg("killed")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.env(
+        "MNV1_CACHE",
+        std::env::temp_dir().join("mnv1-scale-empty-cache"),
+    )
+    .current_dir(d)
+    .args([
+        "embed",
+        "--variant",
+        "025_128",
+        "--threads",
+        "2",
+        "--batch-size",
+        "1",
+        "--weights",
+    ])
+    .arg(fixture("mobilenet_v1_0.25_128.tgz"))
+    .args(args)
+    .arg("killed")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    let mut fifo = fs::OpenOptions::new().write(true).open(d.join("z.tar")).unwrap();
+    let mut fifo = fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("z.tar"))
+        .unwrap();
     let half = whole.windows(6).position(|w| w == b"z2.png").unwrap();
     fifo.write_all(&whole[..half]).unwrap();
     fifo.flush().unwrap();
@@ -502,6 +595,10 @@ fn a_run_killed_mid_shard_then_rerun_ends_with_the_files_of_an_uninterrupted_run
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("2 output(s)"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("2 output(s)"),
+        "{}",
+        stderr_of(&out)
+    );
     assert_eq!(listing(&killed), listing(&d.join("whole")));
 }

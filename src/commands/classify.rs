@@ -12,7 +12,7 @@ use crate::error::UsageError;
 use crate::inputs::split::Part;
 use crate::model::NUM_CLASSES;
 use crate::output::parts::{OutDir, Parts};
-use crate::output::{top_k, ClassifyWriter, Finish, Sink};
+use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::report::contact_sheet::{ContactSheet, SheetOptions};
 

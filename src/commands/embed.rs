@@ -11,7 +11,7 @@ use crate::engine::Head;
 use crate::error::UsageError;
 use crate::inputs::split::Part;
 use crate::output::parts::{OutDir, Parts};
-use crate::output::{EmbedWriter, Finish};
+use crate::output::EmbedWriter;
 use crate::pipeline::{Outcome, Pipeline};
 
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
@@ -46,7 +46,11 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
         .chain(txt.as_deref())
         .collect();
     crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
-    if let Some(dir) = scale.out_dir.as_deref().filter(|_| format == EmbedFormat::Npy) {
+    if let Some(dir) = scale
+        .out_dir
+        .as_deref()
+        .filter(|_| format == EmbedFormat::Npy)
+    {
         // .npy outputs inside an input directory would be read as inputs by the next run.
         crate::inputs::refuse_dir_among_inputs(dir, &args.inputs)?;
     }

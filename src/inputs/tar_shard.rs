@@ -62,7 +62,9 @@ fn read_members(shard: &Arc<Path>, send: &mut impl FnMut(InputItem) -> bool) -> 
         let item = if size > MAX_FILE_BYTES {
             InputItem::Failed(InputFailure {
                 path: name.into(),
-                reason: format!("{size} bytes: more than the {MAX_FILE_BYTES}-byte limit for one input"),
+                reason: format!(
+                    "{size} bytes: more than the {MAX_FILE_BYTES}-byte limit for one input"
+                ),
             })
         } else {
             let mut bytes = Vec::with_capacity(size as usize);

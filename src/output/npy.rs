@@ -36,7 +36,10 @@ fn write_f32s(w: &mut impl Write, row: &[f32]) -> io::Result<()> {
 /// (a pipe, a device) a spool copied into it at the end.
 enum Seekable {
     Direct(AtomicFile),
-    Spooled { spool: BufWriter<File>, out: AtomicFile },
+    Spooled {
+        spool: BufWriter<File>,
+        out: AtomicFile,
+    },
 }
 
 impl Seekable {

@@ -172,21 +172,22 @@ impl<W: Write + Send> ParquetClassify<W> {
         if self.paths.is_empty() {
             return Ok(());
         }
-        let take = std::mem::take;
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(take(&mut self.index))),
-            Arc::new(StringArray::from(take(&mut self.label))),
-            Arc::new(Float32Array::from(take(&mut self.probability))),
-            Arc::new(Float32Array::from(take(&mut self.logit))),
+            Arc::new(Int32Array::from(std::mem::take(&mut self.index))),
+            Arc::new(StringArray::from(std::mem::take(&mut self.label))),
+            Arc::new(Float32Array::from(std::mem::take(&mut self.probability))),
+            Arc::new(Float32Array::from(std::mem::take(&mut self.logit))),
         ];
         let structs = StructArray::try_new(self.prediction.clone(), columns, None)
             .map_err(io::Error::other)?;
         let offsets = arrow_buffer::OffsetBuffer::from_lengths(
-            take(&mut self.counts).into_iter().map(|c| c as usize),
+            std::mem::take(&mut self.counts)
+                .into_iter()
+                .map(|c| c as usize),
         );
         let predictions = ListArray::try_new(self.item.clone(), offsets, Arc::new(structs), None)
             .map_err(io::Error::other)?;
-        let paths: ArrayRef = Arc::new(StringArray::from(take(&mut self.paths)));
+        let paths: ArrayRef = Arc::new(StringArray::from(std::mem::take(&mut self.paths)));
         let batch = RecordBatch::try_new(self.schema.clone(), vec![paths, Arc::new(predictions)])
             .map_err(io::Error::other)?;
         self.writer.write(&batch).map_err(io::Error::other)
@@ -204,12 +205,16 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float32Type, Int32Type};
+    use arrow_array::Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     fn read(bytes: Vec<u8>) -> (Vec<RecordBatch>, usize) {
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
         let groups = builder.metadata().num_row_groups();
-        (builder.build().unwrap().map(Result::unwrap).collect(), groups)
+        (
+            builder.build().unwrap().map(Result::unwrap).collect(),
+            groups,
+        )
     }
 
     #[test]
@@ -248,7 +253,8 @@ mod tests {
             probability,
             logit: probability * 10.0,
         };
-        w.write("a.jpg", &[p(3, "cat", 0.75), p(1, "dog", 0.25)]).unwrap();
+        w.write("a.jpg", &[p(3, "cat", 0.75), p(1, "dog", 0.25)])
+            .unwrap();
         w.write("b.jpg", &[p(7, "fox", 1.0)]).unwrap();
         let (batches, _) = read(w.finish().unwrap());
         let b = &batches[0];

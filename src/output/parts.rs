@@ -163,7 +163,11 @@ impl<W: Finish> Parts<W> {
             }
             return Ok(self.main.as_mut().expect("opened above"));
         };
-        if self.shard.as_ref().is_none_or(|(s, _)| s.as_path() != shard) {
+        if self
+            .shard
+            .as_ref()
+            .is_none_or(|(s, _)| s.as_path() != shard)
+        {
             if let Some((_, w)) = self.shard.take() {
                 w.finish()?;
             }
