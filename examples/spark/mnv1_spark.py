@@ -15,8 +15,9 @@ runs the mnv1 binary as a child process, once per mode:
 
 mnv1 writes OUT/<mode>/<shard stem>.parquet atomically when the shard is done and skips a shard
 whose output exists (so a rerun of a killed job resumes; --overwrite redoes them). Every task
-returns its exit code, wall time, the child's peak RSS (os.wait4's rusage of that child) and the
-Python worker's own peak RSS. The driver then reads this run's Parquet files with
+returns its exit code, wall time, the child's own peak RSS (through GNU time when /usr/bin/time
+exists; otherwise os.wait4's figure, which on Linux includes the Python worker's RSS at fork) and
+the Python worker's own peak RSS. The driver then reads this run's Parquet files with
 spark.read.parquet and prints rows, the 10 most frequent top-1 labels and the per-task table.
 
 Shards and OUT must be at the same path on every executor (local mode, NFS/Lustre, a FUSE mount of
@@ -117,11 +118,19 @@ def resolve(name, driver_cwd, executable=False):
     raise FileNotFoundError(f"{name!r} not found (looked at {cands})")
 
 
+# Linux starts a process's ru_maxrss at its parent's RSS when it forks and keeps that high-water mark
+# across exec, so wait4 on a child of this Python worker reports at least the worker's own RSS. GNU
+# time, itself ~1 MiB, forks the real child and reports that child's own peak.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def run_child(cmd, env=None):
-    """Runs cmd; returns (exit code, wall s, the child's own peak RSS in KiB, stderr tail)."""
-    with tempfile.TemporaryFile() as err:
+    """Runs cmd; returns (exit code, wall s, the child's peak RSS in KiB, whether that figure is the
+    child's own (through GNU time) or an upper bound that includes this worker, stderr tail)."""
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(mode="r") as rss:
+        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd] if GNU_TIME else cmd
         t0 = time.monotonic()
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        p = subprocess.Popen(wrapped, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
         # wait4 gives this child's rusage alone (RUSAGE_CHILDREN would be the maximum over every
         # child the reused Python worker ever waited for).
         _, status, ru = os.wait4(p.pid, 0)
@@ -129,7 +138,11 @@ def run_child(cmd, env=None):
         p.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-4000:].decode("utf-8", "replace")
-    return p.returncode, wall, ru.ru_maxrss, tail
+        # GNU time writes "Command exited with non-zero status N" or "... terminated by signal N"
+        # before the figure when the child failed.
+        lines = rss.read().split()
+        own = bool(GNU_TIME and lines and lines[-1].isdigit())
+    return p.returncode, wall, int(lines[-1]) if own else ru.ru_maxrss, own, tail
 
 
 def make_task(conf):
@@ -166,12 +179,12 @@ def make_task(conf):
                     cmd.append("--overwrite")
                 cmd += conf["extra"]
                 try:
-                    rc, wall, child_rss, tail = run_child(cmd)
+                    rc, wall, child_rss, rss_own, tail = run_child(cmd)
                 except OSError as e:
-                    rc, wall, child_rss, tail = -1, 0.0, 0, f"{type(e).__name__}: {e}"
+                    rc, wall, child_rss, rss_own, tail = -1, 0.0, 0, False, f"{type(e).__name__}: {e}"
                 records.append(dict(
                     base, mode=mode, rc=rc, wall_s=round(wall, 3), child_maxrss_kib=child_rss,
-                    worker_maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    child_rss_own=rss_own, worker_maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                     existed=existed and not conf["overwrite"], output=output if os.path.exists(output) else None,
                     cmd=" ".join(cmd), stderr=tail if rc != 0 else tail[-500:],
                 ))
@@ -245,7 +258,9 @@ def main(argv=None):
                 print(f"   {r['count']:7d}  {r['label']}")
     t_read = time.monotonic()
 
-    print("-- tasks (wall s, peak RSS of the mnv1 child and of the Python worker, MiB):")
+    exact = all(r.get("child_rss_own") for r in records)
+    print("-- tasks (wall s, peak RSS of the mnv1 child and of the Python worker, MiB"
+          + ("" if exact else "; no GNU time here, so the child figure includes the worker's RSS at fork") + "):")
     print(f"   {'shard':<24} {'mode':<9} {'rc':>3} {'wall':>8} {'child':>7} {'worker':>7}  host/pid")
     for r in sorted(records, key=lambda r: (r["shard"], r["mode"])):
         note = " (output existed)" if r["existed"] else ""

@@ -2,7 +2,7 @@
 # The Spark example end to end on Spark's local mode (local[2]): `make test-spark`, or
 #   MNV1_BIN=target/release/mnv1 examples/spark/test_spark.sh
 # On a fresh Debian/Ubuntu machine it installs what is missing: openjdk-17-jre-headless (apt-get,
-# when `java` is absent or older than 17) and a virtualenv SPARK_VENV (default .spark-venv/ in the
+# when `java` is absent or older than 17), GNU time, and a virtualenv SPARK_VENV (default .spark-venv/ in the
 # repository, ignored by git) with examples/spark/requirements.txt (pyspark, pyarrow, numpy, pillow).
 # Then: tar shards (photos from DATA/imagenet-sample-200 when present, else synthetic), the Spark
 # job with the binary and weights shipped by --files, a rerun that must skip every shard and leave
@@ -41,6 +41,12 @@ if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
     apt_install openjdk-17-jre-headless
 fi
 echo "java: $(java -version 2>&1 | head -1)"
+
+# GNU time: the job measures each mnv1 child's own peak RSS through it (mnv1_spark.py says why).
+if [ ! -x /usr/bin/time ]; then
+    say "installing time (GNU time)"
+    apt_install time
+fi
 
 # The virtualenv.
 if [ ! -x "$VENV/bin/python" ]; then

@@ -1,7 +1,5 @@
 //! `mnv1 classify`: top-k ImageNet labels per image.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 
 use super::{input_stream, progress, report_failure, report_skipped, Status};
@@ -9,9 +7,8 @@ use crate::cli::{ClassifyArgs, ClassifyFormat};
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
-use crate::inputs::split::Part;
 use crate::model::NUM_CLASSES;
-use crate::output::parts::{OutDir, Parts};
+use crate::output::parts::Parts;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::report::contact_sheet::{ContactSheet, SheetOptions};
@@ -56,16 +53,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         Some(k) => k,
         None => DEFAULT_TOP_K.min(classes),
     };
-    let part = scale.shard.unwrap_or(Part::ALL);
-    let out_dir = match &scale.out_dir {
-        Some(dir) => Some(Arc::new(OutDir::new(
-            dir,
-            format.extension(),
-            part,
-            scale.overwrite,
-        )?)),
-        None => None,
-    };
+    let (part, out_dir) = super::scale_out(scale, format.extension())?;
     let (items, len) = input_stream(&args.inputs, &outputs, part, out_dir.as_ref());
     let mut writer = match format {
         ClassifyFormat::Html => Writer::Sheet(ContactSheet::new(

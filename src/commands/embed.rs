@@ -1,7 +1,5 @@
 //! `mnv1 embed`: feature vectors per image, to .npy / .npz / JSON lines / Parquet.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 
 use super::{input_stream, progress, report_failure, report_skipped, Status};
@@ -9,8 +7,7 @@ use crate::cli::{EmbedArgs, EmbedFormat};
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
-use crate::inputs::split::Part;
-use crate::output::parts::{OutDir, Parts};
+use crate::output::parts::Parts;
 use crate::output::EmbedWriter;
 use crate::pipeline::{Outcome, Pipeline};
 
@@ -57,16 +54,7 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
     let config = ModelConfig::resolve_quiet(&args.model, Head::Features, quiet)?;
     let engine = config.load_engine(Head::Features)?;
     let dim = engine.arch().feature_dim();
-    let part = scale.shard.unwrap_or(Part::ALL);
-    let out_dir = match &scale.out_dir {
-        Some(dir) => Some(Arc::new(OutDir::new(
-            dir,
-            format.extension(),
-            part,
-            scale.overwrite,
-        )?)),
-        None => None,
-    };
+    let (part, out_dir) = super::scale_out(scale, format.extension())?;
     let mut parts = match &out_dir {
         Some(dir) => Parts::per_shard(dir.clone(), move |p| EmbedWriter::new(format, Some(p), dim)),
         None => Parts::single(EmbedWriter::new(format, args.out.as_deref(), dim)?),

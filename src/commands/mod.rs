@@ -62,6 +62,20 @@ pub fn progress(len: Option<usize>, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// This run's `--shard` part and, with `--out-dir`, the directory its outputs (`.ext`) go to.
+pub fn scale_out(
+    scale: &crate::cli::ScaleArgs,
+    ext: &'static str,
+) -> std::io::Result<(Part, Option<Arc<OutDir>>)> {
+    let part = scale.shard.unwrap_or(Part::ALL);
+    let out_dir = scale
+        .out_dir
+        .as_deref()
+        .map(|dir| OutDir::new(dir, ext, part, scale.overwrite).map(Arc::new))
+        .transpose()?;
+    Ok((part, out_dir))
+}
+
 /// The INPUT arguments as a stream of work: listed (any of `outputs` among them fails), cut to
 /// this `--shard` part, without the inputs of complete `--out-dir` outputs, and tar shards
 /// opened into their members. Without `-` the listing is made up front (its length drives the
