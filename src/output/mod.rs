@@ -117,7 +117,8 @@ struct Classified<'a> {
 /// Writes classification results in one format as they come.
 pub enum ClassifyWriter {
     Text(TextWriter),
-    Parquet(ParquetClassify<AtomicFile>),
+    // Boxed: Arrow's writer state is large beside a text writer.
+    Parquet(Box<ParquetClassify<AtomicFile>>),
 }
 
 impl ClassifyWriter {
@@ -125,7 +126,7 @@ impl ClassifyWriter {
     pub fn new(format: ClassifyFormat, out: Option<&Path>) -> io::Result<Self> {
         Ok(match (format, out) {
             (ClassifyFormat::Parquet, Some(p)) => {
-                Self::Parquet(ParquetClassify::new(AtomicFile::create(p)?)?)
+                Self::Parquet(Box::new(ParquetClassify::new(AtomicFile::create(p)?)?))
             }
             (ClassifyFormat::Parquet, None) => {
                 return Err(io::Error::other("parquet is written to a file (--out)"))
@@ -257,7 +258,7 @@ enum Out {
     /// The array and its `.paths.txt`, committed together.
     Npy(NpyStream, AtomicFile),
     Npz(NpzStream),
-    Parquet(ParquetEmbed<AtomicFile>),
+    Parquet(Box<ParquetEmbed<AtomicFile>>),
 }
 
 /// `<out>.paths.txt`: the row names of an .npy, one [`text_safe`] line each.
@@ -279,7 +280,7 @@ impl EmbedWriter {
             ),
             (EmbedFormat::Npz, Some(p)) => Out::Npz(NpzStream::new(AtomicFile::create(p)?, dim)?),
             (EmbedFormat::Parquet, Some(p)) => {
-                Out::Parquet(ParquetEmbed::new(AtomicFile::create(p)?, dim)?)
+                Out::Parquet(Box::new(ParquetEmbed::new(AtomicFile::create(p)?, dim)?))
             }
             (f, None) => {
                 return Err(io::Error::other(format!(

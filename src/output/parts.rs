@@ -116,11 +116,14 @@ impl OutDir {
     }
 }
 
+/// Makes the writer of one output file.
+type OpenOutput<W> = Box<dyn FnMut(&Path) -> io::Result<W>>;
+
 /// Where a run's rows go: one writer (`--out`, stdout), or with `--out-dir` one per tar shard
 /// plus one for the other files.
 pub struct Parts<W: Finish> {
     dir: Option<Arc<OutDir>>,
-    open: Box<dyn FnMut(&Path) -> io::Result<W>>,
+    open: OpenOutput<W>,
     /// The one writer; in `--out-dir`, that of the files that are not tar shards.
     main: Option<W>,
     /// In `--out-dir`: the tar shard being written (shards' rows come one shard after another).
