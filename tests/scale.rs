@@ -89,6 +89,18 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The `path` of each JSON line, in order.
+fn jsonl_paths(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 fn parquet(path: &Path) -> Vec<RecordBatch> {
     let file = fs::File::open(path).unwrap();
     ParquetRecordBatchReaderBuilder::try_new(file)
@@ -142,15 +154,7 @@ fn tar_members_are_inputs_in_archive_order_and_equal_the_same_files() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let names = jsonl_paths(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         names,
         [
@@ -214,15 +218,7 @@ fn a_damaged_shard_keeps_the_images_before_the_damage_and_the_others_go_on() {
         err.contains("bad.tar: damaged tar shard after 1 image"),
         "{err}"
     );
-    let names: Vec<String> = lines(&d.join("e.jsonl"))
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let names = jsonl_paths(&fs::read_to_string(d.join("e.jsonl")).unwrap());
     assert_eq!(
         names,
         [
