@@ -342,20 +342,76 @@ fn stdin_paths_stream_and_bad_lines_fail_alone() {
         let _ = child.kill();
     }
     assert!(first.unwrap().contains("\"predictions\""));
-    // A line longer than a path can be, then a good one: one failure, one result.
-    writeln!(stdin, "{}", "x".repeat(100_000)).unwrap();
-    writeln!(stdin, "{}", img.display()).unwrap();
+    // A line longer than a path can be, then a good one: one failure, and stdin is not read
+    // further (it is not a list of paths), so the run ends though stdin stays open. Writes may
+    // fail with a broken pipe once it has stopped reading.
+    let _ = writeln!(stdin, "{}", "x".repeat(100_000));
+    let _ = writeln!(stdin, "{}", img.display());
+    let _ = stdin.flush();
+    let waited = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if waited.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("mnv1 kept reading stdin after an overlong line");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     drop(stdin);
-    let second = rx
-        .recv_timeout(std::time::Duration::from_secs(120))
-        .unwrap();
-    assert!(second.contains("\"predictions\""));
-    let status = child.wait().unwrap();
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(5)).is_err(),
+        "a result after the overlong line"
+    );
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("path limit"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// `classify - </dev/zero`: endless stdin with no newline ends at the first NUL byte, and an
+/// endless line of path characters at the limit; both are one failed input (exit 1).
+#[test]
+fn an_endless_stdin_ends_with_a_clear_error() {
+    let out = mnv1("classify")
+        .arg("-")
+        .stdin(fs::File::open("/dev/zero").unwrap())
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("NUL byte") && err.contains("<stdin line 1>"), "{err}");
+    assert!(out.stdout.is_empty());
+    // `yes x | tr -d '\n'`: an endless line with no NUL.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mnv1"))
+        .arg("classify")
+        .args(args_025())
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 16];
+        // Ends when mnv1 closes its end; bounded all the same.
+        for _ in 0..16_384 {
+            if stdin.write_all(&chunk).is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    let status = child.wait().unwrap();
+    assert!(writer.join().unwrap(), "mnv1 read 1 GiB of one line");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("path limit"), "{err}");
 }
 
 #[test]

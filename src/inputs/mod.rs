@@ -220,15 +220,18 @@ impl<R: BufRead> Inputs<R> {
                 true
             }
             Err(e) => {
+                // stdin that is not a list of paths (an endless line, binary data such as
+                // /dev/zero) would otherwise be read for ever: one failure, and reading stops.
+                self.stdin = None;
                 let reason = match &e {
                     LineError::TooLong => format!(
-                        "a line longer than the system's path limit ({MAX_PATH_BYTES} bytes)"
+                        "a line longer than the system's path limit ({MAX_PATH_BYTES} bytes): \
+                         stdin is not a list of paths, not read further"
                     ),
-                    // Nothing more can be read: the run ends with this failure.
-                    LineError::Read(e) => {
-                        self.stdin = None;
-                        format!("reading stdin: {e}")
-                    }
+                    LineError::Nul => "a NUL byte: stdin is not a list of paths, one per line \
+                         (find -print0 output? use -print), not read further"
+                        .to_string(),
+                    LineError::Read(e) => format!("reading stdin: {e}"),
                 };
                 self.queue.push_back(Err(InputFailure {
                     path: PathBuf::from(format!("<stdin line {}>", self.stdin_line)),
@@ -283,11 +286,13 @@ pub fn expand(args: &[PathBuf], stdin: &mut dyn BufRead) -> Vec<Listed> {
 
 enum LineError {
     TooLong,
+    Nul,
     Read(std::io::Error),
 }
 
 /// One line of stdin without its line ending, as bytes (non-UTF-8 names survive on Unix);
-/// `None` at the end. A line over [`MAX_PATH_BYTES`] is skipped and reported.
+/// `None` at the end. At most [`MAX_PATH_BYTES`] + 2 bytes are read for a line: a longer one,
+/// or one holding a NUL byte (which no path has), is an error, and the caller stops reading.
 fn read_line(r: &mut impl BufRead) -> Result<Option<Vec<u8>>, LineError> {
     let mut line = Vec::new();
     let limit = MAX_PATH_BYTES as u64 + 2; // the path, "\r\n"
@@ -299,25 +304,13 @@ fn read_line(r: &mut impl BufRead) -> Result<Option<Vec<u8>>, LineError> {
     if n == 0 {
         return Ok(None);
     }
-    let ended = line.last() == Some(&b'\n');
+    if line.contains(&0) {
+        return Err(LineError::Nul);
+    }
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
     }
     if line.len() > MAX_PATH_BYTES {
-        if !ended {
-            // The rest of the line, in bounded pieces.
-            loop {
-                let mut rest = Vec::new();
-                let n = r
-                    .by_ref()
-                    .take(1 << 16)
-                    .read_until(b'\n', &mut rest)
-                    .map_err(LineError::Read)?;
-                if n == 0 || rest.last() == Some(&b'\n') {
-                    break;
-                }
-            }
-        }
         return Err(LineError::TooLong);
     }
     Ok(Some(line))
@@ -512,25 +505,58 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_stdin_line_is_one_failure_and_reading_goes_on() {
+    fn an_overlong_stdin_line_is_one_failure_and_reading_stops() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.png");
         std::fs::write(&a, b"x").unwrap();
-        let long = "x".repeat(MAX_PATH_BYTES * 40);
+        // A path, then a line over the limit: the path is listed, then one failure, and
+        // nothing after it is read (the third line is never reached).
         let text = format!(
-            "{long}\n{}\n{}",
+            "{}\n{}\n{}\n",
             a.display(),
-            "y".repeat(MAX_PATH_BYTES + 1)
+            "y".repeat(MAX_PATH_BYTES + 1),
+            a.display()
         );
         let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(text));
-        assert_eq!(items.len(), 3, "{items:?}");
-        assert!(items[0].as_ref().unwrap_err().reason.contains("path limit"));
-        assert_eq!(items[1].as_ref().unwrap(), &a);
-        assert!(items[2].as_ref().unwrap_err().reason.contains("path limit"));
-        // A path of exactly the limit is a path (missing here, but read as one).
-        let exact = "z".repeat(MAX_PATH_BYTES);
-        let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(exact));
-        assert!(!items[0].as_ref().unwrap_err().reason.contains("path limit"));
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap(), &a);
+        let failure = items[1].as_ref().unwrap_err();
+        assert!(failure.reason.contains("path limit"), "{failure:?}");
+        assert_eq!(failure.path, PathBuf::from("<stdin line 2>"));
+        // A path of exactly the limit is a path (missing here, but read as one), with either
+        // line ending.
+        for end in ["", "\n", "\r\n"] {
+            let exact = format!("{}{end}", "z".repeat(MAX_PATH_BYTES));
+            let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(exact));
+            assert_eq!(items.len(), 1, "{items:?}");
+            assert!(!items[0].as_ref().unwrap_err().reason.contains("path limit"));
+        }
+    }
+
+    /// An endless stdin (like `</dev/zero`, or one long line with no newline) ends after one
+    /// bounded read.
+    #[test]
+    fn an_endless_stdin_ends_at_a_nul_byte_or_the_limit() {
+        struct Endless(u8, usize);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                buf.fill(self.0);
+                self.1 += buf.len();
+                Ok(buf.len())
+            }
+        }
+        for (byte, reason) in [(0u8, "NUL byte"), (b'x', "path limit")] {
+            let mut stdin = std::io::BufReader::new(Endless(byte, 0));
+            let items: Vec<_> = Inputs::new(&[PathBuf::from("-")], &mut stdin, &[]).collect();
+            assert_eq!(items.len(), 1, "{items:?}");
+            assert!(items[0].as_ref().unwrap_err().reason.contains(reason));
+            assert!(stdin.get_ref().1 <= 2 * (MAX_PATH_BYTES + 8192), "read too much");
+        }
+        // A NUL after a good line: the good line is listed first.
+        let text = b"a.png\nb\0c\n".to_vec();
+        let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(text));
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(items[1].as_ref().unwrap_err().reason.contains("NUL byte"));
     }
 
     /// A reader that fails after its first line, like a stdin on a broken device.
