@@ -3,7 +3,7 @@
 writer (tensorboard.summary.writer.event_file_writer.EventFileWriter, the one behind
 torch.utils.tensorboard and tensorboardX): its file-version event, then three epochs of
 `epoch_loss` / `epoch_accuracy` as simple_value scalars with fixed wall times. The Rust test
-tfevents_fixture (tests/report.rs) decodes it with mnv1's reader (checksums verified) and
+tfevents_fixture (tests/it/report.rs) decodes it with mnv1's reader (checksums verified) and
 re-encodes the scalar events with mnv1's writer, expecting the same bytes.
 
 run:  python3 -m venv /tmp/venv-i16 && /tmp/venv-i16/bin/pip install tensorboard

@@ -263,7 +263,7 @@ pub fn to_bytes(net: &FoldedNetwork, info: &ExportInfo) -> std::io::Result<Vec<u
     // Stored, not deflated: the Task Library and MediaPipe read associated files in place and
     // refuse compressed members.
     let options =
-        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     zip.start_file(LABELS_FILE, options)
         .map_err(std::io::Error::other)?;
     for l in labels {

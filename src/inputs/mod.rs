@@ -550,7 +550,10 @@ mod tests {
             let items: Vec<_> = Inputs::new(&[PathBuf::from("-")], &mut stdin, &[]).collect();
             assert_eq!(items.len(), 1, "{items:?}");
             assert!(items[0].as_ref().unwrap_err().reason.contains(reason));
-            assert!(stdin.get_ref().1 <= 2 * (MAX_PATH_BYTES + 8192), "read too much");
+            assert!(
+                stdin.get_ref().1 <= 2 * (MAX_PATH_BYTES + 8192),
+                "read too much"
+            );
         }
         // A NUL after a good line: the good line is listed first.
         let text = b"a.png\nb\0c\n".to_vec();

@@ -167,15 +167,18 @@ impl NpzStream {
             Ok(BufReader::with_capacity(1 << 20, f))
         };
         let (mut features, mut paths) = (rewound(self.features)?, rewound(self.paths)?);
-        let mut npz = npyz::npz::NpzWriter::new(Seekable::new(self.out)?);
+        // numpy's savez layout: one stored (uncompressed) `NAME.npy` member per array.
+        let mut npz = zip::ZipWriter::new(Seekable::new(self.out)?);
         let feature_bytes = self.rows * self.dim as u64 * 4;
-        let options = zip::write::FileOptions::default()
+        let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(feature_bytes > u32::MAX as u64 / 2);
-        let mut w = npz
-            .array::<f32>("features", options)?
+        npz.start_file("features.npy", options)
+            .map_err(io::Error::other)?;
+        let mut w = npyz::WriteOptions::<f32>::new()
             .default_dtype()
             .shape(&[self.rows, self.dim as u64])
+            .writer(&mut npz)
             .begin_nd()?;
         let mut buf = vec![0u8; self.dim * 4];
         for _ in 0..self.rows {
@@ -193,10 +196,12 @@ impl NpzStream {
         );
         let path_bytes = self.rows * self.longest as u64 * 4;
         let options = options.large_file(path_bytes > u32::MAX as u64 / 2);
-        let mut w = npz
-            .array::<String>("paths", options)?
+        npz.start_file("paths.npy", options)
+            .map_err(io::Error::other)?;
+        let mut w = npyz::WriteOptions::<String>::new()
             .dtype(dtype)
             .shape(&[self.rows])
+            .writer(&mut npz)
             .begin_nd()?;
         for _ in 0..self.rows {
             let mut len = [0u8; 4];
@@ -206,7 +211,7 @@ impl NpzStream {
             w.push(&String::from_utf8(bytes).map_err(io::Error::other)?)?;
         }
         w.finish()?;
-        npz.zip_writer().finish()?.into_output()
+        npz.finish().map_err(io::Error::other)?.into_output()
     }
 }
 

@@ -322,13 +322,14 @@ fn interrupted_runs_leave_no_output_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(list.as_bytes())
-        .unwrap();
+    // Fed from a thread: written here, the 20,000 paths would block until the run had taken
+    // nearly all of them, and the signal would come at its end rather than in the middle.
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        // A broken pipe once the run has stopped is expected.
+        let _ = stdin.write_all(list.as_bytes());
+    });
     // Wait (bounded) for the temporary file: then the run is under way.
     let started = (0..600).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -342,6 +343,7 @@ fn interrupted_runs_leave_no_output_file() {
         .unwrap();
     assert!(kill.success());
     let status = child.wait().unwrap();
+    feeder.join().unwrap();
     if status.success() {
         // The run finished before the signal: then the output must be complete.
         assert_eq!(

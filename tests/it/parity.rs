@@ -23,8 +23,8 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Every array of a golden npz (float32), flattened, with its shape.
 fn golden(name: &str) -> BTreeMap<String, (Vec<u64>, Vec<f32>)> {
-    let mut npz = npyz::npz::NpzArchive::open(fixture(name)).unwrap();
-    let names: Vec<String> = npz.array_names().map(str::to_string).collect();
+    let mut npz = crate::common::npz::NpzArchive::open(fixture(name)).unwrap();
+    let names = npz.array_names();
     names
         .into_iter()
         .map(|n| {

@@ -305,7 +305,7 @@ fn embed_writes_npy_npz_and_jsonl_that_agree() {
         .arg(&npz)
         .assert()
         .success();
-    let mut archive = npyz::npz::NpzArchive::open(&npz).unwrap();
+    let mut archive = crate::common::npz::NpzArchive::open(&npz).unwrap();
     let f = archive
         .by_name("features")
         .unwrap()

@@ -484,7 +484,7 @@ fn streamed_npz_and_json_read_back_whole() {
         .args(["a.tar", "c.png", "--out", "f.npy"])
         .assert()
         .success();
-    let mut npz = npyz::npz::NpzArchive::open(d.join("f.npz")).unwrap();
+    let mut npz = crate::common::npz::NpzArchive::open(d.join("f.npz")).unwrap();
     let features = npz.by_name("features").unwrap().unwrap();
     assert_eq!(features.shape(), [4, 256]);
     assert_eq!(features.into_vec::<f32>().unwrap(), npy(&d.join("f.npy")).1);

@@ -30,13 +30,13 @@ struct Fixture {
     head_biases: Vec<f32>,
     losses: Vec<f32>,
     settings: Vec<f64>,
-    archive: npyz::npz::NpzArchive<std::io::BufReader<std::fs::File>>,
+    archive: crate::common::npz::NpzArchive,
 }
 
 impl Fixture {
     fn load() -> Self {
         let mut archive =
-            npyz::npz::NpzArchive::open(fixtures().join("train_steps_025.npz")).unwrap();
+            crate::common::npz::NpzArchive::open(fixtures().join("train_steps_025.npz")).unwrap();
         let mut f32s = |name: &str| {
             archive
                 .by_name(name)

@@ -1,4 +1,4 @@
-//! Fetch-and-cache end to end, against a local HTTP server on 127.0.0.1 (tests/common/server.rs)
+//! Fetch-and-cache end to end, against a local HTTP server on 127.0.0.1 (tests/it/common/server.rs)
 //! standing in for download.tensorflow.org (via MNV1_MIRROR), tfhub.dev (MNV1_HUB_BASE) and the
 //! Hugging Face hub (HF_ENDPOINT). What is served are the TensorFlow-made fixtures
 //! (tests/fixtures/README.md) and tests/fixtures/hf_025_128 (tools/make_hf_fixture.py): the same
@@ -6,15 +6,13 @@
 //! mnv1's own results with `--weights` pointing at the fixture archive, so a fetched-and-converted
 //! checkpoint must classify exactly like the archive it came from.
 
-mod common;
-
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::server::{Reply, Server};
 use assert_cmd::Command;
-use common::server::{Reply, Server};
 use mnv1::hub::{self, FetchOptions, HubError};
 use mnv1::registry::{Head, Registry, Variant};
 use mnv1::weights;

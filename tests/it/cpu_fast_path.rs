@@ -2,7 +2,7 @@
 //! reference network (`MobileNetV1`) on all 16 architectures, random weights, odd and non-square
 //! sizes included, batches of two on one, two and four threads (whole images per thread; and
 //! layer by layer, rows split, when the batch is smaller than the threads), with the kernels of
-//! every instruction set the CPU supports. tests/parity.rs checks both against TensorFlow
+//! every instruction set the CPU supports. tests/it/parity.rs checks both against TensorFlow
 //! itself.
 
 use candle_core::{Device, Tensor};
