@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Ok(Status::SomeFailed) => exit_codes::SOME_FAILED,
         Err(e) if is_broken_pipe(&e) => exit_codes::SUCCESS,
         Err(e) => {
-            eprintln!("mnv1: {}", message(&e));
+            eprintln!("mnv1: {}", mnv1::output::escape_controls(&message(&e)));
             exit_code(&e)
         }
     };

@@ -114,7 +114,7 @@ fn decode(chunk: Vec<InputItem>, pre: &Preprocess) -> Vec<Decoded> {
                 shard: input.shard,
             },
             InputItem::Failed(f) => Decoded::Input {
-                name: f.path.display().to_string(),
+                name: crate::inputs::name_of(&f.path),
                 shard: None,
                 loaded: Err(f.reason),
             },

@@ -38,6 +38,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     }
     let outputs: Vec<&std::path::Path> = args.out.as_deref().into_iter().collect();
     crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
+    super::check_out_dir(scale)?;
     let config = ModelConfig::resolve_quiet(&args.model, Head::Logits, quiet)?;
     let engine = config.load_engine(Head::Logits)?;
     let labels = config.labels();

@@ -43,6 +43,7 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
         .chain(txt.as_deref())
         .collect();
     crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
+    super::check_out_dir(scale)?;
     if let Some(dir) = scale
         .out_dir
         .as_deref()

@@ -76,6 +76,19 @@ pub fn scale_out(
     Ok((part, out_dir))
 }
 
+/// `--out-dir` naming something that is not a directory: a usage error, before any work
+/// (creating the directory would only say "File exists", after the model had loaded).
+pub fn check_out_dir(scale: &crate::cli::ScaleArgs) -> anyhow::Result<()> {
+    match scale.out_dir.as_deref() {
+        Some(dir) if dir.exists() && !dir.is_dir() => Err(crate::error::UsageError::new(format!(
+            "--out-dir {}: not a directory",
+            crate::output::text_safe(&dir.display().to_string())
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// The INPUT arguments as a stream of work: listed (any of `outputs` among them fails), cut to
 /// this `--shard` part, without the inputs of complete `--out-dir` outputs, and tar shards
 /// opened into their members. Without `-` the listing is made up front (its length drives the
@@ -117,7 +130,15 @@ pub fn report_skipped(out_dir: Option<&Arc<OutDir>>, quiet: bool) {
 }
 
 /// One line per failed input, on stderr, above any progress bar.
+/// The reason may quote the input's own bytes (a damaged tar header, a decoder's message): its
+/// control characters are escaped, so no input can write raw escape codes to a terminal.
 pub fn report_failure(bar: &ProgressBar, path: &Path, reason: &str) {
     let name = path.display().to_string();
-    bar.suspend(|| eprintln!("mnv1: {}: {reason}", crate::output::text_safe(&name)));
+    bar.suspend(|| {
+        eprintln!(
+            "mnv1: {}: {}",
+            crate::output::text_safe(&name),
+            crate::output::escape_controls(reason)
+        )
+    });
 }

@@ -65,14 +65,58 @@ pub struct Input {
 #[derive(Debug)]
 pub enum Source {
     File(PathBuf),
-    /// A tar member, already read from the shard's stream.
-    Bytes(Vec<u8>),
+    /// A tar member, already read from the shard's stream; its bytes count against
+    /// [`tar_shard::MEMBER_BYTES_IN_FLIGHT`] until the input is dropped (once decoded).
+    Bytes(Vec<u8>, tar_shard::Lease),
+}
+
+/// An input's name as results carry it: the name's bytes as they are when they are UTF-8 and
+/// hold no `\\` and no `\xNN`; otherwise every backslash doubled and every byte that is not
+/// UTF-8 written `\xNN` (lowercase hex). So names that differ only in invalid bytes stay
+/// different, and one rule reads any name back: left to right, `\\` is `\` and `\xNN` is the
+/// byte NN (README "Output files").
+pub fn name_of_bytes(bytes: &[u8]) -> String {
+    let escaped = |s: &str| {
+        s.contains("\\\\")
+            || s.as_bytes().windows(4).any(|w| {
+                w[0] == b'\\'
+                    && w[1] == b'x'
+                    && w[2].is_ascii_hexdigit()
+                    && w[3].is_ascii_hexdigit()
+            })
+    };
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !escaped(s) => s.to_string(),
+        _ => {
+            let mut out = String::with_capacity(bytes.len() + 8);
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(&chunk.valid().replace('\\', "\\\\"));
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// [`name_of_bytes`] of a path (its OS bytes on Unix).
+pub fn name_of(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        name_of_bytes(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        name_of_bytes(path.to_string_lossy().as_bytes())
+    }
 }
 
 impl Input {
     pub fn file(path: PathBuf) -> Self {
         Self {
-            name: path.display().to_string(),
+            name: name_of(&path),
             source: Source::File(path),
             shard: None,
         }
@@ -82,7 +126,7 @@ impl Input {
     pub fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
         match &self.source {
             Source::File(p) => read_input(p).map(Into::into),
-            Source::Bytes(b) => Ok(b.as_slice().into()),
+            Source::Bytes(b, _) => Ok(b.as_slice().into()),
         }
     }
 }
@@ -560,6 +604,53 @@ mod tests {
         let items = expand(&[PathBuf::from("-")], &mut std::io::Cursor::new(text));
         assert_eq!(items.len(), 2, "{items:?}");
         assert!(items[1].as_ref().unwrap_err().reason.contains("NUL byte"));
+    }
+
+    #[test]
+    fn names_keep_invalid_bytes_apart_and_read_back() {
+        // The decoding README gives: left to right, \\ is \ and \xNN is the byte.
+        fn read_back(name: &str) -> Vec<u8> {
+            let b = name.as_bytes();
+            let (mut out, mut i) = (Vec::new(), 0);
+            while i < b.len() {
+                if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') {
+                    out.push(b'\\');
+                    i += 2;
+                } else if b[i] == b'\\'
+                    && b.get(i + 1) == Some(&b'x')
+                    && i + 3 < b.len()
+                    && b[i + 2].is_ascii_hexdigit()
+                    && b[i + 3].is_ascii_hexdigit()
+                {
+                    out.push(u8::from_str_radix(&name[i + 2..i + 4], 16).unwrap());
+                    i += 4;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            out
+        }
+        let names: [&[u8]; 9] = [
+            b"a\x80.jpg",
+            b"a\x81.jpg",
+            b"a\\x80.jpg",
+            b"a\\\\x80.jpg",
+            b"a\\b.jpg",
+            b"a\\\\b.jpg",
+            "caf\u{e9}.jpg".as_bytes(),
+            b"caf\xe9.jpg",
+            b"\xff\xfe",
+        ];
+        let shown: Vec<String> = names.iter().map(|n| name_of_bytes(n)).collect();
+        for (n, s) in names.iter().zip(&shown) {
+            assert_eq!(read_back(s), n.to_vec(), "{s}");
+        }
+        let distinct: std::collections::BTreeSet<_> = shown.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{shown:?}");
+        assert_eq!(shown[0], "a\\x80.jpg");
+        assert_eq!(shown[4], "a\\b.jpg", "a lone backslash stays as it is");
+        assert_eq!(shown[6], "caf\u{e9}.jpg");
     }
 
     /// A reader that fails after its first line, like a stdin on a broken device.

@@ -7,6 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The most parts a listing is split into (2^32): far more workers than any cluster runs, and
+/// the index of a part fits in any platform's usize.
+pub const MAX_PARTS: u64 = 1 << 32;
+
 /// One part of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
@@ -40,9 +44,16 @@ impl FromStr for Part {
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not K/N (e.g. 0/8: the first of 8 parts)"))?;
         let number = |v: &str, what: &str| {
-            v.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("{what} in {s:?} is not a whole number"))
+            let v = v.trim();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{what} in {s:?} is not a whole number"));
+            }
+            // Digits only: the one way left to fail is size.
+            v.parse::<u64>()
+                .ok()
+                .filter(|&x| x <= MAX_PARTS)
+                .map(|x| x as usize)
+                .ok_or_else(|| format!("{what} in {s:?} is out of range (at most {MAX_PARTS})"))
         };
         let (index, count) = (number(k, "K")?, number(n, "N")?);
         if count == 0 {
@@ -88,5 +99,16 @@ mod tests {
             assert!(bad.parse::<Part>().is_err(), "{bad}");
         }
         assert_eq!(" 2 / 3".parse::<Part>().unwrap().to_string(), "2/3");
+        // Too large for the type, or past the bound: out of range, not "not a number".
+        for big in [
+            "0/18446744073709551616",
+            "99999999999999999999999/3",
+            "0/4294967297",
+        ] {
+            let e = big.parse::<Part>().unwrap_err();
+            assert!(e.contains("out of range"), "{big}: {e}");
+        }
+        let top = format!("{}/{}", MAX_PARTS - 1, MAX_PARTS);
+        assert_eq!(top.parse::<Part>().unwrap().to_string(), top);
     }
 }

@@ -108,6 +108,26 @@ pub fn text_safe(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Text for a diagnostic: control characters (and U+2028/U+2029) escaped as JSON escapes them
+/// (`\u001b`, `\n`), the rest as it is. For messages that quote input data.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if !text.chars().any(breaks) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if breaks(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
 #[derive(Serialize)]
 struct Classified<'a> {
     path: &'a str,
@@ -214,12 +234,15 @@ impl TextWriter {
                 )))
             }
             ClassifyFormat::Csv | ClassifyFormat::Tsv => {
+                // A control character never goes out raw (a record stays one line, a terminal
+                // shows no escape codes): such a path or label is a JSON string, as in text.
+                let path = text_safe(path);
                 for (rank, p) in predictions.iter().enumerate() {
                     self.table_row([
-                        path,
+                        &path,
                         &(rank + 1).to_string(),
                         &p.index.to_string(),
-                        p.label,
+                        &text_safe(p.label),
                         &p.probability.to_string(),
                         &p.logit.to_string(),
                     ])?;

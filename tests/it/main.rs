@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod cpu_fast_path;
+mod crafted;
 mod export;
 mod fetch;
 mod finetune;
