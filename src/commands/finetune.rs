@@ -181,9 +181,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         eprintln!(
             "mnv1: skipped {} file(s) in {} without an image extension ({}), e.g. {}",
             skipped.len(),
-            args.data.display(),
+            crate::output::text_safe(&crate::inputs::name_of(&args.data)),
             crate::inputs::EXTENSIONS.join(", "),
-            first.display()
+            crate::output::text_safe(&crate::inputs::name_of(first))
         );
     }
     let (train, validation) =
