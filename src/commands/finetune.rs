@@ -181,9 +181,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         eprintln!(
             "mnv1: skipped {} file(s) in {} without an image extension ({}), e.g. {}",
             skipped.len(),
-            crate::output::text_safe(&crate::inputs::name_of(&args.data)),
+            crate::output::shown_path(&args.data),
             crate::inputs::EXTENSIONS.join(", "),
-            crate::output::text_safe(&crate::inputs::name_of(first))
+            crate::output::shown_path(first)
         );
     }
     let (train, validation) =

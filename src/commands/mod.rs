@@ -82,7 +82,7 @@ pub fn check_out_dir(scale: &crate::cli::ScaleArgs) -> anyhow::Result<()> {
     match scale.out_dir.as_deref() {
         Some(dir) if dir.exists() && !dir.is_dir() => Err(crate::error::UsageError::new(format!(
             "--out-dir {}: not a directory",
-            crate::output::text_safe(&dir.display().to_string())
+            crate::output::shown_path(dir)
         ))
         .into()),
         _ => Ok(()),

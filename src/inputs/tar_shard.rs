@@ -188,14 +188,8 @@ fn tar_header_check(head: &[u8]) -> Result<(), String> {
     if head.iter().all(|&b| b == 0) {
         return Ok(()); // An empty archive: said as "no image members" later.
     }
-    let field = &head[148..156];
-    let digits: String = field
-        .iter()
-        .take_while(|&&b| b != 0)
-        .map(|&b| b as char)
-        .collect();
-    let stored = u32::from_str_radix(digits.trim(), 8).ok();
-    let sum: u32 = head
+    let stored = tar::Header::from_byte_slice(&head[..512]).cksum().ok();
+    let sum: u32 = head[..512]
         .iter()
         .enumerate()
         .map(|(i, &b)| {

@@ -90,13 +90,18 @@ pub fn top_k<'l>(logits: &[f32], k: usize, labels: &'l [String]) -> Vec<Predicti
         .collect()
 }
 
+/// A character a terminal or a line-based reader acts on: a control character (a newline, ESC),
+/// or U+2028 / U+2029.
+fn breaks_text(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
 /// A path as one unambiguous line: as it is, unless it starts with `"` or holds a character
 /// that ends a line for some reader (a control character such as a newline, U+2028, U+2029);
 /// then as a JSON string. So a line starting with `"` is JSON, any other line the path itself
 /// (how `.paths.txt` files and the text format are read back; README "Output files").
 pub fn text_safe(path: &str) -> std::borrow::Cow<'_, str> {
-    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    if path.starts_with('"') || path.chars().any(breaks) {
+    if path.starts_with('"') || path.chars().any(breaks_text) {
         // JSON leaves U+2028/U+2029 raw; escaped, the line holds no separator at all.
         serde_json::Value::from(path)
             .to_string()
@@ -108,11 +113,16 @@ pub fn text_safe(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A file's path as messages and results show it: its name ([`crate::inputs::name_of`]: bytes
+/// that are not UTF-8 as `\xNN`), then [`text_safe`].
+pub fn shown_path(path: &Path) -> String {
+    text_safe(&crate::inputs::name_of(path)).into_owned()
+}
+
 /// Text for a diagnostic: control characters (and U+2028/U+2029) escaped as JSON escapes them
 /// (`\u001b`, `\n`), the rest as it is. For messages that quote input data.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    if !text.chars().any(breaks) {
+    if !text.chars().any(breaks_text) {
         return text.into();
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -121,7 +131,7 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if breaks(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if breaks_text(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }

@@ -3,27 +3,13 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn mnv1(sub: &str) -> Command {
-    let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.env(
-        "MNV1_CACHE",
-        std::env::temp_dir().join("mnv1-crafted-empty-cache"),
-    )
-    .arg(sub)
-    .args(["--variant", "025_128", "--threads", "2", "--weights"])
-    .arg(fixture("mobilenet_v1_0.25_128.tgz"));
-    cmd
+    crate::common::mnv1_025("crafted", sub)
 }
 
 fn png(seed: u32) -> Vec<u8> {

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use arrow_array::cast::AsArray;
@@ -15,22 +15,10 @@ use assert_cmd::Command;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use crate::common::fixture;
 
 fn mnv1(sub: &str) -> Command {
-    let mut cmd = Command::cargo_bin("mnv1").unwrap();
-    cmd.env(
-        "MNV1_CACHE",
-        std::env::temp_dir().join("mnv1-scale-empty-cache"),
-    )
-    .arg(sub)
-    .args(["--variant", "025_128", "--threads", "2", "--weights"])
-    .arg(fixture("mobilenet_v1_0.25_128.tgz"));
-    cmd
+    crate::common::mnv1_025("scale", sub)
 }
 
 /// A PNG whose pixels depend on `seed` (so every image has its own features).
