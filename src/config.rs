@@ -13,7 +13,7 @@ use crate::engine::{default_threads, Engine, Head};
 use crate::error::UsageError;
 use crate::hub::{self, FetchOptions, HubError};
 use crate::labels;
-use crate::model::mobilenet::MIN_INPUT;
+use crate::model::params::MIN_INPUT;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
 use crate::registry::{Registry, RegistryError, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};

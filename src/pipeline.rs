@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::engine::{Engine, Head};
 use crate::inputs::{Input, InputItem};
-use crate::model::mobilenet::MIN_INPUT;
+use crate::model::params::MIN_INPUT;
 use crate::preprocess::{self, Preprocess, Rgb32};
 
 /// What happened to one image, or where a tar shard ended.

@@ -11,7 +11,7 @@ use crate::config::{load_weights_for, resolve_variant, resolve_weights_path};
 use crate::error::UsageError;
 use crate::export::{self, ExportError, ExportInfo, Format, Head};
 use crate::labels;
-use crate::model::mobilenet::MIN_INPUT;
+use crate::model::params::MIN_INPUT;
 use crate::registry::Variant;
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::safetensors::{write_canonical, CanonicalMetadata};

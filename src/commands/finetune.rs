@@ -15,7 +15,7 @@ use crate::cli::{FinetuneArgs, OptimizerArg};
 use crate::config::{load_weights_for, resolve_variant, resolve_weights_path, select_device};
 use crate::error::UsageError;
 use crate::export;
-use crate::model::mobilenet::MIN_INPUT;
+use crate::model::params::MIN_INPUT;
 use crate::preprocess::DEFAULT_CENTRAL_FRACTION;
 use crate::registry::Head;
 use crate::report::summaries::TrainingSummaries;

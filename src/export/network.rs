@@ -1,8 +1,8 @@
 //! The network to export: MobileNet V1's layer table (`model::arch`) with every BatchNorm folded
-//! into its convolution exactly as mnv1 runs it (`model::mobilenet::fold`), and the classifier.
+//! into its convolution exactly as mnv1 runs it (`model::params::fold`), and the classifier.
 
 use crate::model::arch::{Arch, Layer};
-use crate::model::mobilenet::{fold, logits_layer};
+use crate::model::params::{fold, logits_layer};
 use crate::model::{Head, ModelError};
 use crate::weights::Weights;
 

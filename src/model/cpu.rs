@@ -17,8 +17,9 @@ use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{pointwise_rows, Pointwise};
 use super::kernels::pool::mean_pool;
 use super::kernels::{AlignedBuf, Isa, Pad, Shape};
-use super::mobilenet::{check_multiplier, fold, logits_layer, ModelError, MIN_INPUT};
 use super::padding::same_padding;
+use super::params::{check_multiplier, fold, logits_layer, MIN_INPUT};
+use super::ModelError;
 use crate::weights::RawTensor;
 
 enum Stage {

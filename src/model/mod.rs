@@ -3,11 +3,14 @@
 
 pub mod arch;
 pub(crate) mod cpu;
+mod error;
 pub mod kernels;
 pub(crate) mod mobilenet;
 pub(crate) mod padding;
+pub(crate) mod params;
 
 pub(crate) use arch::NUM_CLASSES;
 pub use arch::{Arch, Head};
 pub use cpu::CpuMobileNet;
-pub use mobilenet::{MobileNetV1, ModelError};
+pub use error::ModelError;
+pub use mobilenet::MobileNetV1;

@@ -21,8 +21,9 @@ use super::kernels::matmul::{rows_times, rows_times_transposed, transposed_times
 use super::kernels::{Pad, Shape};
 use super::optimizer::{InPlace, Param};
 use crate::model::arch::{Arch, Layer, LayerKind, BN_EPSILON, LOGITS_SCOPE};
-use crate::model::mobilenet::{get, ModelError, MIN_INPUT};
 use crate::model::padding::same_padding;
+use crate::model::params::{get, MIN_INPUT};
+use crate::model::ModelError;
 use crate::weights::RawTensor;
 
 /// How a forward pass normalises.

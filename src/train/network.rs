@@ -85,7 +85,7 @@ fn tensor(
     shape: &[usize],
     device: &Device,
 ) -> Result<Tensor, TrainError> {
-    let t = crate::model::mobilenet::get(w, name, shape)?;
+    let t = crate::model::params::get(w, name, shape)?;
     Ok(Tensor::from_slice(&t.data, shape, device)?)
 }
 

@@ -1,0 +1,39 @@
+//! What can go wrong building or running the network, on any backend.
+
+use super::arch::LOGITS_SCOPE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("the weights have no tensor '{0}'")]
+    Missing(String),
+    #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error(
+        "the weights are for depth multiplier {found} (Conv2d_0 has {filters} filters), \
+         but the variant needs {wanted}: pick the matching --variant or other --weights"
+    )]
+    WrongMultiplier {
+        found: String,
+        filters: usize,
+        wanted: f64,
+    },
+    #[error(
+        "the weights have no logits layer ({LOGITS_SCOPE}); they can serve `mnv1 embed`, \
+         not `mnv1 classify`"
+    )]
+    NoLogits,
+    #[error("input of {height}x{width} is too small: the network needs at least 32x32")]
+    TooSmall { height: usize, width: usize },
+    #[error("bad input: {0}")]
+    Input(String),
+    #[error("cannot start the CPU threads: {0}")]
+    Threads(String),
+    #[error(transparent)]
+    Isa(#[from] super::kernels::IsaError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
