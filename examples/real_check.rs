@@ -56,7 +56,7 @@ fn main() -> Result<()> {
         let npy = tmp.path().join(format!("{name}.npy"));
         to_npy(&input, 128, &npy)?;
         let images = read_npy_images(&std::fs::read(&npy)?)?;
-        let logits = engine.run(&[&images[0]], Head::Logits)?.remove(0);
+        let logits = engine.run(&[&images[0]])?.remove(0);
         let got = output::top_k(&logits, 1001, &labels);
         let mut probs = vec![0f32; 1001];
         for p in &got {
@@ -94,7 +94,7 @@ fn main() -> Result<()> {
         };
         let index: usize = index.parse()?;
         let img = preprocess::preprocess_image(&std::fs::read(sample.join(file))?, &pre)?;
-        let logits = engine.run(&[&img], Head::Logits)?.remove(0);
+        let logits = engine.run(&[&img])?.remove(0);
         let best = output::top_k(&logits, 5, &labels);
         n += 1;
         top1 += usize::from(best[0].index == index);

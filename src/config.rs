@@ -173,13 +173,13 @@ impl ModelConfig {
         let engine = Engine::with_threads(&w, head, self.device.clone(), self.threads)
             .with_context(|| format!("{}", self.weights_path.display()))?;
         if let Some(labels) = self.labels.as_ref().filter(|_| head == Head::Logits) {
-            if engine.num_classes() != labels.len() {
+            if engine.out_dim() != labels.len() {
                 return Err(UsageError::new(format!(
                     "{}: the manifest lists {} classes but the weights' head has {} outputs; \
                      the model directory is inconsistent",
                     self.weights_path.display(),
                     labels.len(),
-                    engine.num_classes()
+                    engine.out_dim()
                 ))
                 .into());
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::engine::{Engine, Head};
+use crate::engine::Engine;
 use crate::inputs::{Input, InputItem};
 use crate::model::params::MIN_INPUT;
 use crate::preprocess::{self, Preprocess, Rgb32};
@@ -46,7 +46,6 @@ impl Summary {
 pub struct Pipeline<'a> {
     pub engine: &'a Engine,
     pub preprocess: &'a Preprocess,
-    pub head: Head,
     pub batch_size: usize,
     pub fail_fast: bool,
 }
@@ -230,7 +229,7 @@ impl Pipeline<'_> {
                 end += 1;
             }
             let group: Vec<&Rgb32> = images[start..end].iter().map(|(_, img)| *img).collect();
-            match self.engine.run(&group, self.head) {
+            match self.engine.run(&group) {
                 Ok(out) => {
                     for ((i, _), row) in images[start..end].iter().zip(out) {
                         rows[*i].push(Ok(row));

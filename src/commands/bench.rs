@@ -85,7 +85,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
         .map(|i| ((i * 7919) % 256) as f32 / 255.0)
         .collect();
     let once = |profile: Option<&mut Profile>| {
-        engine.forward(&input, n, size, size, Head::Logits, profile)
+        engine.forward(&input, n, size, size, profile)
     };
     for _ in 0..args.warmup {
         once(None)?;

@@ -43,7 +43,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     let engine = config.load_engine(Head::Logits)?;
     let labels = config.labels();
     // A fine-tuned model may have fewer classes than the default 5.
-    let classes = engine.num_classes();
+    let classes = engine.out_dim();
     let k = match args.top_k {
         Some(k) if k > classes => {
             return Err(UsageError::new(format!(
@@ -93,7 +93,6 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
     let pipeline = Pipeline {
         engine: &engine,
         preprocess: &config.preprocess,
-        head: Head::Logits,
         batch_size: config.batch_size,
         fail_fast: config.fail_fast,
     };

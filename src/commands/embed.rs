@@ -65,7 +65,6 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
     let pipeline = Pipeline {
         engine: &engine,
         preprocess: &config.preprocess,
-        head: Head::Features,
         batch_size: config.batch_size,
         fail_fast: config.fail_fast,
     };

@@ -71,7 +71,7 @@ fn images() -> Vec<f32> {
 fn run(w: &Weights, head: EngineHead) -> Vec<f32> {
     let engine = Engine::with_threads(w, head, Device::Cpu, 1).unwrap();
     engine
-        .forward(&images(), 2, SIZE, SIZE, head, None)
+        .forward(&images(), 2, SIZE, SIZE, None)
         .unwrap()
 }
 

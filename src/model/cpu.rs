@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::arch::{Arch, Head, LayerKind};
+use super::backbone::Backbone;
 use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{pointwise_rows, Pointwise};
@@ -49,6 +50,8 @@ struct Workspace {
 /// MobileNet V1 on the CPU, NHWC, with its own thread pool.
 pub struct CpuMobileNet {
     arch: Arch,
+    /// What the `Backbone` forward pass returns.
+    head: Head,
     steps: Vec<Step>,
     /// The logits layer, `[C, 1001]` (or K classes), on the pointwise kernel without ReLU6.
     logits: Option<Pointwise>,
@@ -61,6 +64,42 @@ pub struct CpuMobileNet {
 
 /// Wall time of each stage of one forward pass, for `mnv1 bench --profile`.
 pub(crate) type Profile = Vec<(String, Duration)>;
+
+impl Backbone for CpuMobileNet {
+    fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn out_dim(&self) -> usize {
+        match (self.head, &self.logits) {
+            (Head::Logits, Some(l)) => l.cout(),
+            _ => self.arch.feature_dim(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("cpu ({} threads, {})", self.threads(), self.isa)
+    }
+
+    fn thread_pool(&self) -> Option<&rayon::ThreadPool> {
+        Some(&self.pool)
+    }
+
+    fn forward(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        profile: Option<&mut Profile>,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.run(images, n, h, w, self.head, profile)
+    }
+}
 
 /// Rows of at most this many pixels per pointwise block: the kernel walks the block once per
 /// 32-channel weight panel, so the block (<= 1 MB at 1024 channels) should stay in L2.
@@ -122,6 +161,7 @@ impl CpuMobileNet {
             .map_err(|e| ModelError::Threads(e.to_string()))?;
         Ok(Self {
             arch,
+            head,
             steps,
             logits,
             pool,
@@ -132,26 +172,8 @@ impl CpuMobileNet {
         })
     }
 
-    /// Number of logits (1001, or K for a fine-tuned head); 0 without a head.
-    pub(crate) fn num_classes(&self) -> usize {
-        self.logits.as_ref().map_or(0, Pointwise::cout)
-    }
-
-    pub(crate) fn arch(&self) -> Arch {
-        self.arch
-    }
-
     pub(crate) fn threads(&self) -> usize {
         self.pool.current_num_threads()
-    }
-
-    pub(crate) fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// Runs `f` in this network's thread pool.
-    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.pool.install(f)
     }
 
     /// Pooled features `[N, C]`, row-major, of `n` NHWC images `[n, h, w, 3]` with values in [0,1].
@@ -162,7 +184,7 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward(images, n, h, w, Head::Features, None)
+        self.run(images, n, h, w, Head::Features, None)
     }
 
     /// Logits `[N, 1001]`, row-major (index 0 = background), of NHWC images in [0,1].
@@ -173,11 +195,12 @@ impl CpuMobileNet {
         h: usize,
         w: usize,
     ) -> Result<Vec<f32>, ModelError> {
-        self.forward(images, n, h, w, Head::Logits, None)
+        self.run(images, n, h, w, Head::Logits, None)
     }
 
-    /// One forward pass; with `profile`, the wall time of every stage is appended to it.
-    pub(crate) fn forward(
+    /// One forward pass up to `head`; with `profile`, the wall time of every stage is appended
+    /// to it.
+    fn run(
         &self,
         images: &[f32],
         n: usize,
@@ -285,7 +308,7 @@ impl CpuMobileNet {
             profile.as_deref_mut(),
         );
         let last = shapes.last().copied().unwrap_or(input_shape);
-        self.head(act, last, logits, pooled, profile, out);
+        self.pool_and_classify(act, last, logits, pooled, profile, out);
     }
 
     /// The network on a group of whole images on this thread: the layers before the first
@@ -337,7 +360,7 @@ impl CpuMobileNet {
             self.run_layers(grouped, n, late, (ping, pong), false, None)
         };
         let last = shapes.last().copied().unwrap_or(image_shape);
-        self.head(act, last, logits, pooled, None, out);
+        self.pool_and_classify(act, last, logits, pooled, None, out);
     }
 
     /// The first layer run over a group of `n` images: the first whose weights outweigh the
@@ -401,7 +424,7 @@ impl CpuMobileNet {
 
     /// Mean pool and, with `logits`, the classifier, of the final activations `act` of images
     /// of `shape`.
-    fn head(
+    fn pool_and_classify(
         &self,
         act: &[f32],
         shape: Shape,

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor};
 
 use super::arch::{Arch, Head, LayerKind};
+use super::backbone::Backbone;
+use super::cpu::Profile;
 use super::padding::same_padding;
 use super::params::{check_multiplier, fold, logits_layer, MIN_INPUT};
 use super::ModelError;
@@ -25,6 +27,9 @@ struct FoldedLayer {
 /// The network with folded BatchNorm, ready for inference on one device.
 pub struct MobileNetV1 {
     arch: Arch,
+    /// What the `Backbone` forward pass returns.
+    head: Head,
+    device: Device,
     layers: Vec<FoldedLayer>,
     /// Logits weights [C, K] and biases [K] (K = 1001 for ImageNet); None for a feature-vector-only model.
     logits: Option<(Tensor, Tensor)>,
@@ -79,20 +84,11 @@ impl MobileNetV1 {
         };
         Ok(Self {
             arch,
+            head,
+            device: device.clone(),
             layers,
             logits,
         })
-    }
-
-    pub(crate) fn arch(&self) -> Arch {
-        self.arch
-    }
-
-    /// Number of logits: 1001 for the ImageNet modules, K for a fine-tuned head; 0 without one.
-    pub(crate) fn num_classes(&self) -> usize {
-        self.logits
-            .as_ref()
-            .map_or(0, |(_, b)| b.dims1().unwrap_or(0))
     }
 
     /// Pooled Conv2d_13_pointwise features [N, C] of NHWC images with values in [0,1].
@@ -121,6 +117,44 @@ impl MobileNetV1 {
         let (w, b) = self.logits.as_ref().ok_or(ModelError::NoLogits)?;
         let features = self.features(images)?;
         Ok(features.matmul(w)?.broadcast_add(b)?)
+    }
+}
+
+impl Backbone for MobileNetV1 {
+    fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn out_dim(&self) -> usize {
+        match &self.logits {
+            Some((_, b)) if self.head == Head::Logits => b.dims1().unwrap_or(0),
+            _ => self.arch.feature_dim(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{:?}", self.device.location())
+    }
+
+    /// The layers run as candle ops on the device; there is no per-layer profile.
+    fn forward(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        _profile: Option<&mut Profile>,
+    ) -> Result<Vec<f32>, ModelError> {
+        let x = Tensor::from_slice(images, (n, h, w, 3), &self.device)?;
+        let y = match self.head {
+            Head::Logits => self.logits(&x)?,
+            Head::Features => self.features(&x)?,
+        };
+        Ok(y.flatten_all()?.to_vec1()?)
     }
 }
 

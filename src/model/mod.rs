@@ -2,6 +2,7 @@
 //! reference, and the path for CUDA / Metal) and the CPU fast path with its kernels.
 
 pub mod arch;
+pub(crate) mod backbone;
 pub(crate) mod cpu;
 mod error;
 pub mod kernels;
@@ -11,6 +12,7 @@ pub(crate) mod params;
 
 pub(crate) use arch::NUM_CLASSES;
 pub use arch::{Arch, Head};
+pub use backbone::Backbone;
 pub use cpu::CpuMobileNet;
 pub use error::ModelError;
 pub use mobilenet::MobileNetV1;
