@@ -1,11 +1,12 @@
 //! The model on its device: batches of preprocessed images in, rows of logits or features out.
-//! Which implementation of the network runs (`model::Backbone`) is decided here, once: the CPU
-//! kernels on the CPU, candle elsewhere.
+//! Which implementation of the network runs (`model::Backbone`) is decided here, once: the
+//! integer kernels for a quantized model, the CPU kernels on the CPU, candle elsewhere.
 
 use candle_core::Device;
 
 use crate::model::cpu::Profile;
 use crate::model::kernels::Isa;
+use crate::model::quant::QuantMobileNet;
 pub use crate::model::Head;
 use crate::model::{Arch, Backbone, CpuMobileNet, MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
@@ -38,7 +39,17 @@ impl Engine {
         device: Device,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let backbone: Box<dyn Backbone> = if device.is_cpu() {
+        let backbone: Box<dyn Backbone> = if let Some(q) = &weights.quantized {
+            if !device.is_cpu() {
+                return Err(ModelError::Unsupported(format!(
+                    "a quantized model ({}) runs on the CPU's integer kernels only, not on {:?}: \
+                     drop --device, or use the float model",
+                    q.scheme(),
+                    device.location()
+                )));
+            }
+            Box::new(QuantMobileNet::new(q, head, threads)?)
+        } else if device.is_cpu() {
             Box::new(CpuMobileNet::from_tensors(
                 &weights.tensors,
                 weights.arch,

@@ -60,7 +60,9 @@ fn category(e: &(dyn StdError + 'static)) -> Option<u8> {
         });
     }
     // MNV1_ISA naming a level this CPU lacks (or none) is a setting.
-    if let Some(crate::model::ModelError::Isa(_)) = e.downcast_ref::<crate::model::ModelError>() {
+    if let Some(crate::model::ModelError::Isa(_) | crate::model::ModelError::Unsupported(_)) =
+        e.downcast_ref::<crate::model::ModelError>()
+    {
         return Some(USAGE);
     }
     if e.is::<std::io::Error>() {

@@ -61,6 +61,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
                     tensors: random_weights(arch, 1),
                     arch,
                     format: "random",
+                    quantized: None,
                 },
                 String::from("random"),
             )
@@ -84,9 +85,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
     let input: Vec<f32> = (0..n * size * size * 3)
         .map(|i| ((i * 7919) % 256) as f32 / 255.0)
         .collect();
-    let once = |profile: Option<&mut Profile>| {
-        engine.forward(&input, n, size, size, profile)
-    };
+    let once = |profile: Option<&mut Profile>| engine.forward(&input, n, size, size, profile);
     for _ in 0..args.warmup {
         once(None)?;
     }

@@ -70,9 +70,7 @@ fn images() -> Vec<f32> {
 
 fn run(w: &Weights, head: EngineHead) -> Vec<f32> {
     let engine = Engine::with_threads(w, head, Device::Cpu, 1).unwrap();
-    engine
-        .forward(&images(), 2, SIZE, SIZE, None)
-        .unwrap()
+    engine.forward(&images(), 2, SIZE, SIZE, None).unwrap()
 }
 
 fn read_back(bytes: &[u8]) -> Weights {

@@ -28,6 +28,10 @@ pub enum ModelError {
     NoLogits,
     #[error("input of {height}x{width} is too small: the network needs at least 32x32")]
     TooSmall { height: usize, width: usize },
+    /// Weights and settings that cannot go together (a quantized model on a GPU, ...): a usage
+    /// error, exit 2.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("bad input: {0}")]
     Input(String),
     #[error("cannot start the CPU threads: {0}")]

@@ -9,6 +9,7 @@ pub mod kernels;
 pub(crate) mod mobilenet;
 pub(crate) mod padding;
 pub(crate) mod params;
+pub mod quant;
 
 pub(crate) use arch::NUM_CLASSES;
 pub use arch::{Arch, Head};

@@ -38,10 +38,16 @@ pub struct Weights {
     pub arch: Arch,
     /// `TF checkpoint`, `.tflite`, `safetensors`, ... for messages and manifests.
     pub format: &'static str,
+    /// A quantized .tflite's integer network (`tensors` is then empty): run by
+    /// `model::quant`, not convertible or trainable.
+    pub quantized: Option<std::sync::Arc<tflite::QuantizedNet>>,
 }
 
 impl Weights {
     pub(crate) fn has_logits(&self) -> bool {
+        if let Some(q) = &self.quantized {
+            return q.logits.is_some();
+        }
         self.tensors
             .contains_key(&format!("{LOGITS_SCOPE}/weights"))
     }
@@ -142,7 +148,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WeightsError + '_ {
 /// Loads weights from a checkpoint prefix, `.index`/`.data-*` file, directory, archive,
 /// `.tflite` or safetensors file, and reduces them to the canonical form.
 pub fn load(path: &Path) -> Result<Weights, WeightsError> {
-    let (raw, format) = read_any(path)?;
+    let (raw, format) = match read_any(path)? {
+        Raw::Tensors(t, format) => (t, format),
+        Raw::Quantized(q) => {
+            return Ok(Weights {
+                tensors: BTreeMap::new(),
+                arch: q.arch,
+                format: "quantized .tflite",
+                quantized: Some(std::sync::Arc::new(q)),
+            })
+        }
+    };
     let w = canonicalize(raw, format).map_err(|detail| WeightsError::NotMobileNet {
         path: path.to_path_buf(),
         detail,
@@ -161,7 +177,24 @@ pub fn load(path: &Path) -> Result<Weights, WeightsError> {
     Ok(w)
 }
 
-type Raw = (BTreeMap<String, RawTensor>, &'static str);
+/// What a source holds: float tensors to canonicalize, or a quantized network (whose integer
+/// weights have no canonical float form), and the format's name.
+enum Raw {
+    Tensors(BTreeMap<String, RawTensor>, &'static str),
+    Quantized(tflite::QuantizedNet),
+}
+
+/// A .tflite file's contents, float or quantized.
+fn read_tflite_bytes(path: &Path, bytes: &[u8]) -> Result<Raw, WeightsError> {
+    let t = tflite::read(bytes).map_err(|source| WeightsError::Tflite {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(match t {
+        tflite::TfliteWeights::Float(t) => Raw::Tensors(t, ".tflite"),
+        tflite::TfliteWeights::Quantized(q) => Raw::Quantized(q),
+    })
+}
 
 fn read_any(path: &Path) -> Result<Raw, WeightsError> {
     if path.is_dir() {
@@ -195,11 +228,7 @@ fn read_any(path: &Path) -> Result<Raw, WeightsError> {
             })?;
         read_members(path, members)
     } else if tflite::is_tflite(bytes) {
-        let t = tflite::read_tflite(bytes).map_err(|source| WeightsError::Tflite {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok((t, ".tflite"))
+        read_tflite_bytes(path, bytes)
     } else if safetensors::is_safetensors(bytes) {
         let t =
             safetensors::read_safetensors(bytes).map_err(|source| WeightsError::Safetensors {
@@ -211,14 +240,14 @@ fn read_any(path: &Path) -> Result<Raw, WeightsError> {
                 path: path.to_path_buf(),
                 detail,
             })?;
-            return Ok((t, "transformers safetensors"));
+            return Ok(Raw::Tensors(t, "transformers safetensors"));
         }
         let t =
             safetensors::read_safetensors(bytes).map_err(|source| WeightsError::Safetensors {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok((t, "safetensors"))
+        Ok(Raw::Tensors(t, "safetensors"))
     } else if checkpoint::is_bundle_index(bytes) {
         let prefix = name
             .strip_suffix(".index")
@@ -266,7 +295,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 fn read_checkpoint_files(prefix: &Path) -> Result<Raw, WeightsError> {
     let t = checkpoint::read_checkpoint(prefix).map_err(WeightsError::CheckpointFiles)?;
-    Ok((t, "TF checkpoint"))
+    Ok(Raw::Tensors(t, "TF checkpoint"))
 }
 
 /// An archive's checkpoint (the first `.index` with its shards) or, failing that, its `.tflite`.
@@ -303,14 +332,10 @@ fn read_members(path: &Path, m: archive::WeightMembers) -> Result<Raw, WeightsEr
                 );
             }
         }
-        return Ok((tensors, "TF checkpoint"));
+        return Ok(Raw::Tensors(tensors, "TF checkpoint"));
     }
     if let Some(bytes) = m.tflites.values().next() {
-        let t = tflite::read_tflite(bytes).map_err(|source| WeightsError::Tflite {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        return Ok((t, ".tflite"));
+        return read_tflite_bytes(path, bytes);
     }
     Err(WeightsError::NothingInside(path.to_path_buf()))
 }
@@ -370,5 +395,6 @@ pub(crate) fn canonicalize(
         tensors,
         arch,
         format,
+        quantized: None,
     })
 }

@@ -15,6 +15,7 @@ mod finetune;
 mod fuzz_regressions;
 mod hardening;
 mod parity;
+mod quant_parity;
 mod report;
 mod robustness;
 mod scale;

@@ -206,6 +206,20 @@ impl<'a> Vector<'a> {
             .map(i32::from_le_bytes)
     }
 
+    /// Element `i` of a vector of 8-byte integers (`[long]`).
+    pub(crate) fn i64(&self, i: usize) -> Result<i64> {
+        self.fb
+            .get(self.start + 8 * i, self.what)
+            .map(i64::from_le_bytes)
+    }
+
+    /// Element `i` of a vector of `float`.
+    pub(crate) fn f32(&self, i: usize) -> Result<f32> {
+        self.fb
+            .get(self.start + 4 * i, self.what)
+            .map(f32::from_le_bytes)
+    }
+
     pub(crate) fn table(&self, i: usize, what: &'static str) -> Result<Table<'a>> {
         let p = self.start + 4 * i;
         self.fb.table(self.fb.uoffset(p, self.what)?, what)

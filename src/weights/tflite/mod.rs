@@ -34,12 +34,14 @@ use crate::weights::RawTensor;
 
 pub(crate) mod flatbuffer;
 mod model;
+mod quant;
 pub(crate) mod schema;
 #[cfg(test)]
 mod tests;
 
 use flatbuffer::Fb;
 use model::{op_tensors, Model};
+pub use quant::{QParams, QuantKind, QuantLayer, QuantSoftmax, QuantizedNet};
 use schema::*;
 
 /// What is wrong with a .tflite file.
@@ -78,8 +80,26 @@ pub(crate) fn is_tflite(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(b"TFL3".as_slice())
 }
 
-/// Canonical-named, TF-layout tensors of a float MobileNet V1 .tflite.
+/// What a MobileNet V1 .tflite holds: float tensors under canonical names, or a quantized
+/// network (integer weights with their scales, run by `model::quant`).
+pub enum TfliteWeights {
+    Float(BTreeMap<String, RawTensor>),
+    Quantized(QuantizedNet),
+}
+
+/// Canonical-named, TF-layout tensors of a float MobileNet V1 .tflite (a quantized one is
+/// refused: `read` takes both).
 pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
+    match read(bytes)? {
+        TfliteWeights::Float(t) => Ok(t),
+        TfliteWeights::Quantized(_) => Err(TfliteError::Unsupported(
+            "a quantized model where float weights are needed".into(),
+        )),
+    }
+}
+
+/// The weights of a float or quantized MobileNet V1 .tflite.
+pub fn read(bytes: &[u8]) -> Result<TfliteWeights> {
     if bytes.len() < 8 {
         return Err(TfliteError::NotTflite(format!(
             "only {} bytes",
@@ -93,7 +113,10 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
         )));
     }
     let model = Model::parse(Fb(bytes))?;
-    let mut out = BTreeMap::new();
+    let mut convs: Vec<Conv> = Vec::new();
+    // The operators after the body (pool, reshape, softmax): ignored for float weights, read for
+    // a quantized network, whose pool and softmax have quantization of their own.
+    let mut tail: Vec<(i32, usize, usize)> = Vec::new();
     // Names, kinds and strides are the same at every width; the widths are those of the
     // multiplier that Conv2d_0's output channels give.
     let mut all = layers(Arch::new(1.0));
@@ -140,7 +163,7 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
                 check_layer(&conv, layer, k, prev_channels, layer.out_channels)?;
                 prev_channels = conv.out_channels();
                 flow = Some(conv.output);
-                conv.emit(layer, &mut out);
+                convs.push(conv);
                 step += 1;
             }
             AVERAGE_POOL_2D | MEAN | RESHAPE | SQUEEZE | SOFTMAX => {
@@ -158,6 +181,7 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
                 {
                     if first_in == f {
                         flow = Some(first_out);
+                        tail.push((code, k, step));
                     }
                 }
             }
@@ -182,12 +206,27 @@ pub fn read_tflite(bytes: &[u8]) -> Result<BTreeMap<String, RawTensor>> {
     if step + 1 < all.len() {
         return Err(TfliteError::Structure(format!(
             "the model ends after {} convolutions; {} is missing ({} operators in all)",
-            out.len() / 2,
+            convs.len(),
             all[step].scope(),
             model.operators.len()
         )));
     }
-    Ok(out)
+    let quantized = convs.iter().filter(|c| c.quant.is_some()).count();
+    if quantized == 0 {
+        let mut out = BTreeMap::new();
+        for (conv, layer) in convs.into_iter().zip(&all) {
+            conv.emit(layer, &mut out);
+        }
+        return Ok(TfliteWeights::Float(out));
+    }
+    if quantized < convs.len() {
+        return Err(TfliteError::Unsupported(format!(
+            "{quantized} of the {} convolutions are quantized and the others float (a partly \
+             quantized model); mnv1 runs float or fully integer models",
+            convs.len()
+        )));
+    }
+    quant::network(&model, convs, &all, &tail).map(TfliteWeights::Quantized)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,6 +312,9 @@ pub(super) struct Conv {
     dilation: (i32, i32),
     activation: u8,
     depth_multiplier: i32,
+    /// The integer filter, bias and scales of a quantized model (`filter` and `bias` are then
+    /// empty).
+    quant: Option<quant::QuantConv>,
 }
 
 impl Conv {
@@ -285,6 +327,11 @@ impl Conv {
     }
     pub(super) fn in_channels(&self) -> usize {
         self.shape[3]
+    }
+    fn bias_len(&self) -> usize {
+        self.quant
+            .as_ref()
+            .map_or(self.bias.len(), |q| q.bias.len())
     }
 
     pub(super) fn emit(self, layer: &Layer, out: &mut BTreeMap<String, RawTensor>) {
@@ -395,10 +442,10 @@ pub(super) fn check_layer(
             ));
         }
     }
-    if conv.bias.len() != conv.out_channels() {
+    if conv.bias_len() != conv.out_channels() {
         return fail(format!(
             "bias has {} values for {} output channels",
-            conv.bias.len(),
+            conv.bias_len(),
             conv.out_channels()
         ));
     }

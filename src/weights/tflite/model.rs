@@ -119,12 +119,37 @@ impl<'a> Model<'a> {
         what: &str,
         rank: usize,
     ) -> Result<(Vec<usize>, Vec<f32>)> {
-        let (t, shape) = self.float_shape(id, k, layer)?;
+        let (t, _) = self.float_shape(id, k, layer)?;
+        let (shape, bytes) = self.constant_bytes(&t, id, k, layer, what, rank, 4)?;
+        let values = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((shape, values))
+    }
+
+    /// The raw data of constant tensor `t` (#`id`), checked to have `rank` positive dimensions
+    /// and `elem` bytes per element.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn constant_bytes(
+        &self,
+        t: &Table<'a>,
+        id: i32,
+        k: usize,
+        layer: &Layer,
+        what: &str,
+        rank: usize,
+        elem: usize,
+    ) -> Result<(Vec<usize>, &'a [u8])> {
+        let shape = match t.vector(TENSOR_SHAPE, 4, "Tensor.shape")? {
+            Some(v) => (0..v.len()).map(|i| v.i32(i)).collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         let fail = |msg: String| {
             TfliteError::Structure(format!(
                 "operator #{k} ({}): {what} tensor #{id} '{}' {msg}",
                 layer.scope(),
-                self.tensor_name(&t)
+                self.tensor_name(t)
             ))
         };
         if shape.len() != rank || shape.iter().any(|&d| d <= 0) {
@@ -157,17 +182,13 @@ impl<'a> Model<'a> {
             }
             return Err(fail("is not a constant (its buffer is empty)".into()));
         }
-        if count.checked_mul(4) != Some(bytes.len()) {
+        if count.checked_mul(elem) != Some(bytes.len()) {
             return Err(fail(format!(
-                "has shape {shape:?} ({count} floats) but its buffer holds {} bytes",
+                "has shape {shape:?} ({count} values of {elem} bytes) but its buffer holds {} bytes",
                 bytes.len()
             )));
         }
-        let values = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok((shape, values))
+        Ok((shape, bytes))
     }
 
     pub(super) fn conv(&self, op: &Table<'a>, k: usize, code: i32, layer: &Layer) -> Result<Conv> {
@@ -190,30 +211,38 @@ impl<'a> Model<'a> {
                 outs.len()
             )));
         }
-        let (_, in_shape) = self.float_shape(ins[0], k, layer)?;
-        self.float_shape(outs[0], k, layer)?;
-        let (fshape, filter) = self.constant(ins[1], k, layer, "filter", 4)?;
-        let shape = [fshape[0], fshape[1], fshape[2], fshape[3]];
+        let input = self.tensor(ins[0], k)?;
+        let quantized = input.u8_or(TENSOR_TYPE, 0)? != TENSOR_FLOAT32;
+        let (in_shape, shape, filter, bias, quant) = if quantized {
+            let q = self.quant_conv(&ins, outs[0], k, code, layer)?;
+            (q.in_shape.clone(), q.shape, Vec::new(), Vec::new(), Some(q))
+        } else {
+            let (_, in_shape) = self.float_shape(ins[0], k, layer)?;
+            self.float_shape(outs[0], k, layer)?;
+            let (fshape, filter) = self.constant(ins[1], k, layer, "filter", 4)?;
+            let shape = [fshape[0], fshape[1], fshape[2], fshape[3]];
+            let bias = match ins.get(2) {
+                Some(&b) if b >= 0 => {
+                    let (_, v) = self.constant(b, k, layer, "bias", 1)?;
+                    v
+                }
+                // No bias input: the folded bias is zero (sized by the filter, checked against its data).
+                _ => {
+                    let out_channels = if code == DEPTHWISE_CONV_2D {
+                        shape[3]
+                    } else {
+                        shape[0]
+                    };
+                    vec![0.0; out_channels]
+                }
+            };
+            (in_shape, shape, filter, bias, None)
+        };
         if layer.kind == Kind::Conv0 && in_shape.len() == 4 && in_shape[3] != 3 {
             return Err(fail(format!(
                 "input has shape {in_shape:?}, expected 3 channels (RGB)"
             )));
         }
-        let bias = match ins.get(2) {
-            Some(&b) if b >= 0 => {
-                let (_, v) = self.constant(b, k, layer, "bias", 1)?;
-                v
-            }
-            // No bias input: the folded bias is zero (sized by the filter, checked against its data).
-            _ => {
-                let out_channels = if code == DEPTHWISE_CONV_2D {
-                    shape[3]
-                } else {
-                    shape[0]
-                };
-                vec![0.0; out_channels]
-            }
-        };
         let (want_tag, opt_names) = if code == DEPTHWISE_CONV_2D {
             (OPTIONS_DEPTHWISE_CONV_2D, "DepthwiseConv2DOptions")
         } else {
@@ -241,6 +270,7 @@ impl<'a> Model<'a> {
                 shape,
                 filter,
                 bias,
+                quant,
             }
         } else {
             Conv {
@@ -255,6 +285,7 @@ impl<'a> Model<'a> {
                 shape,
                 filter,
                 bias,
+                quant,
             }
         };
         Ok(conv)

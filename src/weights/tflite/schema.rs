@@ -42,7 +42,13 @@ pub(crate) const TENSOR_SHAPE: usize = 0;
 pub(crate) const TENSOR_TYPE: usize = 1;
 pub(crate) const TENSOR_BUFFER: usize = 2;
 pub(crate) const TENSOR_NAME: usize = 3;
+pub(crate) const TENSOR_QUANTIZATION: usize = 4;
 pub(crate) const TENSOR_SHAPE_SIGNATURE: usize = 7;
+
+// table QuantizationParameters
+pub(crate) const QUANT_SCALE: usize = 2;
+pub(crate) const QUANT_ZERO_POINT: usize = 3;
+pub(crate) const QUANT_DIMENSION: usize = 6;
 // Buffer
 pub(crate) const BUFFER_DATA: usize = 0;
 pub(crate) const BUFFER_OFFSET: usize = 1;
@@ -93,6 +99,9 @@ pub(crate) const SOFTMAX_BETA: usize = 0;
 pub(crate) const SQUEEZE_DIMS: usize = 0;
 
 pub(crate) const TENSOR_FLOAT32: u8 = 0;
+pub(crate) const TENSOR_INT32: u8 = 2;
+pub(crate) const TENSOR_UINT8: u8 = 3;
+pub(crate) const TENSOR_INT8: u8 = 9;
 pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 pub(crate) fn op_name(code: i32) -> String {

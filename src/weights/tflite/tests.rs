@@ -838,7 +838,7 @@ fn wrong_layer_parameters_are_errors() {
              let b = s.constant(vec![5], &[0.0; 5]);
              s.ops[2].inputs[2] = b;
          })),
-        ("has shape [33, 3, 3, 3] (891 floats) but its buffer holds 864 bytes",
+        ("has shape [33, 3, 3, 3] (891 values of 4 bytes) but its buffer holds 864 bytes",
          Box::new(|s| {
              let (_, t) = s.filter(0);
              s.tensors[t].shape[0] = 33;

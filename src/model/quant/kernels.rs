@@ -1,0 +1,230 @@
+//! The integer layers of a quantized MobileNet V1, as TensorFlow Lite's reference kernels define
+//! them (reference_ops::Conv / DepthwiseConv for uint8, reference_integer_ops::*PerChannel for
+//! int8): int32 accumulators of (filter - filter zero point) x (input - input zero point) over
+//! the taps that fall inside the image (SAME padding reads nothing outside it), plus the int32
+//! bias, requantized per output channel, plus the output zero point, clamped to the activation
+//! range. Activations are uint8 here: an int8 model's are shifted by 128 when it is built, which
+//! leaves every (value - zero point) and so every result unchanged.
+//!
+//! The pointwise layers (most of the work) multiply 16-bit operands into 32-bit sums, which the
+//! compiler turns into `vpmaddwd`; integer sums are exact in any order, so every kernel here gives
+//! the same bits as TFLite's whatever its loop order.
+
+use super::requant::{multiply_by_quantized_multiplier, Multiplier};
+use crate::model::padding::same_padding;
+
+/// Everything a layer needs to turn its int32 accumulators into output bytes.
+pub(crate) struct Requant {
+    /// Per output channel.
+    pub(crate) multipliers: Vec<Multiplier>,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) output_zero_point: i32,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+}
+
+impl Requant {
+    #[inline(always)]
+    fn store(&self, acc: &[i32], out: &mut [u8]) {
+        for (((o, &a), &b), &m) in out
+            .iter_mut()
+            .zip(acc)
+            .zip(&self.bias)
+            .zip(&self.multipliers)
+        {
+            let v = multiply_by_quantized_multiplier(a.wrapping_add(b), m) + self.output_zero_point;
+            *o = v.clamp(self.act_min, self.act_max) as u8;
+        }
+    }
+}
+
+/// A 3x3 SAME convolution (Conv2d_0: stride 2, 3 input channels) over one NHWC image.
+/// `filter` is HWIO `[3][3][cin][cout]` with the filter zero point subtracted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv3x3(
+    input: &[u8],
+    (h, w, cin): (usize, usize, usize),
+    input_zero_point: i32,
+    filter: &[i16],
+    cout: usize,
+    stride: usize,
+    rq: &Requant,
+    out: &mut [u8],
+) {
+    let (oh, (top, _)) = same_padding(h, 3, stride);
+    let (ow, (left, _)) = same_padding(w, 3, stride);
+    let mut acc = vec![0i32; cout];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            acc.fill(0);
+            for ky in 0..3 {
+                let Some(y) = (oy * stride + ky).checked_sub(top).filter(|&y| y < h) else {
+                    continue;
+                };
+                for kx in 0..3 {
+                    let Some(x) = (ox * stride + kx).checked_sub(left).filter(|&x| x < w) else {
+                        continue;
+                    };
+                    let px = &input[(y * w + x) * cin..][..cin];
+                    for (ci, &v) in px.iter().enumerate() {
+                        let xv = v as i32 - input_zero_point;
+                        let taps = &filter[((ky * 3 + kx) * cin + ci) * cout..][..cout];
+                        for (a, &f) in acc.iter_mut().zip(taps) {
+                            *a += f as i32 * xv;
+                        }
+                    }
+                }
+            }
+            rq.store(&acc, &mut out[(oy * ow + ox) * cout..][..cout]);
+        }
+    }
+}
+
+/// A 3x3 SAME depthwise convolution (channel multiplier 1) over output rows `rows` of one NHWC
+/// image; `out` holds those rows. `filter` is `[3][3][c]`, filter zero point subtracted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise3x3(
+    input: &[u8],
+    (h, w, c): (usize, usize, usize),
+    input_zero_point: i32,
+    filter: &[i16],
+    stride: usize,
+    rq: &Requant,
+    rows: std::ops::Range<usize>,
+    out: &mut [u8],
+) {
+    let (_, (top, _)) = same_padding(h, 3, stride);
+    let (ow, (left, _)) = same_padding(w, 3, stride);
+    let mut acc = vec![0i32; c];
+    let mut centred = vec![0i16; c];
+    for (r, oy) in rows.enumerate() {
+        for ox in 0..ow {
+            acc.fill(0);
+            for ky in 0..3 {
+                let Some(y) = (oy * stride + ky).checked_sub(top).filter(|&y| y < h) else {
+                    continue;
+                };
+                for kx in 0..3 {
+                    let Some(x) = (ox * stride + kx).checked_sub(left).filter(|&x| x < w) else {
+                        continue;
+                    };
+                    let px = &input[(y * w + x) * c..][..c];
+                    for (d, &v) in centred.iter_mut().zip(px) {
+                        *d = (v as i32 - input_zero_point) as i16;
+                    }
+                    let taps = &filter[(ky * 3 + kx) * c..][..c];
+                    for ((a, &f), &xv) in acc.iter_mut().zip(taps).zip(&centred) {
+                        *a += f as i32 * xv as i32;
+                    }
+                }
+            }
+            rq.store(&acc, &mut out[(r * ow + ox) * c..][..c]);
+        }
+    }
+}
+
+/// A 1x1 convolution over `pixels` pixels of `cin` channels: `filter` is `[cout][cin]`, filter
+/// zero point subtracted.
+pub(crate) fn pointwise(
+    input: &[u8],
+    pixels: usize,
+    cin: usize,
+    input_zero_point: i32,
+    filter: &[i16],
+    cout: usize,
+    rq: &Requant,
+    out: &mut [u8],
+) {
+    let mut centred = vec![0i16; cin];
+    let mut acc = vec![0i32; cout];
+    for p in 0..pixels {
+        for (d, &v) in centred.iter_mut().zip(&input[p * cin..][..cin]) {
+            *d = (v as i32 - input_zero_point) as i16;
+        }
+        for (a, row) in acc.iter_mut().zip(filter.chunks_exact(cin)) {
+            *a = dot_i16(row, &centred);
+        }
+        rq.store(&acc, &mut out[p * cout..][..cout]);
+    }
+}
+
+#[inline(always)]
+fn dot_i16(a: &[i16], b: &[i16]) -> i32 {
+    // Eight independent lanes so the compiler keeps a vector accumulator.
+    let mut lanes = [0i32; 8];
+    let (ac, at) = a.split_at(a.len() / 8 * 8);
+    let (bc, bt) = b.split_at(ac.len());
+    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
+        for i in 0..8 {
+            lanes[i] += x[i] as i32 * y[i] as i32;
+        }
+    }
+    let mut sum: i32 = lanes.iter().sum();
+    for (&x, &y) in at.iter().zip(bt) {
+        sum += x as i32 * y as i32;
+    }
+    sum
+}
+
+/// TFLite's quantized AVERAGE_POOL_2D over the whole map of one image: the sum of every pixel
+/// divided by their count, rounded half away from zero in the model's own integer domain
+/// (`signed`: int8, whose values are these minus 128), clamped to the activation range (the
+/// whole range: the pool has no activation).
+pub(crate) fn global_average(input: &[u8], pixels: usize, c: usize, signed: bool, out: &mut [u8]) {
+    let n = pixels as i32;
+    for (ch, o) in out.iter_mut().enumerate().take(c) {
+        let mut sum: i32 = (0..pixels).map(|p| input[p * c + ch] as i32).sum();
+        if signed {
+            sum -= 128 * n;
+        }
+        // reference_ops (uint8): (acc + n/2) / n; reference_integer_ops (int8): away from zero.
+        let avg = if sum >= 0 {
+            (sum + n / 2) / n
+        } else {
+            (sum - n / 2) / n
+        };
+        let avg = if signed { avg + 128 } else { avg };
+        *o = avg.clamp(0, 255) as u8;
+    }
+}
+
+/// TFLite's quantized SOFTMAX (uint8 / int8 in and out, the table form of optimized_ops that
+/// both its builtin and reference resolvers run): `table[d] = exp(-input_scale * beta * d)` in
+/// f32 for every distance d from the row's maximum, the row's sum in f32 in index order, each
+/// probability `table * (1 / (sum * 1/256))` rounded to the output: `(p + 0.5) as int` for
+/// uint8, round-half-away then minus 128 for int8 (its zero point).
+pub(crate) struct Softmax {
+    table: [f32; 256],
+    signed: bool,
+}
+
+impl Softmax {
+    pub(crate) fn new(input_scale: f32, beta: f32, signed: bool) -> Self {
+        let scale = -input_scale * beta;
+        let mut table = [0f32; 256];
+        for (d, t) in table.iter_mut().enumerate() {
+            *t = (scale * d as f32).exp();
+        }
+        Self { table, signed }
+    }
+
+    pub(crate) fn run(&self, input: &[u8], out: &mut [u8]) {
+        let max = input.iter().copied().max().unwrap_or(0);
+        let exp = |v: u8| self.table[(max - v) as usize];
+        let mut sum = 0f32;
+        for &v in input {
+            sum += exp(v);
+        }
+        let inv = 1.0f32 / (sum * (1.0 / 256.0));
+        for (o, &v) in out.iter_mut().zip(input) {
+            let p = exp(v) * inv;
+            // In the uint8 domain int8's `round(p) - 128` is `round(p)`.
+            let q = if self.signed {
+                p.round() as i32
+            } else {
+                (p + 0.5) as i32
+            };
+            *o = q.clamp(0, 255) as u8;
+        }
+    }
+}

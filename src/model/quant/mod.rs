@@ -1,0 +1,343 @@
+//! The integer network: a quantized .tflite (`weights::tflite::QuantizedNet`) run with TensorFlow
+//! Lite's integer arithmetic, so that every layer's output bytes equal TFLite's reference
+//! kernels' (`tests/it/quant_parity.rs`). `requant.rs` holds the fixed-point scaling,
+//! `kernels.rs` the layers.
+//!
+//! Images come in as [0,1] floats like every backend's and are fed to the model's input as
+//! pixels: a uint8 input takes round(255 x) (how an image classifier with a uint8 input is fed,
+//! Google's *_quant models included); an int8 input takes the [-1,1] image quantized with the
+//! input tensor's own scale and zero point. Rows out are dequantized: the logits
+//! (scale x (q - zero point)) for `Head::Logits`, the pooled features for `Head::Features`;
+//! `forward_quantized` gives the model's own integer outputs.
+
+pub(crate) mod kernels;
+pub(crate) mod requant;
+
+use rayon::prelude::*;
+
+use super::arch::{Arch, Head};
+use super::backbone::Backbone;
+use super::cpu::Profile;
+use super::ModelError;
+use crate::weights::tflite::{QParams, QuantKind, QuantLayer, QuantizedNet};
+use kernels::{Requant, Softmax};
+use requant::{activation_range, quantize_multiplier};
+
+/// One layer ready to run: filter with its zero point subtracted, requantization per channel.
+struct Layer {
+    kind: QuantKind,
+    stride: usize,
+    cin: usize,
+    cout: usize,
+    filter: Vec<i16>,
+    input_zero_point: i32,
+    requant: Requant,
+}
+
+/// The model's integer outputs of one forward pass, one row per image.
+pub struct QuantOutputs {
+    /// Pooled Conv2d_13_pointwise features, `[n, C]`.
+    pub pooled: Vec<u8>,
+    /// Logits, `[n, K]` (classification models).
+    pub logits: Vec<u8>,
+    /// The softmax, `[n, K]` (models that end in one).
+    pub probs: Vec<u8>,
+}
+
+pub struct QuantMobileNet {
+    arch: Arch,
+    head: Head,
+    signed: bool,
+    input: QParams,
+    input_size: (usize, usize),
+    layers: Vec<Layer>,
+    pooled: QParams,
+    logits: Option<(Layer, QParams)>,
+    softmax: Option<Softmax>,
+    scheme: &'static str,
+    pool: rayon::ThreadPool,
+}
+
+/// The uint8 domain's zero point of a model's zero point.
+fn shifted(zero_point: i32, signed: bool) -> i32 {
+    if signed {
+        zero_point + 128
+    } else {
+        zero_point
+    }
+}
+
+fn prepare(l: &QuantLayer, signed: bool) -> Layer {
+    let (qmin, qmax) = if signed { (-128, 127) } else { (0, 255) };
+    let (act_min, act_max) =
+        activation_range(l.relu6, l.output.scale, l.output.zero_point, qmin, qmax);
+    let multipliers = l
+        .filter_scales
+        .iter()
+        .map(|&fs| {
+            // PopulateConvolutionQuantizationParams: in double, (input * filter) / output.
+            quantize_multiplier(l.input.scale as f64 * fs as f64 / l.output.scale as f64)
+        })
+        .collect();
+    Layer {
+        kind: l.kind,
+        stride: l.stride,
+        cin: l.in_channels,
+        cout: l.out_channels,
+        filter: l
+            .filter
+            .iter()
+            .map(|&v| (v - l.filter_zero_point) as i16)
+            .collect(),
+        input_zero_point: shifted(l.input.zero_point, signed),
+        requant: Requant {
+            multipliers,
+            bias: l.bias.clone(),
+            output_zero_point: shifted(l.output.zero_point, signed),
+            act_min: shifted(act_min, signed),
+            act_max: shifted(act_max, signed),
+        },
+    }
+}
+
+impl QuantMobileNet {
+    /// The network up to `head` on `threads` threads (`ModelError::NoLogits` for logits of a
+    /// feature-vector model).
+    pub fn new(net: &QuantizedNet, head: Head, threads: usize) -> Result<Self, ModelError> {
+        if head == Head::Logits && net.logits.is_none() {
+            return Err(ModelError::NoLogits);
+        }
+        let logits = net
+            .logits
+            .as_ref()
+            .map(|l| (prepare(l, net.signed), l.output));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("mnv1-int8-{i}"))
+            .build()
+            .map_err(|e| ModelError::Threads(e.to_string()))?;
+        Ok(Self {
+            arch: net.arch,
+            head,
+            signed: net.signed,
+            input: net.input,
+            input_size: net.input_size,
+            layers: net.body.iter().map(|l| prepare(l, net.signed)).collect(),
+            pooled: net.pooled,
+            logits,
+            softmax: net
+                .softmax
+                .as_ref()
+                .map(|s| Softmax::new(s.input.scale, s.beta, net.signed)),
+            scheme: net.scheme(),
+            pool,
+        })
+    }
+
+    /// The model's input tensor's side: a quantized model's pool is fixed to it.
+    pub fn input_size(&self) -> (usize, usize) {
+        self.input_size
+    }
+
+    /// [0,1] images to the model's uint8-domain input (see the module comment).
+    fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
+        if self.signed {
+            let QParams { scale, zero_point } = self.input;
+            images
+                .iter()
+                .map(|&x| {
+                    let q = ((2.0 * x - 1.0) / scale).round() as i32 + zero_point;
+                    (q.clamp(-128, 127) + 128) as u8
+                })
+                .collect()
+        } else {
+            images
+                .iter()
+                .map(|&x| (x * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect()
+        }
+    }
+
+    /// One forward pass over `n` images already in the model's input integers (uint8; an int8
+    /// model's plus 128), `[n, h, w, 3]` at the model's input size.
+    pub fn forward_quantized(&self, input: &[u8], n: usize) -> Result<QuantOutputs, ModelError> {
+        let (h, w) = self.input_size;
+        if input.len() != n * h * w * 3 {
+            return Err(ModelError::Input(format!(
+                "{} values for {n} images of {h}x{w}x3",
+                input.len()
+            )));
+        }
+        let c = self.arch.feature_dim();
+        let k = self.logits.as_ref().map_or(0, |(l, _)| l.cout);
+        let mut pooled = vec![0u8; n * c];
+        let mut logits = vec![0u8; n * k];
+        let mut probs = vec![0u8; if self.softmax.is_some() { n * k } else { 0 }];
+        let one = |img: &[u8], pooled: &mut [u8], logits: &mut [u8], probs: &mut [u8]| {
+            self.run_image(img, pooled);
+            if let Some((l, _)) = &self.logits {
+                kernels::pointwise(
+                    pooled,
+                    1,
+                    l.cin,
+                    l.input_zero_point,
+                    &l.filter,
+                    l.cout,
+                    &l.requant,
+                    logits,
+                );
+                if let Some(s) = &self.softmax {
+                    s.run(logits, probs);
+                }
+            }
+        };
+        self.pool.install(|| {
+            let per = h * w * 3;
+            let mut probs_rows: Vec<&mut [u8]> = if probs.is_empty() {
+                (0..n).map(|_| &mut [][..]).collect()
+            } else {
+                probs.chunks_mut(k).collect()
+            };
+            let mut logit_rows: Vec<&mut [u8]> = if k == 0 {
+                (0..n).map(|_| &mut [][..]).collect()
+            } else {
+                logits.chunks_mut(k).collect()
+            };
+            input
+                .par_chunks(per)
+                .zip(pooled.par_chunks_mut(c))
+                .zip(logit_rows.par_iter_mut())
+                .zip(probs_rows.par_iter_mut())
+                .for_each(|(((img, p), l), s)| one(img, p, l, s));
+        });
+        Ok(QuantOutputs {
+            pooled,
+            logits,
+            probs,
+        })
+    }
+
+    /// Every body layer's output for one image, in order: for tests that report the first
+    /// layer where two implementations part.
+    #[doc(hidden)]
+    pub fn trace(&self, img: &[u8]) -> Vec<Vec<u8>> {
+        let mut outs = Vec::new();
+        let mut pooled = vec![0u8; self.arch.feature_dim()];
+        self.run_layers(img, &mut pooled, &mut |o| outs.push(o.to_vec()));
+        outs
+    }
+
+    /// The 27 body layers and the pool over one image.
+    fn run_image(&self, img: &[u8], pooled: &mut [u8]) {
+        self.run_layers(img, pooled, &mut |_| {});
+    }
+
+    fn run_layers(&self, img: &[u8], pooled: &mut [u8], seen: &mut dyn FnMut(&[u8])) {
+        let (mut h, mut w) = self.input_size;
+        let mut cur = img.to_vec();
+        let mut next = Vec::new();
+        let mut c = 3;
+        for l in &self.layers {
+            let (oh, ow) = if l.stride == 2 {
+                (h.div_ceil(2), w.div_ceil(2))
+            } else {
+                (h, w)
+            };
+            next.clear();
+            next.resize(oh * ow * l.cout, 0);
+            match l.kind {
+                QuantKind::Conv0 => kernels::conv3x3(
+                    &cur,
+                    (h, w, c),
+                    l.input_zero_point,
+                    &l.filter,
+                    l.cout,
+                    l.stride,
+                    &l.requant,
+                    &mut next,
+                ),
+                QuantKind::Depthwise => kernels::depthwise3x3(
+                    &cur,
+                    (h, w, c),
+                    l.input_zero_point,
+                    &l.filter,
+                    l.stride,
+                    &l.requant,
+                    0..oh,
+                    &mut next,
+                ),
+                QuantKind::Pointwise | QuantKind::Logits => kernels::pointwise(
+                    &cur,
+                    h * w,
+                    l.cin,
+                    l.input_zero_point,
+                    &l.filter,
+                    l.cout,
+                    &l.requant,
+                    &mut next,
+                ),
+            }
+            std::mem::swap(&mut cur, &mut next);
+            seen(&cur);
+            (h, w, c) = (oh, ow, l.cout);
+        }
+        kernels::global_average(&cur, h * w, c, self.signed, pooled);
+    }
+}
+
+impl Backbone for QuantMobileNet {
+    fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    fn out_dim(&self) -> usize {
+        match (&self.logits, self.head) {
+            (Some((l, _)), Head::Logits) => l.cout,
+            _ => self.arch.feature_dim(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "cpu ({} threads, {} integer kernels)",
+            self.pool.current_num_threads(),
+            self.scheme
+        )
+    }
+
+    fn thread_pool(&self) -> Option<&rayon::ThreadPool> {
+        Some(&self.pool)
+    }
+
+    fn forward(
+        &self,
+        images: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        _profile: Option<&mut Profile>,
+    ) -> Result<Vec<f32>, ModelError> {
+        if (h, w) != self.input_size {
+            return Err(ModelError::Input(format!(
+                "a {h}x{w} image for a quantized model whose input is {}x{} (its pool is fixed \
+                 to that size)",
+                self.input_size.0, self.input_size.1
+            )));
+        }
+        let q = self.forward_quantized(&self.quantize_input(images), n)?;
+        let dequantize = |v: &[u8], p: QParams| -> Vec<f32> {
+            let zp = shifted(p.zero_point, self.signed);
+            v.iter()
+                .map(|&x| p.scale * (x as i32 - zp) as f32)
+                .collect()
+        };
+        Ok(match (&self.logits, self.head) {
+            (Some((_, out)), Head::Logits) => dequantize(&q.logits, *out),
+            _ => dequantize(&q.pooled, self.pooled),
+        })
+    }
+}
