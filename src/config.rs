@@ -170,6 +170,20 @@ impl ModelConfig {
             ))
             .into());
         }
+        if let Some(q) = &w.quantized {
+            let (h, wd) = q.input_size;
+            if self.preprocess.size != (h, wd) {
+                return Err(UsageError::new(format!(
+                    "{}: this quantized model takes {h}x{wd} images (its pool is fixed to that \
+                     size), not {}x{}: use --variant {:03}_{h} or --size {h}",
+                    self.weights_path.display(),
+                    self.preprocess.size.0,
+                    self.preprocess.size.1,
+                    (q.arch.depth_multiplier * 100.0).round() as u32
+                ))
+                .into());
+            }
+        }
         let engine = Engine::with_threads(&w, head, self.device.clone(), self.threads)
             .with_context(|| format!("{}", self.weights_path.display()))?;
         if let Some(labels) = self.labels.as_ref().filter(|_| head == Head::Logits) {
@@ -199,16 +213,35 @@ pub fn load_weights_for(variant: &Variant, path: &Path) -> anyhow::Result<Weight
     if w.arch.depth_multiplier != want {
         let found = w.arch.depth_multiplier;
         let code = format!("{:03}", (found * 100.0).round() as u32);
+        // A quantized model's input size is fixed: suggest it.
+        let resolution = w
+            .quantized
+            .as_ref()
+            .map_or(variant.resolution, |q| q.input_size.0);
         return Err(UsageError::new(format!(
             "{}: these weights are for depth multiplier {found}, but --variant {} needs {want}; \
              use --variant {code}_{} (or another {code}_* resolution) with them",
             path.display(),
             variant.id,
-            variant.resolution
+            resolution
         ))
         .into());
     }
     Ok(w)
+}
+
+/// Refuses a quantized model where float weights are needed (`what`: "converted",
+/// "fine-tuned"): its integer weights have no float form to start from.
+pub fn require_float(w: &Weights, path: &Path, what: &str) -> Result<(), UsageError> {
+    match &w.quantized {
+        Some(q) => Err(UsageError::new(format!(
+            "{}: a quantized model ({}) can be run (classify, embed, bench) but not {what}: \
+             start from the float weights",
+            path.display(),
+            q.scheme()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `--weights` when given, else the variant's cache file when it is already there; never

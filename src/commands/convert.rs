@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::Status;
 use crate::cli::{ConvertArgs, ExportHeadArg};
-use crate::config::{load_weights_for, resolve_variant, resolve_weights_path};
+use crate::config::{load_weights_for, require_float, resolve_variant, resolve_weights_path};
 use crate::error::UsageError;
 use crate::export::{self, ExportError, ExportInfo, Format, Head};
 use crate::labels;
@@ -53,6 +53,7 @@ fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source> {
         Some(v) => load_weights_for(v, &path)?,
         None => weights::load(&path)?,
     };
+    require_float(&weights, &path, "converted")?;
     Ok(Source {
         weights,
         path,

@@ -12,7 +12,9 @@ use rand::SeedableRng;
 
 use super::Status;
 use crate::cli::{FinetuneArgs, OptimizerArg};
-use crate::config::{load_weights_for, resolve_variant, resolve_weights_path, select_device};
+use crate::config::{
+    load_weights_for, require_float, resolve_variant, resolve_weights_path, select_device,
+};
 use crate::error::UsageError;
 use crate::export;
 use crate::model::params::MIN_INPUT;
@@ -141,6 +143,7 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     let size = variant.resolution.max(MIN_INPUT);
     let weights_path = resolve_weights_path(&variant, args.weights.as_deref(), &args.net, quiet)?;
     let weights = load_weights_for(&variant, &weights_path)?;
+    require_float(&weights, &weights_path, "fine-tuned")?;
     let device = select_device(args.device)?;
     if args.train_backbone && args.batch_size < SMALL_BATCH && !quiet {
         eprintln!(

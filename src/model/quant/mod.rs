@@ -4,9 +4,11 @@
 //! `kernels.rs` the layers.
 //!
 //! Images come in as [0,1] floats like every backend's and are fed to the model's input as
-//! pixels: a uint8 input takes round(255 x) (how an image classifier with a uint8 input is fed,
-//! Google's *_quant models included); an int8 input takes the [-1,1] image quantized with the
-//! input tensor's own scale and zero point. Rows out are dequantized: the logits
+//! pixels: a uint8 input takes 255 x rounded half to even (how an image classifier with a uint8
+//! input is fed, Google's *_quant models included, and numpy's `np.round`: TF-Slim's bilinear
+//! resize lands exactly on .5 for a few pixels of most photos, and half-up rounding would change
+//! them); an int8 input takes the [-1,1] image quantized with the input tensor's own scale and
+//! zero point as TFLite's QUANTIZE rounds (half away from zero). Rows out are dequantized: the logits
 //! (scale x (q - zero point)) for `Head::Logits`, the pooled features for `Head::Features`;
 //! `forward_quantized` gives the model's own integer outputs.
 
@@ -153,7 +155,7 @@ impl QuantMobileNet {
         } else {
             images
                 .iter()
-                .map(|&x| (x * 255.0).round().clamp(0.0, 255.0) as u8)
+                .map(|&x| (x * 255.0).round_ties_even().clamp(0.0, 255.0) as u8)
                 .collect()
         }
     }
