@@ -48,7 +48,7 @@ impl Engine {
                     device.location()
                 )));
             }
-            Box::new(QuantMobileNet::new(q, head, threads)?)
+            Box::new(QuantMobileNet::new(q, head, threads, Isa::from_env()?)?)
         } else if device.is_cpu() {
             Box::new(CpuMobileNet::from_tensors(
                 &weights.tensors,

@@ -10,8 +10,19 @@
 //! compiler turns into `vpmaddwd`; integer sums are exact in any order, so every kernel here gives
 //! the same bits as TFLite's whatever its loop order.
 
+// The kernels take what TFLite's take (shapes, zero points, filter, requantization, output).
+#![allow(clippy::too_many_arguments)]
+
 use super::requant::{multiply_by_quantized_multiplier, Multiplier};
+use crate::model::kernels::simd::{dispatch, Target};
 use crate::model::padding::same_padding;
+
+// Each kernel's body is compiled once per instruction-set level and run at the level its layer
+// was built with (`simd::dispatch!`, as the float kernels are): the loops are plain Rust, which
+// the compiler vectorizes with the widest registers the level allows.
+dispatch!(pub(crate) fn conv3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], cout: usize, stride: usize, rq: &Requant, out: &mut [u8]) => conv3x3_body);
+dispatch!(pub(crate) fn depthwise3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], stride: usize, rq: &Requant, rows: std::ops::Range<usize>, out: &mut [u8]) => depthwise3x3_body);
+dispatch!(pub(crate) fn pointwise(input: &[u8], pixels: usize, cin: usize, input_zero_point: i32, filter: &[i16], cout: usize, rq: &Requant, out: &mut [u8]) => pointwise_body);
 
 /// Everything a layer needs to turn its int32 accumulators into output bytes.
 pub(crate) struct Requant {
@@ -40,8 +51,8 @@ impl Requant {
 
 /// A 3x3 SAME convolution (Conv2d_0: stride 2, 3 input channels) over one NHWC image.
 /// `filter` is HWIO `[3][3][cin][cout]` with the filter zero point subtracted.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv3x3(
+#[inline(always)]
+fn conv3x3_body<T: Target>(
     input: &[u8],
     (h, w, cin): (usize, usize, usize),
     input_zero_point: i32,
@@ -82,8 +93,8 @@ pub(crate) fn conv3x3(
 
 /// A 3x3 SAME depthwise convolution (channel multiplier 1) over output rows `rows` of one NHWC
 /// image; `out` holds those rows. `filter` is `[3][3][c]`, filter zero point subtracted.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn depthwise3x3(
+#[inline(always)]
+fn depthwise3x3_body<T: Target>(
     input: &[u8],
     (h, w, c): (usize, usize, usize),
     input_zero_point: i32,
@@ -125,7 +136,8 @@ pub(crate) fn depthwise3x3(
 
 /// A 1x1 convolution over `pixels` pixels of `cin` channels: `filter` is `[cout][cin]`, filter
 /// zero point subtracted.
-pub(crate) fn pointwise(
+#[inline(always)]
+fn pointwise_body<T: Target>(
     input: &[u8],
     pixels: usize,
     cin: usize,

@@ -20,10 +20,16 @@ use rayon::prelude::*;
 use super::arch::{Arch, Head};
 use super::backbone::Backbone;
 use super::cpu::Profile;
+use super::kernels::Isa;
 use super::ModelError;
 use crate::weights::tflite::{QParams, QuantKind, QuantLayer, QuantizedNet};
 use kernels::{Requant, Softmax};
 use requant::{activation_range, quantize_multiplier};
+
+/// Work items of the parallel layers: small enough that one image's layer splits over the
+/// threads, large enough that scheduling costs little beside the arithmetic.
+const ROWS_PER_TASK: usize = 4;
+const PIXELS_PER_TASK: usize = 256;
 
 /// One layer ready to run: filter with its zero point subtracted, requantization per channel.
 struct Layer {
@@ -58,6 +64,8 @@ pub struct QuantMobileNet {
     softmax: Option<Softmax>,
     scheme: &'static str,
     pool: rayon::ThreadPool,
+    /// The instruction set every kernel runs with, chosen when the network is built.
+    isa: Isa,
 }
 
 /// The uint8 domain's zero point of a model's zero point.
@@ -103,9 +111,14 @@ fn prepare(l: &QuantLayer, signed: bool) -> Layer {
 }
 
 impl QuantMobileNet {
-    /// The network up to `head` on `threads` threads (`ModelError::NoLogits` for logits of a
-    /// feature-vector model).
-    pub fn new(net: &QuantizedNet, head: Head, threads: usize) -> Result<Self, ModelError> {
+    /// The network up to `head` on `threads` threads with the kernels for `isa`
+    /// (`ModelError::NoLogits` for logits of a feature-vector model).
+    pub fn new(
+        net: &QuantizedNet,
+        head: Head,
+        threads: usize,
+        isa: Isa,
+    ) -> Result<Self, ModelError> {
         if head == Head::Logits && net.logits.is_none() {
             return Err(ModelError::NoLogits);
         }
@@ -133,6 +146,7 @@ impl QuantMobileNet {
                 .map(|s| Softmax::new(s.input.scale, s.beta, net.signed)),
             scheme: net.scheme(),
             pool,
+            isa,
         })
     }
 
@@ -179,6 +193,7 @@ impl QuantMobileNet {
             self.run_image(img, pooled);
             if let Some((l, _)) = &self.logits {
                 kernels::pointwise(
+                    self.isa,
                     pooled,
                     1,
                     l.cin,
@@ -249,6 +264,7 @@ impl QuantMobileNet {
             next.resize(oh * ow * l.cout, 0);
             match l.kind {
                 QuantKind::Conv0 => kernels::conv3x3(
+                    self.isa,
                     &cur,
                     (h, w, c),
                     l.input_zero_point,
@@ -258,26 +274,43 @@ impl QuantMobileNet {
                     &l.requant,
                     &mut next,
                 ),
-                QuantKind::Depthwise => kernels::depthwise3x3(
-                    &cur,
-                    (h, w, c),
-                    l.input_zero_point,
-                    &l.filter,
-                    l.stride,
-                    &l.requant,
-                    0..oh,
-                    &mut next,
-                ),
-                QuantKind::Pointwise | QuantKind::Logits => kernels::pointwise(
-                    &cur,
-                    h * w,
-                    l.cin,
-                    l.input_zero_point,
-                    &l.filter,
-                    l.cout,
-                    &l.requant,
-                    &mut next,
-                ),
+                // Rows (depthwise) and runs of pixels (pointwise) in parallel: a batch of one
+                // image still uses every thread; with more, rayon runs these on the thread that
+                // holds the image unless others are idle.
+                QuantKind::Depthwise => next
+                    .par_chunks_mut(ROWS_PER_TASK * ow * l.cout)
+                    .enumerate()
+                    .for_each(|(t, out)| {
+                        let first = t * ROWS_PER_TASK;
+                        let rows = first..(first + ROWS_PER_TASK).min(oh);
+                        kernels::depthwise3x3(
+                            self.isa,
+                            &cur,
+                            (h, w, c),
+                            l.input_zero_point,
+                            &l.filter,
+                            l.stride,
+                            &l.requant,
+                            rows,
+                            out,
+                        )
+                    }),
+                QuantKind::Pointwise | QuantKind::Logits => next
+                    .par_chunks_mut(PIXELS_PER_TASK * l.cout)
+                    .zip(cur.par_chunks(PIXELS_PER_TASK * l.cin))
+                    .for_each(|(out, input)| {
+                        kernels::pointwise(
+                            self.isa,
+                            input,
+                            input.len() / l.cin,
+                            l.cin,
+                            l.input_zero_point,
+                            &l.filter,
+                            l.cout,
+                            &l.requant,
+                            out,
+                        )
+                    }),
             }
             std::mem::swap(&mut cur, &mut next);
             seen(&cur);
@@ -305,8 +338,9 @@ impl Backbone for QuantMobileNet {
 
     fn describe(&self) -> String {
         format!(
-            "cpu ({} threads, {} integer kernels)",
+            "cpu ({} threads, {}, {} integer kernels)",
             self.pool.current_num_threads(),
+            self.isa,
             self.scheme
         )
     }

@@ -52,7 +52,8 @@ fn frexp(x: f64) -> (f64, i32) {
 }
 
 /// gemmlowp `SaturatingRoundingDoublingHighMul`: the high 32 bits of 2ab, rounded to nearest
-/// (ties away from zero as gemmlowp's nudge gives them), saturating the one overflow case.
+/// with ties upward (gemmlowp's nudge, then C++'s truncating division: 1.5 -> 2, -1.5 -> -1),
+/// saturating the one overflow case.
 #[inline(always)]
 pub(crate) fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
@@ -147,10 +148,16 @@ mod tests {
             saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
             1 << 29
         );
-        // x * 0.5 with multiplier 2^30, shift 0: 3 * 0.5 = 1.5 -> 2, -3 -> -2.
+        // x * 0.5 with multiplier 2^30, shift 0 (the high multiply alone): ties upward,
+        // 1.5 -> 2, -1.5 -> -1, -2.5 -> -2.
         let half = quantize_multiplier(0.5);
         assert_eq!(multiply_by_quantized_multiplier(3, half), 2);
-        assert_eq!(multiply_by_quantized_multiplier(-3, half), -2);
+        assert_eq!(multiply_by_quantized_multiplier(-3, half), -1);
+        assert_eq!(multiply_by_quantized_multiplier(-5, half), -2);
+        // With a right shift, the shift's rounding (ties away from zero) decides: x * 0.25.
+        let quarter = quantize_multiplier(0.25);
+        assert_eq!(quarter.shift, -1);
+        assert_eq!(multiply_by_quantized_multiplier(-6, quarter), -2);
         assert_eq!(
             multiply_by_quantized_multiplier(1000, quantize_multiplier(2.0)),
             2000

@@ -35,6 +35,8 @@ use crate::weights::RawTensor;
 pub(crate) mod flatbuffer;
 mod model;
 mod quant;
+#[cfg(test)]
+mod quant_tests;
 pub(crate) mod schema;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""A full-integer int8 MobileNet V1 0.25 @ 128 written by TFLiteConverter, and TFLite's outputs for it.
+
+Writes tests/fixtures/int8_025_128.tflite and tests/fixtures/int8_golden_025_128.npz (same keys as
+tools/make_quant_golden.py: inputs (int8 input tensor values, stored as int8), pooled, logits, probs,
+layer_sums; all outputs int8, layer_sums over the int8 values).
+
+The network is MobileNet V1's layer table (SAME padding everywhere, BatchNorm, ReLU6, 4x4
+AVERAGE_POOL_2D, 1x1 logits conv, reshape, softmax) in Keras with seeded random weights and batch
+statistics (not trained); TFLiteConverter's post-training full-integer quantization (int8
+activations, per-channel symmetric int8 filters, int8 input and output), calibrated on 16 seeded
+smooth random images. Goldens from tf.lite.Interpreter's BUILTIN_REF resolver.
+
+    /tmp/tfenv/bin/python tools/make_int8_fixture.py    (about 30 s)
+"""
+import io
+import os
+import zipfile
+
+import numpy as np
+import tensorflow as tf
+
+BODY = [(1, 16), (2, 32), (1, 32), (2, 64), (1, 64), (2, 128)] + [(1, 128)] * 5 + [(2, 256), (1, 256)]
+
+
+def model(rng):
+    L = tf.keras.layers
+    inp = tf.keras.Input((128, 128, 3), batch_size=1)
+
+    def bn_relu(x):
+        x = L.BatchNormalization(epsilon=1e-3)(x)
+        return L.ReLU(6.0)(x)
+
+    x = bn_relu(L.Conv2D(8, 3, 2, "same", use_bias=False)(inp))
+    for stride, out in BODY:
+        x = bn_relu(L.DepthwiseConv2D(3, stride, "same", use_bias=False)(x))
+        x = bn_relu(L.Conv2D(out, 1, 1, "same", use_bias=False)(x))
+    x = L.AveragePooling2D(4)(x)
+    x = L.Conv2D(1001, 1, padding="same")(x)
+    x = L.Reshape((1001,))(x)
+    m = tf.keras.Model(inp, L.Softmax()(x))
+    for layer in m.layers:
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        if isinstance(layer, L.BatchNormalization):
+            c = ws[0].shape[0]
+            ws = [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                  rng.uniform(0.5, 1.5, c)]
+        else:
+            fan_in = np.prod(ws[0].shape[:-1]) if not isinstance(layer, L.DepthwiseConv2D) else 9
+            ws = [rng.normal(0, np.sqrt(2.0 / fan_in), w.shape) if w.ndim > 1 else rng.normal(0, 0.1, w.shape)
+                  for w in ws]
+        layer.set_weights([w.astype(np.float32) for w in ws])
+    return m
+
+
+def smooth(rng):
+    small = rng.uniform(0, 1, size=(1, 8, 8, 3)).astype(np.float32)
+    big = tf.compat.v1.image.resize_bilinear(small, [128, 128], align_corners=False).numpy()
+    return np.clip(big + rng.normal(0, 0.05, big.shape), 0, 1).astype(np.float32) * 2 - 1
+
+
+def main():
+    rng = np.random.default_rng(20261207)
+    m = model(rng)
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    calib = [smooth(rng) for _ in range(16)]
+    conv.representative_dataset = lambda: ([c] for c in calib)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    blob = conv.convert()
+    os.makedirs("tests/fixtures", exist_ok=True)
+    path = "tests/fixtures/int8_025_128.tflite"
+    with open(path, "wb") as f:
+        f.write(blob)
+
+    it = tf.lite.Interpreter(model_path=path, experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    ops = it._get_ops_details()
+    names = [o["op_name"] for o in ops]
+    print(names)
+    d = it.get_input_details()[0]
+    scale, zp = d["quantization"]
+    inputs = []
+    for _ in range(4):
+        x = smooth(rng)
+        inputs.append(np.clip(np.round(x / scale) + zp, -128, 127).astype(np.int8)[0])
+    inputs = np.stack(inputs)
+    body = names.index("AVERAGE_POOL_2D")
+    arrays = {"inputs": inputs}
+    outs = []
+    for x in inputs:
+        it.set_tensor(d["index"], x[None])
+        it.invoke()
+        outs.append([it.get_tensor(o["outputs"][0]).copy() for o in ops])
+    arrays["pooled"] = np.stack([o[body].reshape(-1) for o in outs])
+    arrays["logits"] = np.stack([o[body + 1].reshape(-1) for o in outs])
+    arrays["probs"] = np.stack([o[-1].reshape(-1) for o in outs])
+    sums = np.zeros((len(inputs), body, 2), np.int64)
+    for i, o in enumerate(outs):
+        for k in range(body):
+            v = o[k].reshape(-1).astype(np.int64)
+            sums[i, k] = [v.sum(), (v * (np.arange(v.size) % 65521)).sum()]
+    arrays["layer_sums"] = sums
+    print("top-1:", arrays["probs"].argmax(1).tolist())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for key in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]))
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, member.getvalue())
+    with open("tests/fixtures/int8_golden_025_128.npz", "wb") as f:
+        f.write(buf.getvalue())
+    print(len(blob), len(buf.getvalue()))
+
+
+if __name__ == "__main__":
+    main()
