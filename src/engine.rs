@@ -6,7 +6,7 @@ use candle_core::Device;
 
 use crate::model::cpu::Profile;
 use crate::model::kernels::Isa;
-use crate::model::quant::QuantMobileNet;
+use crate::model::quant::{IntKernels, QuantMobileNet};
 pub use crate::model::Head;
 use crate::model::{Arch, Backbone, CpuMobileNet, MobileNetV1, ModelError};
 use crate::preprocess::Rgb32;
@@ -48,7 +48,12 @@ impl Engine {
                     device.location()
                 )));
             }
-            Box::new(QuantMobileNet::new(q, head, threads, Isa::from_env()?)?)
+            Box::new(QuantMobileNet::new(
+                q,
+                head,
+                threads,
+                IntKernels::for_isa(Isa::from_env()?),
+            )?)
         } else if device.is_cpu() {
             Box::new(CpuMobileNet::from_tensors(
                 &weights.tensors,

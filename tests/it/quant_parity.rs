@@ -7,8 +7,7 @@
 use std::path::PathBuf;
 
 use mnv1::engine::Head;
-use mnv1::model::kernels::Isa;
-use mnv1::model::quant::QuantMobileNet;
+use mnv1::model::quant::{IntKernels, QuantMobileNet};
 use mnv1::weights;
 
 use crate::common::npz::NpzArchive;
@@ -38,8 +37,8 @@ fn googles_uint8_model_matches_tflite_bit_for_bit() {
     let n = shape[0] as usize;
     let (_, sums) = read::<i64>(&mut npz, "layer_sums");
     let per = 128 * 128 * 3;
-    // At every instruction-set level this CPU has.
-    for isa in Isa::supported() {
+    // With every choice of kernels this CPU runs (each instruction-set level, VNNI).
+    for isa in IntKernels::supported() {
         let net = QuantMobileNet::new(q, Head::Logits, 2, isa).unwrap();
         // Layer by layer first, so that a mismatch names the layer where it starts.
         for i in 0..n {
@@ -95,7 +94,7 @@ fn a_converter_written_int8_model_matches_tflite_bit_for_bit() {
     // mnv1 keeps activations in the uint8 domain: an int8 value plus 128.
     let shifted: Vec<u8> = inputs.iter().map(|&v| (v as i32 + 128) as u8).collect();
     let per = 128 * 128 * 3;
-    for isa in Isa::supported() {
+    for isa in IntKernels::supported() {
         let net = QuantMobileNet::new(q, Head::Logits, 2, isa).unwrap();
         for i in 0..n {
             for (k, o) in net.trace(&shifted[i * per..][..per]).iter().enumerate() {
@@ -119,7 +118,12 @@ fn a_converter_written_int8_model_matches_tflite_bit_for_bit() {
             let mine: Vec<i8> = mine.iter().map(|&v| (v as i32 - 128) as i8).collect();
             let differ = mine.iter().zip(&want).filter(|(a, b)| a != b).count();
             assert_eq!(mine.len(), want.len(), "{name}");
-            assert_eq!(differ, 0, "{isa}: {name}: {differ} of {} differ", want.len());
+            assert_eq!(
+                differ,
+                0,
+                "{isa}: {name}: {differ} of {} differ",
+                want.len()
+            );
         }
     }
 }

@@ -14,6 +14,8 @@
 
 pub(crate) mod kernels;
 pub(crate) mod requant;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 use rayon::prelude::*;
 
@@ -21,6 +23,7 @@ use super::arch::{Arch, Head};
 use super::backbone::Backbone;
 use super::cpu::Profile;
 use super::kernels::Isa;
+use super::padding::same_padding;
 use super::ModelError;
 use crate::weights::tflite::{QParams, QuantKind, QuantLayer, QuantizedNet};
 use kernels::{Requant, Softmax};
@@ -31,6 +34,59 @@ use requant::{activation_range, quantize_multiplier};
 const ROWS_PER_TASK: usize = 4;
 const PIXELS_PER_TASK: usize = 256;
 
+/// Which kernels the integer network runs: the plain ones compiled for an instruction-set
+/// level, or the AVX-512 VNNI ones (where the CPU has VNNI and the level is avx512). Chosen
+/// once, when the network is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntKernels {
+    Plain(Isa),
+    Avx512Vnni,
+}
+
+impl IntKernels {
+    /// The widest kernels `isa` allows on this CPU.
+    pub fn for_isa(isa: Isa) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::best()
+            && isa.level() == super::kernels::simd::Level::Avx512
+            && vnni::available()
+        {
+            return IntKernels::Avx512Vnni;
+        }
+        IntKernels::Plain(isa)
+    }
+
+    /// Every choice this CPU runs, narrowest first: for tests.
+    pub fn supported() -> Vec<Self> {
+        let mut v: Vec<Self> = Isa::supported()
+            .into_iter()
+            .map(IntKernels::Plain)
+            .collect();
+        if IntKernels::for_isa(Isa::best()) == IntKernels::Avx512Vnni {
+            v.push(IntKernels::Avx512Vnni);
+        }
+        v
+    }
+
+    /// The level the plain kernels (the first conv, the pool, layers the VNNI kernels do not
+    /// take) run at.
+    fn isa(self) -> Isa {
+        match self {
+            IntKernels::Plain(isa) => isa,
+            IntKernels::Avx512Vnni => Isa::best(),
+        }
+    }
+}
+
+impl std::fmt::Display for IntKernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntKernels::Plain(isa) => write!(f, "{isa}"),
+            IntKernels::Avx512Vnni => f.write_str("avx512-vnni"),
+        }
+    }
+}
+
 /// One layer ready to run: filter with its zero point subtracted, requantization per channel.
 struct Layer {
     kind: QuantKind,
@@ -40,6 +96,159 @@ struct Layer {
     filter: Vec<i16>,
     input_zero_point: i32,
     requant: Requant,
+    /// The layer packed for the VNNI kernels, when the network runs them.
+    #[cfg(target_arch = "x86_64")]
+    vnni: Option<Vnni>,
+}
+
+#[cfg(target_arch = "x86_64")]
+enum Vnni {
+    Pointwise(vnni::VnniPointwise),
+    Depthwise(vnni::VnniDepthwise),
+    /// Conv2d_0 as a pointwise layer over each output pixel's 3x3x3 patch (27 bytes and one
+    /// more that the zero weight ignores; taps outside the image are the input zero point, so
+    /// that they add nothing, as TFLite skips them).
+    Conv0(vnni::VnniPointwise),
+}
+
+/// Input bytes per Conv2d_0 patch for the VNNI kernels: 27 padded to a multiple of 4.
+#[cfg(target_arch = "x86_64")]
+const PATCH: usize = 28;
+
+impl Layer {
+    /// Packs the layer for `kernels` (the VNNI form, where it applies).
+    fn for_kernels(mut self, kernels: IntKernels) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if kernels == IntKernels::Avx512Vnni {
+            self.vnni = match self.kind {
+                QuantKind::Pointwise | QuantKind::Logits => vnni::VnniPointwise::new(
+                    &self.filter,
+                    self.cin,
+                    self.cout,
+                    self.input_zero_point,
+                    &self.requant,
+                )
+                .map(Vnni::Pointwise),
+                QuantKind::Depthwise => Some(Vnni::Depthwise(vnni::VnniDepthwise::new(
+                    &self.filter,
+                    self.cout,
+                    &self.requant,
+                ))),
+                QuantKind::Conv0 if self.cin == 3 => {
+                    // HWIO [t][ci][oc] -> [oc][t * 3 + ci], one zero weight at the end.
+                    let mut f = vec![0i16; self.cout * PATCH];
+                    for (k, row) in self.filter.chunks_exact(self.cout).enumerate() {
+                        for (oc, &v) in row.iter().enumerate() {
+                            f[oc * PATCH + k] = v;
+                        }
+                    }
+                    vnni::VnniPointwise::new(
+                        &f,
+                        PATCH,
+                        self.cout,
+                        self.input_zero_point,
+                        &self.requant,
+                    )
+                    .map(Vnni::Conv0)
+                }
+                QuantKind::Conv0 => None,
+            };
+        }
+        let _ = kernels;
+        self
+    }
+
+    /// A 3x3 SAME convolution of a `(h, w, 3)` image (Conv2d_0).
+    fn conv0(&self, isa: Isa, input: &[u8], (h, w): (usize, usize), out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Vnni::Conv0(k)) = &self.vnni {
+            let (oh, (top, _)) = same_padding(h, 3, self.stride);
+            let (ow, (left, _)) = same_padding(w, 3, self.stride);
+            let zx = self.input_zero_point as u8;
+            let mut patches = vec![zx; ow * PATCH];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let patch = &mut patches[ox * PATCH..][..PATCH];
+                    patch.fill(zx);
+                    for ky in 0..3 {
+                        let Some(y) = (oy * self.stride + ky).checked_sub(top).filter(|&y| y < h)
+                        else {
+                            continue;
+                        };
+                        for kx in 0..3 {
+                            let Some(x) =
+                                (ox * self.stride + kx).checked_sub(left).filter(|&x| x < w)
+                            else {
+                                continue;
+                            };
+                            let t = (ky * 3 + kx) * 3;
+                            patch[t..t + 3].copy_from_slice(&input[(y * w + x) * 3..][..3]);
+                        }
+                    }
+                }
+                k.run(
+                    &patches,
+                    ow,
+                    &mut out[oy * ow * self.cout..][..ow * self.cout],
+                );
+            }
+            return;
+        }
+        kernels::conv3x3(
+            isa,
+            input,
+            (h, w, self.cin),
+            self.input_zero_point,
+            &self.filter,
+            self.cout,
+            self.stride,
+            &self.requant,
+            out,
+        )
+    }
+
+    fn pointwise(&self, isa: Isa, input: &[u8], pixels: usize, out: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Vnni::Pointwise(k)) = &self.vnni {
+            return k.run(input, pixels, out);
+        }
+        kernels::pointwise(
+            isa,
+            input,
+            pixels,
+            self.cin,
+            self.input_zero_point,
+            &self.filter,
+            self.cout,
+            &self.requant,
+            out,
+        )
+    }
+
+    fn depthwise(
+        &self,
+        isa: Isa,
+        input: &[u8],
+        (h, w): (usize, usize),
+        rows: std::ops::Range<usize>,
+        out: &mut [u8],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Vnni::Depthwise(k)) = &self.vnni {
+            return k.run(input, (h, w), self.input_zero_point, self.stride, rows, out);
+        }
+        kernels::depthwise3x3(
+            isa,
+            input,
+            (h, w, self.cout),
+            self.input_zero_point,
+            &self.filter,
+            self.stride,
+            &self.requant,
+            rows,
+            out,
+        )
+    }
 }
 
 /// The model's integer outputs of one forward pass, one row per image.
@@ -64,7 +273,9 @@ pub struct QuantMobileNet {
     softmax: Option<Softmax>,
     scheme: &'static str,
     pool: rayon::ThreadPool,
-    /// The instruction set every kernel runs with, chosen when the network is built.
+    /// The kernels every layer runs, chosen when the network is built.
+    kernels: IntKernels,
+    /// The level of the plain kernels (`kernels.isa()`).
     isa: Isa,
 }
 
@@ -107,17 +318,19 @@ fn prepare(l: &QuantLayer, signed: bool) -> Layer {
             act_min: shifted(act_min, signed),
             act_max: shifted(act_max, signed),
         },
+        #[cfg(target_arch = "x86_64")]
+        vnni: None,
     }
 }
 
 impl QuantMobileNet {
-    /// The network up to `head` on `threads` threads with the kernels for `isa`
+    /// The network up to `head` on `threads` threads with `kernels`
     /// (`ModelError::NoLogits` for logits of a feature-vector model).
     pub fn new(
         net: &QuantizedNet,
         head: Head,
         threads: usize,
-        isa: Isa,
+        kernels: IntKernels,
     ) -> Result<Self, ModelError> {
         if head == Head::Logits && net.logits.is_none() {
             return Err(ModelError::NoLogits);
@@ -125,7 +338,7 @@ impl QuantMobileNet {
         let logits = net
             .logits
             .as_ref()
-            .map(|l| (prepare(l, net.signed), l.output));
+            .map(|l| (prepare(l, net.signed).for_kernels(kernels), l.output));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("mnv1-int8-{i}"))
@@ -137,7 +350,11 @@ impl QuantMobileNet {
             signed: net.signed,
             input: net.input,
             input_size: net.input_size,
-            layers: net.body.iter().map(|l| prepare(l, net.signed)).collect(),
+            layers: net
+                .body
+                .iter()
+                .map(|l| prepare(l, net.signed).for_kernels(kernels))
+                .collect(),
             pooled: net.pooled,
             logits,
             softmax: net
@@ -146,7 +363,8 @@ impl QuantMobileNet {
                 .map(|s| Softmax::new(s.input.scale, s.beta, net.signed)),
             scheme: net.scheme(),
             pool,
-            isa,
+            kernels,
+            isa: kernels.isa(),
         })
     }
 
@@ -169,7 +387,13 @@ impl QuantMobileNet {
         } else {
             images
                 .iter()
-                .map(|&x| (x * 255.0).round_ties_even().clamp(0.0, 255.0) as u8)
+                .map(|&x| {
+                    // Round half to even without a libm call: below 2^23, adding and
+                    // subtracting 2^23 leaves the nearest integer (ties to even, the default
+                    // rounding mode) of a non-negative float.
+                    let y = (x * 255.0).clamp(0.0, 255.0);
+                    ((y + 8_388_608.0) - 8_388_608.0) as u8
+                })
                 .collect()
         }
     }
@@ -192,17 +416,7 @@ impl QuantMobileNet {
         let one = |img: &[u8], pooled: &mut [u8], logits: &mut [u8], probs: &mut [u8]| {
             self.run_image(img, pooled);
             if let Some((l, _)) = &self.logits {
-                kernels::pointwise(
-                    self.isa,
-                    pooled,
-                    1,
-                    l.cin,
-                    l.input_zero_point,
-                    &l.filter,
-                    l.cout,
-                    &l.requant,
-                    logits,
-                );
+                l.pointwise(self.isa, pooled, 1, logits);
                 if let Some(s) = &self.softmax {
                     s.run(logits, probs);
                 }
@@ -263,17 +477,7 @@ impl QuantMobileNet {
             next.clear();
             next.resize(oh * ow * l.cout, 0);
             match l.kind {
-                QuantKind::Conv0 => kernels::conv3x3(
-                    self.isa,
-                    &cur,
-                    (h, w, c),
-                    l.input_zero_point,
-                    &l.filter,
-                    l.cout,
-                    l.stride,
-                    &l.requant,
-                    &mut next,
-                ),
+                QuantKind::Conv0 => l.conv0(self.isa, &cur, (h, w), &mut next),
                 // Rows (depthwise) and runs of pixels (pointwise) in parallel: a batch of one
                 // image still uses every thread; with more, rayon runs these on the thread that
                 // holds the image unless others are idle.
@@ -283,33 +487,13 @@ impl QuantMobileNet {
                     .for_each(|(t, out)| {
                         let first = t * ROWS_PER_TASK;
                         let rows = first..(first + ROWS_PER_TASK).min(oh);
-                        kernels::depthwise3x3(
-                            self.isa,
-                            &cur,
-                            (h, w, c),
-                            l.input_zero_point,
-                            &l.filter,
-                            l.stride,
-                            &l.requant,
-                            rows,
-                            out,
-                        )
+                        l.depthwise(self.isa, &cur, (h, w), rows, out)
                     }),
                 QuantKind::Pointwise | QuantKind::Logits => next
                     .par_chunks_mut(PIXELS_PER_TASK * l.cout)
                     .zip(cur.par_chunks(PIXELS_PER_TASK * l.cin))
                     .for_each(|(out, input)| {
-                        kernels::pointwise(
-                            self.isa,
-                            input,
-                            input.len() / l.cin,
-                            l.cin,
-                            l.input_zero_point,
-                            &l.filter,
-                            l.cout,
-                            &l.requant,
-                            out,
-                        )
+                        l.pointwise(self.isa, input, input.len() / l.cin, out)
                     }),
             }
             std::mem::swap(&mut cur, &mut next);
@@ -340,7 +524,7 @@ impl Backbone for QuantMobileNet {
         format!(
             "cpu ({} threads, {}, {} integer kernels)",
             self.pool.current_num_threads(),
-            self.isa,
+            self.kernels,
             self.scheme
         )
     }
