@@ -132,6 +132,7 @@ impl Layer {
                 QuantKind::Depthwise => Some(Vnni::Depthwise(vnni::VnniDepthwise::new(
                     &self.filter,
                     self.cout,
+                    self.input_zero_point,
                     &self.requant,
                 ))),
                 QuantKind::Conv0 if self.cin == 3 => {
@@ -235,7 +236,7 @@ impl Layer {
     ) {
         #[cfg(target_arch = "x86_64")]
         if let Some(Vnni::Depthwise(k)) = &self.vnni {
-            return k.run(input, (h, w), self.input_zero_point, self.stride, rows, out);
+            return k.run(input, (h, w), self.stride, rows, out);
         }
         kernels::depthwise3x3(
             isa,

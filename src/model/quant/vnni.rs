@@ -89,7 +89,7 @@ impl VnniPointwise {
         input_zero_point: i32,
         rq: &Requant,
     ) -> Option<Self> {
-        if cin % 4 != 0 || cin == 0 {
+        if !cin.is_multiple_of(4) || cin == 0 {
             return None;
         }
         let (lo, hi) = filter.iter().fold((i32::MAX, i32::MIN), |(lo, hi), &v| {
@@ -205,46 +205,56 @@ impl VnniPointwise {
             for (j, &a) in row.iter().enumerate() {
                 let oc = (b + j) * LANES;
                 let bytes = requant16(&self.rq, oc, _mm512_add_epi32(a, s));
-                let dst = &mut out[(p + i) * self.cout + oc..];
                 let n = (self.cout - oc).min(LANES);
-                store(bytes, dst, n);
+                let dst = &mut out[(p + i) * self.cout + oc..][..n];
+                // SAFETY: dst holds n bytes.
+                unsafe { store(bytes, dst.as_mut_ptr(), n) };
             }
         }
     }
 }
 
-/// A depthwise layer's filter widened to i32, 16 channels per vector.
+/// A depthwise layer, 16 channels per vector: each tap's (input - zero point) times its filter
+/// on `vpdpwssd` (the filter in the low 16 bits of each lane, zero above, so the lane's one
+/// product is the 16-bit one).
 pub(crate) struct VnniDepthwise {
     c: usize,
-    /// `[9][c padded to 16]`.
+    input_zero_point: i32,
+    /// `[9][c padded to 16]`, each `w & 0xffff`.
     taps: Vec<i32>,
     rq: VecRequant,
+    /// For pixels whose nine taps are all inside the image: the zero point's share
+    /// (-zx * sum of the taps) folded into the offset, so the input goes in as it is.
+    rq_inside: VecRequant,
 }
 
 impl VnniDepthwise {
     /// `filter` is `[3][3][c]`, filter zero point subtracted.
-    pub(crate) fn new(filter: &[i16], c: usize, rq: &Requant) -> Self {
+    pub(crate) fn new(filter: &[i16], c: usize, input_zero_point: i32, rq: &Requant) -> Self {
         let cp = c.div_ceil(LANES) * LANES;
         let mut taps = vec![0i32; 9 * cp];
+        let mut sums = vec![0i32; c];
         for t in 0..9 {
             for ch in 0..c {
-                taps[t * cp + ch] = filter[t * c + ch] as i32;
+                let v = filter[t * c + ch];
+                taps[t * cp + ch] = v as u16 as i32;
+                sums[ch] += v as i32;
             }
         }
         Self {
             c,
+            input_zero_point,
             taps,
             rq: VecRequant::new(rq, |_| 0),
+            rq_inside: VecRequant::new(rq, |ch| -input_zero_point * sums[ch]),
         }
     }
 
     /// Output rows `rows` of a 3x3 SAME depthwise layer, as `kernels::depthwise3x3`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
         input: &[u8],
         (h, w): (usize, usize),
-        input_zero_point: i32,
         stride: usize,
         rows: std::ops::Range<usize>,
         out: &mut [u8],
@@ -254,7 +264,7 @@ impl VnniDepthwise {
         assert!(available());
         // SAFETY: the CPU has the features (checked), the slices are as large as the layer's
         // shapes say (checked), and every access below stays inside them.
-        unsafe { self.run_unchecked(input, (h, w), input_zero_point, stride, rows, out) }
+        unsafe { self.run_unchecked(input, (h, w), stride, rows, out) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -262,7 +272,6 @@ impl VnniDepthwise {
         &self,
         input: &[u8],
         (h, w): (usize, usize),
-        input_zero_point: i32,
         stride: usize,
         rows: std::ops::Range<usize>,
         out: &mut [u8],
@@ -271,40 +280,42 @@ impl VnniDepthwise {
         let cp = self.taps.len() / 9;
         let (_, (top, _)) = crate::model::padding::same_padding(h, 3, stride);
         let (ow, (left, _)) = crate::model::padding::same_padding(w, 3, stride);
-        let zx = _mm512_set1_epi32(input_zero_point);
+        let zx = _mm512_set1_epi32(self.input_zero_point);
+        let taps = self.taps.as_ptr();
         for (r, oy) in rows.enumerate() {
+            let y0 = (oy * stride) as isize - top as isize;
+            let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
             for ox in 0..ow {
+                let x0 = (ox * stride) as isize - left as isize;
+                let inside = rows_inside && x0 >= 0 && x0 + 2 < w as isize;
+                let dst = &mut out[(r * ow + ox) * c..][..c];
                 let mut ch = 0;
                 while ch < c {
                     let n = (c - ch).min(LANES);
                     let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
                     let mut acc = _mm512_setzero_si512();
-                    for ky in 0..3 {
-                        let Some(y) = (oy * stride + ky).checked_sub(top).filter(|&y| y < h) else {
+                    for t in 0..9 {
+                        let (y, x) = (y0 + (t / 3) as isize, x0 + (t % 3) as isize);
+                        if !inside && (y < 0 || y >= h as isize || x < 0 || x >= w as isize) {
                             continue;
-                        };
-                        for kx in 0..3 {
-                            let Some(x) = (ox * stride + kx).checked_sub(left).filter(|&x| x < w)
-                            else {
-                                continue;
-                            };
-                            let at = (y * w + x) * c + ch;
-                            // SAFETY: the masked load reads n <= c - ch bytes of pixel (y, x).
-                            let bytes = unsafe {
-                                _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
-                            };
-                            let xv = _mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes), zx);
-                            // SAFETY: tap t, channels ch..ch+16 < cp: inside `taps`.
-                            let f = unsafe {
-                                _mm512_loadu_si512(
-                                    self.taps.as_ptr().add((ky * 3 + kx) * cp + ch) as *const _
-                                )
-                            };
-                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, f));
                         }
+                        let at = (y as usize * w + x as usize) * c + ch;
+                        // SAFETY: the masked load reads n <= c - ch bytes of pixel (y, x),
+                        // which is inside the image.
+                        let bytes = unsafe {
+                            _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
+                        };
+                        let mut xv = _mm512_cvtepu8_epi32(bytes);
+                        if !inside {
+                            xv = _mm512_sub_epi32(xv, zx);
+                        }
+                        // SAFETY: tap t, channels ch..ch+16 <= cp: inside `taps`.
+                        let f = unsafe { _mm512_loadu_si512(taps.add(t * cp + ch) as *const _) };
+                        acc = _mm512_dpwssd_epi32(acc, xv, f);
                     }
-                    let bytes = requant16(&self.rq, ch, acc);
-                    store(bytes, &mut out[(r * ow + ox) * c + ch..], n);
+                    let rq = if inside { &self.rq_inside } else { &self.rq };
+                    // SAFETY: n bytes at dst[ch..]: inside the output pixel.
+                    unsafe { store(requant16(rq, ch, acc), dst[ch..].as_mut_ptr(), n) };
                     ch += LANES;
                 }
             }
@@ -318,6 +329,13 @@ impl VnniDepthwise {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
 fn requant16(rq: &VecRequant, oc: usize, acc: __m512i) -> __m128i {
+    _mm512_cvtepi32_epi8(requant16_wide(rq, oc, acc))
+}
+
+/// `requant16` before the conversion to bytes: the clamped int32 values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+fn requant16_wide(rq: &VecRequant, oc: usize, acc: __m512i) -> __m512i {
     let load = |v: &[i32]| {
         let v: &[i32; 16] = v[oc..oc + 16].try_into().expect("padded to 16 lanes");
         // SAFETY: 16 i32 from a checked 16-element array.
@@ -326,26 +344,12 @@ fn requant16(rq: &VecRequant, oc: usize, acc: __m512i) -> __m128i {
     let x = _mm512_add_epi32(acc, load(&rq.offset));
     let x = _mm512_sllv_epi32(x, load(&rq.left));
     let m = load(&rq.multiplier);
-    // SaturatingRoundingDoublingHighMul: 64-bit products of the even and the odd lanes, the
-    // nudge (2^30, or 1 - 2^30 for a negative product), then a division by 2^31 that truncates
-    // toward zero as C++'s does. The multipliers are in [0, 2^31), so the one saturating case
-    // (both operands INT32_MIN) cannot occur.
-    let high = |p: __m512i| {
-        let neg = _mm512_srai_epi64(p, 63);
-        let nudge = _mm512_add_epi64(
-            _mm512_set1_epi64(1 << 30),
-            _mm512_and_si512(neg, _mm512_set1_epi64(1 - (1i64 << 31))),
-        );
-        let t = _mm512_add_epi64(p, nudge);
-        let t = _mm512_add_epi64(
-            t,
-            _mm512_and_si512(
-                _mm512_srai_epi64(t, 63),
-                _mm512_set1_epi64((1i64 << 31) - 1),
-            ),
-        );
-        _mm512_srai_epi64(t, 31)
-    };
+    // SaturatingRoundingDoublingHighMul: gemmlowp adds a nudge (2^30, or 1 - 2^30 for a
+    // negative product) and divides by 2^31 truncating toward zero, as C++ does; for every
+    // product p that equals floor((p + 2^30) / 2^31), one add and one arithmetic shift here
+    // (the unit test below checks the identity against the scalar form). The multipliers are in
+    // [0, 2^31), so the one saturating case (both operands INT32_MIN) cannot occur.
+    let high = |p: __m512i| _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(1 << 30)), 31);
     let even = high(_mm512_mul_epi32(x, m));
     let odd = high(_mm512_mul_epi32(
         _mm512_srli_epi64(x, 32),
@@ -367,15 +371,93 @@ fn requant16(rq: &VecRequant, oc: usize, acc: __m512i) -> __m128i {
     );
     let q = _mm512_add_epi32(q, _mm512_set1_epi32(rq.output_zero_point));
     let q = _mm512_max_epi32(q, _mm512_set1_epi32(rq.act_min));
-    let q = _mm512_min_epi32(q, _mm512_set1_epi32(rq.act_max));
-    _mm512_cvtepi32_epi8(q)
+    _mm512_min_epi32(q, _mm512_set1_epi32(rq.act_max))
 }
 
-/// The first `n` (<= 16) of 16 bytes into `dst`.
-#[inline(always)]
-fn store(bytes: __m128i, dst: &mut [u8], n: usize) {
-    let mut tmp = [0u8; 16];
-    // SAFETY: 16 bytes into a 16-byte array.
-    unsafe { _mm_storeu_si128(tmp.as_mut_ptr() as *mut __m128i, bytes) };
-    dst[..n].copy_from_slice(&tmp[..n]);
+/// The first `n` (<= 16) of 16 bytes to `dst`.
+///
+/// # Safety
+/// `dst` must be valid for `n` bytes of writes, and the CPU must have AVX-512BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn store(bytes: __m128i, dst: *mut u8, n: usize) {
+    let mask: __mmask16 = if n >= LANES { 0xffff } else { (1u16 << n) - 1 };
+    // SAFETY: the masked store writes only the first n bytes, which the caller vouches for.
+    unsafe { _mm_mask_storeu_epi8(dst as *mut i8, mask, bytes) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kernels::Requant;
+    use super::super::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
+    use super::*;
+
+    /// The 16-lane requantization against the scalar one (TFLite's formula) on accumulators
+    /// over the whole int32 range, ties included, and multipliers with left and right shifts.
+    #[test]
+    fn vector_requantization_is_tflites() {
+        if !available() {
+            eprintln!("note: no AVX-512 VNNI here; skipping");
+            return;
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..2000 {
+            let reals: Vec<f64> = (0..16)
+                .map(|i| {
+                    let e = (next() % 40) as i32 - 34; // 2^-34 .. 2^5
+                    (1.0 + (next() % 1000) as f64 / 1000.0)
+                        * 2f64.powi(e)
+                        * if i == 0 { 0.5 } else { 1.0 }
+                })
+                .collect();
+            let multipliers: Vec<_> = reals.iter().map(|&r| quantize_multiplier(r)).collect();
+            let acc: Vec<i32> = (0..16)
+                .map(|i| match (round + i) % 4 {
+                    0 => next() as i32,
+                    1 => (next() as i32) >> 16,
+                    // Exact ties of the high multiply and of the shift.
+                    2 => ((next() % 64) as i32 - 32) << (next() % 20),
+                    _ => (next() % 2000) as i32 - 1000,
+                })
+                .collect();
+            let rq = Requant {
+                multipliers: multipliers.clone(),
+                bias: vec![0; 16],
+                output_zero_point: (next() % 256) as i32 - 128,
+                act_min: i32::MIN,
+                act_max: i32::MAX,
+            };
+            let v = VecRequant::new(&rq, |_| 0);
+            // Compare the int32 results before the byte conversion: requantize with the clamp
+            // wide open and read the lanes back.
+            // SAFETY: the CPU has the features (checked above).
+            let got: [i32; 16] = unsafe { requant16_i32(&v, 0, &acc) };
+            for i in 0..16 {
+                let want =
+                    multiply_by_quantized_multiplier(acc[i], multipliers[i]) + rq.output_zero_point;
+                assert_eq!(
+                    got[i], want,
+                    "acc {} real {} {:?}",
+                    acc[i], reals[i], multipliers[i]
+                );
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn requant16_i32(rq: &VecRequant, oc: usize, acc: &[i32]) -> [i32; 16] {
+        // SAFETY: 16 i32 read from a 16-element slice.
+        let a = unsafe { _mm512_loadu_si512(acc.as_ptr() as *const _) };
+        let q = requant16_wide(rq, oc, a);
+        let mut out = [0i32; 16];
+        // SAFETY: 16 i32 into a 16-element array.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr() as *mut _, q) };
+        out
+    }
 }
