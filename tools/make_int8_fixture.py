@@ -12,7 +12,10 @@ activations, per-channel symmetric int8 filters, int8 input and output), calibra
 smooth random images. Goldens from tf.lite.Interpreter's BUILTIN_REF resolver.
 
     /tmp/tfenv/bin/python tools/make_int8_fixture.py    (about 30 s)
+    /tmp/tfenv/bin/python tools/make_int8_fixture.py --multiplier 1.0 --size 224 \
+        --model-only /tmp/int8_100_224.tflite          (a 1.0_224 int8 model to time, not committed)
 """
+import argparse
 import io
 import os
 import zipfile
@@ -23,19 +26,20 @@ import tensorflow as tf
 BODY = [(1, 16), (2, 32), (1, 32), (2, 64), (1, 64), (2, 128)] + [(1, 128)] * 5 + [(2, 256), (1, 256)]
 
 
-def model(rng):
+def model(rng, alpha, size):
     L = tf.keras.layers
-    inp = tf.keras.Input((128, 128, 3), batch_size=1)
+    inp = tf.keras.Input((size, size, 3), batch_size=1)
+    width = lambda c: int(c * alpha * 4)
 
     def bn_relu(x):
         x = L.BatchNormalization(epsilon=1e-3)(x)
         return L.ReLU(6.0)(x)
 
-    x = bn_relu(L.Conv2D(8, 3, 2, "same", use_bias=False)(inp))
+    x = bn_relu(L.Conv2D(width(8), 3, 2, "same", use_bias=False)(inp))
     for stride, out in BODY:
         x = bn_relu(L.DepthwiseConv2D(3, stride, "same", use_bias=False)(x))
-        x = bn_relu(L.Conv2D(out, 1, 1, "same", use_bias=False)(x))
-    x = L.AveragePooling2D(4)(x)
+        x = bn_relu(L.Conv2D(width(out), 1, 1, "same", use_bias=False)(x))
+    x = L.AveragePooling2D(-(-size // 32))(x)
     x = L.Conv2D(1001, 1, padding="same")(x)
     x = L.Reshape((1001,))(x)
     m = tf.keras.Model(inp, L.Softmax()(x))
@@ -55,23 +59,34 @@ def model(rng):
     return m
 
 
-def smooth(rng):
+def smooth(rng, size=128):
     small = rng.uniform(0, 1, size=(1, 8, 8, 3)).astype(np.float32)
-    big = tf.compat.v1.image.resize_bilinear(small, [128, 128], align_corners=False).numpy()
+    big = tf.compat.v1.image.resize_bilinear(small, [size, size], align_corners=False).numpy()
     return np.clip(big + rng.normal(0, 0.05, big.shape), 0, 1).astype(np.float32) * 2 - 1
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--multiplier", type=float, default=0.25)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--model-only", metavar="PATH",
+                    help="write only the .tflite, to PATH (e.g. a 1.0_224 model to time, outside the repository)")
+    args = ap.parse_args()
     rng = np.random.default_rng(20261207)
-    m = model(rng)
+    m = model(rng, args.multiplier, args.size)
     conv = tf.lite.TFLiteConverter.from_keras_model(m)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    calib = [smooth(rng) for _ in range(16)]
+    calib = [smooth(rng, args.size) for _ in range(16)]
     conv.representative_dataset = lambda: ([c] for c in calib)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     blob = conv.convert()
+    if args.model_only:
+        with open(args.model_only, "wb") as f:
+            f.write(blob)
+        print(f"wrote {args.model_only} ({len(blob)} bytes)")
+        return
     os.makedirs("tests/fixtures", exist_ok=True)
     path = "tests/fixtures/int8_025_128.tflite"
     with open(path, "wb") as f:

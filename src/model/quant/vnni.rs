@@ -281,44 +281,59 @@ impl VnniDepthwise {
         let (_, (top, _)) = crate::model::padding::same_padding(h, 3, stride);
         let (ow, (left, _)) = crate::model::padding::same_padding(w, 3, stride);
         let zx = _mm512_set1_epi32(self.input_zero_point);
-        let taps = self.taps.as_ptr();
-        for (r, oy) in rows.enumerate() {
-            let y0 = (oy * stride) as isize - top as isize;
-            let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
-            for ox in 0..ow {
-                let x0 = (ox * stride) as isize - left as isize;
-                let inside = rows_inside && x0 >= 0 && x0 + 2 < w as isize;
-                let dst = &mut out[(r * ow + ox) * c..][..c];
-                let mut ch = 0;
-                while ch < c {
-                    let n = (c - ch).min(LANES);
-                    let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
+        // Channels outermost: a block's nine filter vectors and requantization stay in
+        // registers over a whole row of output pixels.
+        let mut ch = 0;
+        while ch < c {
+            let n = (c - ch).min(LANES);
+            let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
+            let taps: [__m512i; 9] = std::array::from_fn(|t| {
+                // SAFETY: tap t, channels ch..ch+16 <= cp: inside `taps`.
+                unsafe { _mm512_loadu_si512(self.taps.as_ptr().add(t * cp + ch) as *const _) }
+            });
+            let rq_border = Rq16::load(&self.rq, ch);
+            let rq_inside = Rq16::load(&self.rq_inside, ch);
+            for (r, oy) in rows.clone().enumerate() {
+                let y0 = (oy * stride) as isize - top as isize;
+                let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
+                for ox in 0..ow {
+                    let x0 = (ox * stride) as isize - left as isize;
+                    let inside = rows_inside && x0 >= 0 && x0 + 2 < w as isize;
                     let mut acc = _mm512_setzero_si512();
-                    for t in 0..9 {
-                        let (y, x) = (y0 + (t / 3) as isize, x0 + (t % 3) as isize);
-                        if !inside && (y < 0 || y >= h as isize || x < 0 || x >= w as isize) {
-                            continue;
+                    if inside {
+                        let base = (y0 as usize * w + x0 as usize) * c + ch;
+                        for (t, &f) in taps.iter().enumerate() {
+                            let at = base + ((t / 3) * w + t % 3) * c;
+                            // SAFETY: the masked load reads n <= c - ch bytes of an in-image
+                            // pixel.
+                            let bytes = unsafe {
+                                _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
+                            };
+                            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepu8_epi32(bytes), f);
                         }
-                        let at = (y as usize * w + x as usize) * c + ch;
-                        // SAFETY: the masked load reads n <= c - ch bytes of pixel (y, x),
-                        // which is inside the image.
-                        let bytes = unsafe {
-                            _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
-                        };
-                        let mut xv = _mm512_cvtepu8_epi32(bytes);
-                        if !inside {
-                            xv = _mm512_sub_epi32(xv, zx);
+                    } else {
+                        for (t, &f) in taps.iter().enumerate() {
+                            let (y, x) = (y0 + (t / 3) as isize, x0 + (t % 3) as isize);
+                            if y < 0 || y >= h as isize || x < 0 || x >= w as isize {
+                                continue;
+                            }
+                            let at = (y as usize * w + x as usize) * c + ch;
+                            // SAFETY: as above; (y, x) is inside the image.
+                            let bytes = unsafe {
+                                _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
+                            };
+                            let xv = _mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes), zx);
+                            acc = _mm512_dpwssd_epi32(acc, xv, f);
                         }
-                        // SAFETY: tap t, channels ch..ch+16 <= cp: inside `taps`.
-                        let f = unsafe { _mm512_loadu_si512(taps.add(t * cp + ch) as *const _) };
-                        acc = _mm512_dpwssd_epi32(acc, xv, f);
                     }
-                    let rq = if inside { &self.rq_inside } else { &self.rq };
-                    // SAFETY: n bytes at dst[ch..]: inside the output pixel.
-                    unsafe { store(requant16(rq, ch, acc), dst[ch..].as_mut_ptr(), n) };
-                    ch += LANES;
+                    let rq = if inside { &rq_inside } else { &rq_border };
+                    let bytes = _mm512_cvtepi32_epi8(rq.apply(acc));
+                    let dst = &mut out[(r * ow + ox) * c + ch..][..n];
+                    // SAFETY: dst holds n bytes.
+                    unsafe { store(bytes, dst.as_mut_ptr(), n) };
                 }
             }
+            ch += LANES;
         }
     }
 }
@@ -336,42 +351,82 @@ fn requant16(rq: &VecRequant, oc: usize, acc: __m512i) -> __m128i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
 fn requant16_wide(rq: &VecRequant, oc: usize, acc: __m512i) -> __m512i {
-    let load = |v: &[i32]| {
-        let v: &[i32; 16] = v[oc..oc + 16].try_into().expect("padded to 16 lanes");
-        // SAFETY: 16 i32 from a checked 16-element array.
-        unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
-    };
-    let x = _mm512_add_epi32(acc, load(&rq.offset));
-    let x = _mm512_sllv_epi32(x, load(&rq.left));
-    let m = load(&rq.multiplier);
-    // SaturatingRoundingDoublingHighMul: gemmlowp adds a nudge (2^30, or 1 - 2^30 for a
-    // negative product) and divides by 2^31 truncating toward zero, as C++ does; for every
-    // product p that equals floor((p + 2^30) / 2^31), one add and one arithmetic shift here
-    // (the unit test below checks the identity against the scalar form). The multipliers are in
-    // [0, 2^31), so the one saturating case (both operands INT32_MIN) cannot occur.
-    let high = |p: __m512i| _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(1 << 30)), 31);
-    let even = high(_mm512_mul_epi32(x, m));
-    let odd = high(_mm512_mul_epi32(
-        _mm512_srli_epi64(x, 32),
-        _mm512_srli_epi64(m, 32),
-    ));
-    let hm = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-    // RoundingDivideByPOT by each lane's exponent.
-    let right = load(&rq.right);
-    let one = _mm512_set1_epi32(1);
-    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-    let rem = _mm512_and_si512(hm, mask);
-    let threshold = _mm512_sub_epi32(_mm512_srai_epi32(mask, 1), _mm512_srai_epi32(hm, 31));
-    let up = _mm512_cmpgt_epi32_mask(rem, threshold);
-    let q = _mm512_mask_add_epi32(
-        _mm512_srav_epi32(hm, right),
-        up,
-        _mm512_srav_epi32(hm, right),
-        one,
-    );
-    let q = _mm512_add_epi32(q, _mm512_set1_epi32(rq.output_zero_point));
-    let q = _mm512_max_epi32(q, _mm512_set1_epi32(rq.act_min));
-    _mm512_min_epi32(q, _mm512_set1_epi32(rq.act_max))
+    Rq16::load(rq, oc).apply(acc)
+}
+
+/// One 16-channel block's requantization constants in registers, loaded once for a run of
+/// pixels.
+#[derive(Clone, Copy)]
+struct Rq16 {
+    offset: __m512i,
+    left: __m512i,
+    multiplier: __m512i,
+    /// The multipliers of the odd lanes, moved to the even positions for `vpmuldq`.
+    multiplier_odd: __m512i,
+    right: __m512i,
+    /// 2^right - 1, and half of it: RoundingDivideByPOT's mask and threshold.
+    mask: __m512i,
+    half: __m512i,
+    zero_point: __m512i,
+    min: __m512i,
+    max: __m512i,
+}
+
+impl Rq16 {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    fn load(rq: &VecRequant, oc: usize) -> Self {
+        let load = |v: &[i32]| {
+            let v: &[i32; 16] = v[oc..oc + 16].try_into().expect("padded to 16 lanes");
+            // SAFETY: 16 i32 from a checked 16-element array.
+            unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
+        };
+        let multiplier = load(&rq.multiplier);
+        let right = load(&rq.right);
+        let one = _mm512_set1_epi32(1);
+        let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+        Rq16 {
+            offset: load(&rq.offset),
+            left: load(&rq.left),
+            multiplier,
+            multiplier_odd: _mm512_srli_epi64(multiplier, 32),
+            right,
+            mask,
+            half: _mm512_srai_epi32(mask, 1),
+            zero_point: _mm512_set1_epi32(rq.output_zero_point),
+            min: _mm512_set1_epi32(rq.act_min),
+            max: _mm512_set1_epi32(rq.act_max),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    fn apply(&self, acc: __m512i) -> __m512i {
+        let x = _mm512_add_epi32(acc, self.offset);
+        let x = _mm512_sllv_epi32(x, self.left);
+        // SaturatingRoundingDoublingHighMul: gemmlowp adds a nudge (2^30, or 1 - 2^30 for a
+        // negative product) and divides by 2^31 truncating toward zero, as C++ does; for every
+        // product p that equals floor((p + 2^30) / 2^31), one add and one arithmetic shift here
+        // (the unit test below checks the identity against the scalar form). The multipliers
+        // are in [0, 2^31), so the one saturating case (both operands INT32_MIN) cannot occur.
+        let high =
+            |p: __m512i| _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(1 << 30)), 31);
+        let even = high(_mm512_mul_epi32(x, self.multiplier));
+        let odd = high(_mm512_mul_epi32(
+            _mm512_srli_epi64(x, 32),
+            self.multiplier_odd,
+        ));
+        let hm = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+        // RoundingDivideByPOT by each lane's exponent: up by one where the remainder passes
+        // half the divisor (a negative value needs one more, so ties go away from zero).
+        let rem = _mm512_and_si512(hm, self.mask);
+        let threshold = _mm512_sub_epi32(self.half, _mm512_srai_epi32(hm, 31));
+        let up = _mm512_cmpgt_epi32_mask(rem, threshold);
+        let q = _mm512_srav_epi32(hm, self.right);
+        let q = _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1));
+        let q = _mm512_add_epi32(q, self.zero_point);
+        _mm512_min_epi32(_mm512_max_epi32(q, self.min), self.max)
+    }
 }
 
 /// The first `n` (<= 16) of 16 bytes to `dst`.
