@@ -1,7 +1,7 @@
 //! The integer network: a quantized .tflite (`weights::tflite::QuantizedNet`) run with TensorFlow
 //! Lite's integer arithmetic, so that every layer's output bytes equal TFLite's reference
 //! kernels' (`tests/it/quant_parity.rs`). `requant.rs` holds the fixed-point scaling,
-//! `kernels.rs` the layers.
+//! `kernels.rs` the plain layers (every CPU), `vnni.rs` their AVX-512 VNNI forms (same bytes).
 //!
 //! Images come in as [0,1] floats like every backend's and are fed to the model's input as
 //! pixels: a uint8 input takes 255 x rounded half to even (how an image classifier with a uint8
