@@ -8,7 +8,7 @@ int8 models) and `builtin` (TFLite's own optimized kernels, no delegate). A mode
 fixed to batch 1 (Google's *_quant files reshape to [1, 1001]) is timed at batch B as B
 invocations of batch 1, which is what a caller of such a model does; the line says so.
 
-    /tmp/tfenv/bin/python tools/bench_quant_peer.py examples/data/mobilenet_v1_0.25_128_quant.tflite \
+    /tmp/tfenv/bin/python tools/bench_quant_peer.py ../shared/testdata/weights/mobilenet_v1_0.25_128_quant.tflite \
         --batch 1,32 --threads 1,2 [--runs 30]
 """
 import argparse

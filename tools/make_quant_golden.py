@@ -23,7 +23,7 @@ prints how many elements the XNNPACK path differs on: the bar for "bit for bit" 
 integer kernels, and the print says how far TFLite's own XNNPACK path is from them.
 
 Run from the repository root (about 10 s):
-    /tmp/tfenv/bin/python tools/make_quant_golden.py [--model examples/data/mobilenet_v1_0.25_128_quant.tflite]
+    /tmp/tfenv/bin/python tools/make_quant_golden.py [--model ../shared/testdata/weights/mobilenet_v1_0.25_128_quant.tflite]
                                                     [--out tests/fixtures/quant_golden_025_128.npz]
 """
 import argparse
@@ -70,7 +70,7 @@ def run_all(model, inputs, resolver):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="examples/data/mobilenet_v1_0.25_128_quant.tflite")
+    ap.add_argument("--model", default="../shared/testdata/weights/mobilenet_v1_0.25_128_quant.tflite")
     ap.add_argument("--out", default="tests/fixtures/quant_golden_025_128.npz")
     args = ap.parse_args()
     size = 128

@@ -9,7 +9,7 @@ input is fed (`--input-quantize` instead quantizes the [-1, 1] image with the in
 and zero point).
 
     /tmp/tfenv/bin/python tools/quant_top1.py ../shared/testdata/imagenet-sample-200 \
-        [--model examples/data/mobilenet_v1_0.25_128_quant.tflite] > /tmp/tflite_top1.tsv
+        [--model ../shared/testdata/weights/mobilenet_v1_0.25_128_quant.tflite] > /tmp/tflite_top1.tsv
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ import tensorflow as tf
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("photos")
-    ap.add_argument("--model", default="examples/data/mobilenet_v1_0.25_128_quant.tflite")
+    ap.add_argument("--model", default="../shared/testdata/weights/mobilenet_v1_0.25_128_quant.tflite")
     ap.add_argument("--input-quantize", action="store_true")
     args = ap.parse_args()
     it = tf.lite.Interpreter(model_path=args.model,

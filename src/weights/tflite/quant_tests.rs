@@ -1,37 +1,68 @@
-//! Google's quantized model (examples/data) read, and crafted variants of it refused with the
-//! tensor's name: each test patches one field of the real file in memory.
+//! Quantized models read, and crafted variants refused with the tensor's name: each refusal test
+//! patches one field of a real file in memory. The int8 file is the converter-written fixture
+//! (tests/fixtures/int8_025_128.tflite, tools/make_int8_fixture.py); Google's uint8 file is
+//! third-party data read from ../shared/testdata (skipped with a note when absent).
 
-use super::flatbuffer::Fb;
+use super::flatbuffer::{Fb, Table};
 use super::model::Model;
 use super::schema::*;
 use super::*;
 
-fn quant_file() -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/data/mobilenet_v1_0.25_128_quant.tflite");
+fn int8_file() -> Vec<u8> {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/int8_025_128.tflite");
     std::fs::read(p).unwrap()
+}
+
+/// Google's mobilenet_v1_0.25_128_quant.tflite from ../shared/testdata, when it is there.
+fn googles_file() -> Option<Vec<u8>> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/weights/mobilenet_v1_0.25_128_quant.tflite");
+    match std::fs::read(&p) {
+        Ok(b) => Some(b),
+        Err(_) => {
+            eprintln!("note: {} is absent; skipping this check", p.display());
+            None
+        }
+    }
+}
+
+// The int8 fixture's tensors that the tests patch (printed by tf.lite.Interpreter's
+// get_tensor_details): the input, Conv2d_0's filter, Conv2d_1_depthwise's filter.
+const INPUT: usize = 0;
+const CONV0_FILTER: usize = 57;
+const DEPTHWISE_FILTER: usize = 55;
+
+fn tensor<'a>(bytes: &'a [u8], id: usize) -> Table<'a> {
+    Model::parse(Fb(bytes))
+        .unwrap()
+        .tensors
+        .table(id, "Tensor")
+        .unwrap()
 }
 
 /// The byte position of tensor `id`'s type field.
 fn type_field(bytes: &[u8], id: usize) -> usize {
-    let model = Model::parse(Fb(bytes)).unwrap();
-    let t = model.tensors.table(id, "Tensor").unwrap();
+    let t = tensor(bytes, id);
     t.field(TENSOR_TYPE, 1)
         .unwrap()
         .expect("a non-float tensor stores its type")
 }
 
-/// The position of the length of tensor `id`'s scale vector.
-fn scale_len_field(bytes: &[u8], id: usize) -> usize {
-    let fb = Fb(bytes);
-    let model = Model::parse(fb).unwrap();
-    let t = model.tensors.table(id, "Tensor").unwrap();
-    let q = t
+/// The position of field `field` of tensor `id`'s QuantizationParameters.
+fn quant_field(bytes: &[u8], id: usize, field: usize, size: usize) -> usize {
+    let q = tensor(bytes, id)
         .table_field(TENSOR_QUANTIZATION, "QuantizationParameters")
         .unwrap()
         .unwrap();
-    let p = q.field(QUANT_SCALE, 4).unwrap().unwrap();
-    fb.uoffset(p, "scale").unwrap()
+    q.field(field, size).unwrap().expect("the field is stored")
+}
+
+/// The position of a quantization vector's first element (`field`: scale or zero_point); its
+/// length is the 4 bytes before.
+fn quant_vector(bytes: &[u8], id: usize, field: usize) -> usize {
+    let p = quant_field(bytes, id, field, 4);
+    Fb(bytes).uoffset(p, "vector").unwrap() + 4
 }
 
 fn refusal(bytes: &[u8]) -> String {
@@ -43,7 +74,8 @@ fn refusal(bytes: &[u8]) -> String {
 
 #[test]
 fn googles_model_reads_as_uint8_per_tensor() {
-    let TfliteWeights::Quantized(q) = read(&quant_file()).unwrap() else {
+    let Some(bytes) = googles_file() else { return };
+    let TfliteWeights::Quantized(q) = read(&bytes).unwrap() else {
         panic!("read as float")
     };
     assert_eq!(q.scheme(), "uint8 per-tensor");
@@ -62,26 +94,40 @@ fn googles_model_reads_as_uint8_per_tensor() {
     let s = q.softmax.as_ref().unwrap();
     assert_eq!((s.output.scale, s.output.zero_point), (1.0 / 256.0, 0));
     // The float reader refuses it rather than returning nothing.
-    assert!(read_tflite(&quant_file()).is_err());
+    assert!(read_tflite(&bytes).is_err());
+}
+
+#[test]
+fn int8_model_reads_as_int8_per_channel() {
+    let TfliteWeights::Quantized(q) = read(&int8_file()).unwrap() else {
+        panic!("read as float")
+    };
+    assert_eq!(q.scheme(), "int8 per-channel");
+    assert_eq!(q.body[0].filter_zero_point, 0);
+    assert_eq!(q.body[1].filter_scales.len(), 8);
+    assert!(read_tflite(&int8_file()).is_err());
 }
 
 #[test]
 fn int16_activations_are_refused_with_the_tensor() {
-    let mut b = quant_file();
-    let at = type_field(&b, 0);
+    let mut b = int8_file();
+    let at = type_field(&b, INPUT);
     b[at] = 7; // INT16
     let msg = refusal(&b);
-    assert!(msg.contains("tensor #0 'input' is INT16"), "{msg}");
+    assert!(
+        msg.contains("tensor #0 'serving_default_keras_tensor:0' is INT16"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn asymmetric_int8_filters_are_refused() {
-    let mut b = quant_file();
-    let at = type_field(&b, 30); // Conv2d_0's filter, zero point 157
-    b[at] = TENSOR_INT8;
+    let mut b = int8_file();
+    let at = quant_vector(&b, CONV0_FILTER, QUANT_ZERO_POINT);
+    b[at..at + 8].copy_from_slice(&157i64.to_le_bytes());
     let msg = refusal(&b);
     assert!(
-        msg.contains("filter tensor #30")
+        msg.contains("filter tensor #57")
             && msg.contains("zero point 157")
             && msg.contains("symmetric"),
         "{msg}"
@@ -90,21 +136,42 @@ fn asymmetric_int8_filters_are_refused() {
 
 #[test]
 fn a_missing_scale_is_refused() {
-    let mut b = quant_file();
-    let at = scale_len_field(&b, 32); // Conv2d_1_depthwise's filter
+    let mut b = int8_file();
+    let at = quant_vector(&b, DEPTHWISE_FILTER, QUANT_SCALE) - 4;
     b[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
     let msg = refusal(&b);
     assert!(
-        msg.contains("tensor #32") && msg.contains("no quantization scale"),
+        msg.contains("tensor #55") && msg.contains("no quantization scale"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn per_channel_scales_on_the_wrong_axis_are_refused() {
+    let mut b = int8_file();
+    let at = quant_field(&b, DEPTHWISE_FILTER, QUANT_DIMENSION, 4);
+    b[at..at + 4].copy_from_slice(&0i32.to_le_bytes()); // a depthwise filter's channels are axis 3
+    let msg = refusal(&b);
+    assert!(
+        msg.contains("tensor #55") && msg.contains("along axis 0") && msg.contains("along axis 3"),
         "{msg}"
     );
 }
 
 #[test]
 fn uint8_filters_with_int8_activations_are_refused() {
-    let mut b = quant_file();
+    let mut b = int8_file();
+    let at = type_field(&b, CONV0_FILTER);
+    b[at] = TENSOR_UINT8;
+    let msg = refusal(&b);
+    assert!(
+        msg.contains("tensor #57") && msg.contains("is UINT8 with int8 activations"),
+        "{msg}"
+    );
+    // And Google's uint8 input read as int8: its zero point 128 is outside int8's range.
+    let Some(mut b) = googles_file() else { return };
     let at = type_field(&b, 0);
-    b[at] = TENSOR_INT8; // the input (zero point 128 is outside int8's range)
+    b[at] = TENSOR_INT8;
     let msg = refusal(&b);
     assert!(
         msg.contains("tensor #0 'input'") && msg.contains("zero point 128"),
