@@ -38,3 +38,16 @@ pub trait Backbone: Send + Sync {
         profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError>;
 }
+
+/// A network's own thread pool of `threads` threads (at least 1), named `mnv1-{role}-N` so
+/// that profiles and `top` tell them apart.
+pub(crate) fn thread_pool(
+    threads: usize,
+    role: &'static str,
+) -> Result<rayon::ThreadPool, ModelError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(move |i| format!("mnv1-{role}-{i}"))
+        .build()
+        .map_err(|e| ModelError::Threads(e.to_string()))
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::arch::{Arch, Head, LayerKind};
-use super::backbone::Backbone;
+use super::backbone::{thread_pool, Backbone};
 use super::kernels::conv0::{conv0_row, Conv0};
 use super::kernels::depthwise::{depthwise_row, Depthwise};
 use super::kernels::pointwise::{pointwise_rows, Pointwise};
@@ -154,11 +154,7 @@ impl CpuMobileNet {
         } else {
             None
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("mnv1-cpu-{i}"))
-            .build()
-            .map_err(|e| ModelError::Threads(e.to_string()))?;
+        let pool = thread_pool(threads, "cpu")?;
         Ok(Self {
             arch,
             head,

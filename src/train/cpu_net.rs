@@ -203,11 +203,7 @@ impl CpuTrainNet {
                 classifier.classes
             )));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("mnv1-train-{i}"))
-            .build()
-            .map_err(|e| ModelError::Threads(e.to_string()))?;
+        let pool = crate::model::backbone::thread_pool(threads, "train")?;
         Ok(Self {
             arch,
             layers,

@@ -49,6 +49,23 @@ impl Requant {
     }
 }
 
+/// The taps of the 3x3 SAME window of output pixel (`oy`, `ox`) that fall inside an `h` x `w`
+/// image whose padding before is (`top`, `left`): (tap index ky * 3 + kx, y, x). TFLite skips the
+/// others, which is what a zero (input - zero point) would give.
+#[inline(always)]
+pub(crate) fn taps_inside(
+    (oy, ox): (usize, usize),
+    stride: usize,
+    (top, left): (usize, usize),
+    (h, w): (usize, usize),
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    (0..9).filter_map(move |t| {
+        let y = (oy * stride + t / 3).checked_sub(top).filter(|&y| y < h)?;
+        let x = (ox * stride + t % 3).checked_sub(left).filter(|&x| x < w)?;
+        Some((t, y, x))
+    })
+}
+
 /// A 3x3 SAME convolution (Conv2d_0: stride 2, 3 input channels) over one NHWC image.
 /// `filter` is HWIO `[3][3][cin][cout]` with the filter zero point subtracted.
 #[inline(always)]
@@ -68,21 +85,13 @@ fn conv3x3_body<T: Target>(
     for oy in 0..oh {
         for ox in 0..ow {
             acc.fill(0);
-            for ky in 0..3 {
-                let Some(y) = (oy * stride + ky).checked_sub(top).filter(|&y| y < h) else {
-                    continue;
-                };
-                for kx in 0..3 {
-                    let Some(x) = (ox * stride + kx).checked_sub(left).filter(|&x| x < w) else {
-                        continue;
-                    };
-                    let px = &input[(y * w + x) * cin..][..cin];
-                    for (ci, &v) in px.iter().enumerate() {
-                        let xv = v as i32 - input_zero_point;
-                        let taps = &filter[((ky * 3 + kx) * cin + ci) * cout..][..cout];
-                        for (a, &f) in acc.iter_mut().zip(taps) {
-                            *a += f as i32 * xv;
-                        }
+            for (t, y, x) in taps_inside((oy, ox), stride, (top, left), (h, w)) {
+                let px = &input[(y * w + x) * cin..][..cin];
+                for (ci, &v) in px.iter().enumerate() {
+                    let xv = v as i32 - input_zero_point;
+                    let taps = &filter[(t * cin + ci) * cout..][..cout];
+                    for (a, &f) in acc.iter_mut().zip(taps) {
+                        *a += f as i32 * xv;
                     }
                 }
             }
@@ -111,22 +120,14 @@ fn depthwise3x3_body<T: Target>(
     for (r, oy) in rows.enumerate() {
         for ox in 0..ow {
             acc.fill(0);
-            for ky in 0..3 {
-                let Some(y) = (oy * stride + ky).checked_sub(top).filter(|&y| y < h) else {
-                    continue;
-                };
-                for kx in 0..3 {
-                    let Some(x) = (ox * stride + kx).checked_sub(left).filter(|&x| x < w) else {
-                        continue;
-                    };
-                    let px = &input[(y * w + x) * c..][..c];
-                    for (d, &v) in centred.iter_mut().zip(px) {
-                        *d = (v as i32 - input_zero_point) as i16;
-                    }
-                    let taps = &filter[(ky * 3 + kx) * c..][..c];
-                    for ((a, &f), &xv) in acc.iter_mut().zip(taps).zip(&centred) {
-                        *a += f as i32 * xv as i32;
-                    }
+            for (t, y, x) in taps_inside((oy, ox), stride, (top, left), (h, w)) {
+                let px = &input[(y * w + x) * c..][..c];
+                for (d, &v) in centred.iter_mut().zip(px) {
+                    *d = (v as i32 - input_zero_point) as i16;
+                }
+                let taps = &filter[t * c..][..c];
+                for ((a, &f), &xv) in acc.iter_mut().zip(taps).zip(&centred) {
+                    *a += f as i32 * xv as i32;
                 }
             }
             rq.store(&acc, &mut out[(r * ow + ox) * c..][..c]);

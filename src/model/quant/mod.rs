@@ -20,7 +20,7 @@ mod vnni;
 use rayon::prelude::*;
 
 use super::arch::{Arch, Head};
-use super::backbone::Backbone;
+use super::backbone::{thread_pool, Backbone};
 use super::cpu::Profile;
 use super::kernels::Isa;
 use super::padding::same_padding;
@@ -171,20 +171,10 @@ impl Layer {
                 for ox in 0..ow {
                     let patch = &mut patches[ox * PATCH..][..PATCH];
                     patch.fill(zx);
-                    for ky in 0..3 {
-                        let Some(y) = (oy * self.stride + ky).checked_sub(top).filter(|&y| y < h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..3 {
-                            let Some(x) =
-                                (ox * self.stride + kx).checked_sub(left).filter(|&x| x < w)
-                            else {
-                                continue;
-                            };
-                            let t = (ky * 3 + kx) * 3;
-                            patch[t..t + 3].copy_from_slice(&input[(y * w + x) * 3..][..3]);
-                        }
+                    for (t, y, x) in
+                        kernels::taps_inside((oy, ox), self.stride, (top, left), (h, w))
+                    {
+                        patch[t * 3..t * 3 + 3].copy_from_slice(&input[(y * w + x) * 3..][..3]);
                     }
                 }
                 k.run(
@@ -340,11 +330,7 @@ impl QuantMobileNet {
             .logits
             .as_ref()
             .map(|l| (prepare(l, net.signed).for_kernels(kernels), l.output));
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("mnv1-int8-{i}"))
-            .build()
-            .map_err(|e| ModelError::Threads(e.to_string()))?;
+        let pool = thread_pool(threads, "int8")?;
         Ok(Self {
             arch: net.arch,
             head,
