@@ -124,6 +124,37 @@ pub struct NetArgs {
     pub mirror: Option<String>,
 }
 
+/// The arithmetic the network runs in.
+#[derive(Debug, Args)]
+pub struct PrecisionArgs {
+    /// fp32; bf16 (float weights with bfloat16 products, on CPUs with AVX512_BF16); int8 (float
+    /// weights quantized per channel, calibrated on --calibrate's images) [default: the weights'
+    /// own: int8 for a quantized .tflite, else fp32].
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Images (a directory, recursively, or one file) whose activations set the int8 ranges of
+    /// --precision int8 on float weights.
+    #[arg(long, value_name = "PATH")]
+    pub calibrate: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    Bf16,
+    Int8,
+}
+
+impl From<PrecisionArg> for crate::model::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Fp32 => Self::Fp32,
+            PrecisionArg::Bf16 => Self::Bf16,
+            PrecisionArg::Int8 => Self::Int8,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Variants whose checkpoints to fetch (repeatable); any spelling --variant takes.
@@ -216,6 +247,8 @@ pub struct ModelArgs {
     /// Stop at the first input that fails instead of reporting it and going on.
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -554,4 +587,6 @@ pub struct BenchArgs {
     /// Also time every layer (CPU path): median per layer and its share.
     #[arg(long)]
     pub profile: bool,
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
 }

@@ -14,6 +14,7 @@ use crate::error::UsageError;
 use crate::hub::{self, FetchOptions, HubError};
 use crate::labels;
 use crate::model::params::MIN_INPUT;
+use crate::model::Precision;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
 use crate::registry::{Registry, RegistryError, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
@@ -30,6 +31,9 @@ pub struct ModelConfig {
     pub fail_fast: bool,
     /// Class names of a fine-tuned model (`--model`); None for the ImageNet modules.
     pub labels: Option<Vec<String>>,
+    /// `--precision` (None: the weights' own) and `--calibrate`.
+    pub precision: Option<Precision>,
+    pub calibrate: Option<PathBuf>,
 }
 
 pub fn resolve_variant(arg: &str, module: Head) -> Result<Variant, RegistryError> {
@@ -150,6 +154,8 @@ impl ModelConfig {
             device: select_device(args.device)?,
             threads: args.threads.unwrap_or_else(default_threads),
             fail_fast: args.fail_fast,
+            precision: args.precision.precision.map(Precision::from),
+            calibrate: args.precision.calibrate.clone(),
             variant,
             labels: manifest.map(|m| m.classes),
         })
@@ -162,7 +168,7 @@ impl ModelConfig {
 
     /// Loads the weights, checks they fit the variant, and puts the network on the device.
     pub fn load_engine(&self, head: Head) -> anyhow::Result<Engine> {
-        let w = self.load_weights()?;
+        let mut w = self.load_weights()?;
         if head == Head::Logits && !w.has_logits() {
             return Err(UsageError::new(format!(
                 "{}: these weights have no logits layer (feature-vector only): use `mnv1 embed`",
@@ -184,7 +190,14 @@ impl ModelConfig {
                 .into());
             }
         }
-        let engine = Engine::with_threads(&w, head, self.device.clone(), self.threads)
+        let precision = resolve_precision(
+            &mut w,
+            self.precision,
+            self.calibrate.as_deref(),
+            &self.device,
+            &self.weights_path,
+        )?;
+        let engine = Engine::with_threads(&w, head, self.device.clone(), self.threads, precision)
             .with_context(|| format!("{}", self.weights_path.display()))?;
         if let Some(labels) = self.labels.as_ref().filter(|_| head == Head::Logits) {
             if engine.out_dim() != labels.len() {
@@ -242,6 +255,54 @@ pub fn require_float(w: &Weights, path: &Path, what: &str) -> Result<(), UsageEr
         ))),
         None => Ok(()),
     }
+}
+
+/// The precision the network runs in, from `--precision` (`asked`; None: the weights' own) and
+/// the weights: a quantized model runs in int8 only; float weights run in fp32, bf16, or int8
+/// once quantized with `calibrate`'s images (`w.quantized` is set then). Refused: bf16 or fp32
+/// for a quantized model, `--calibrate` without int8 on float weights, int8 off the CPU.
+pub fn resolve_precision(
+    w: &mut Weights,
+    asked: Option<Precision>,
+    calibrate: Option<&Path>,
+    device: &Device,
+    path: &Path,
+) -> anyhow::Result<Precision> {
+    let quantized = w.quantized.as_ref().map(|q| q.scheme());
+    let precision = match (quantized, asked) {
+        (Some(_), None | Some(Precision::Int8)) => Precision::Int8,
+        (Some(scheme), Some(p)) => {
+            return Err(UsageError::new(format!(
+                "{}: a quantized model ({scheme}) runs in int8 only, not --precision {p}: \
+                 drop --precision, or use the float model",
+                path.display()
+            ))
+            .into())
+        }
+        (None, p) => p.unwrap_or(Precision::Fp32),
+    };
+    if calibrate.is_some() && (quantized.is_some() || precision != Precision::Int8) {
+        return Err(UsageError::new(
+            "--calibrate sets the ranges of --precision int8 on float weights; \
+             it does nothing here: drop it, or add --precision int8",
+        )
+        .into());
+    }
+    if precision != Precision::Fp32 && !device.is_cpu() {
+        return Err(UsageError::new(format!(
+            "--precision {precision} runs on the CPU only, not on {:?}: drop --device, or use \
+             --precision fp32",
+            device.location()
+        ))
+        .into());
+    }
+    if precision == Precision::Int8 && quantized.is_none() {
+        return Err(UsageError::new(
+            "--precision int8 on float weights: post-training quantization is not built yet",
+        )
+        .into());
+    }
+    Ok(precision)
 }
 
 /// `--weights` when given, else the variant's cache file when it is already there; never

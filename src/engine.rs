@@ -8,7 +8,7 @@ use crate::model::cpu::Profile;
 use crate::model::kernels::Isa;
 use crate::model::quant::{IntKernels, QuantMobileNet};
 pub use crate::model::Head;
-use crate::model::{Arch, Backbone, CpuMobileNet, MobileNetV1, ModelError};
+use crate::model::{Arch, Backbone, CpuMobileNet, MobileNetV1, ModelError, Precision};
 use crate::preprocess::Rgb32;
 use crate::weights::Weights;
 
@@ -27,19 +27,43 @@ impl Engine {
     /// The network up to `head`, on `device`: what every `run` returns is fixed here
     /// (`ModelError::NoLogits` now, not at the first batch, for weights without a classifier).
     pub fn new(weights: &Weights, head: Head, device: Device) -> Result<Self, ModelError> {
-        Self::with_threads(weights, head, device, default_threads())
+        let precision = if weights.quantized.is_some() {
+            Precision::Int8
+        } else {
+            Precision::Fp32
+        };
+        Self::with_threads(weights, head, device, default_threads(), precision)
     }
 
-    /// Like `new`, with the CPU path on `threads` threads (ignored on other devices). The CPU
-    /// path's instruction set is the widest the CPU has, or `MNV1_ISA`'s
+    /// Like `new`, with the CPU path on `threads` threads (ignored on other devices), in
+    /// `precision` (int8: the weights must be quantized; `config::resolve_precision` decides).
+    /// The CPU path's instruction set is the widest the CPU has, or `MNV1_ISA`'s
     /// (`ModelError::Isa` when the CPU lacks it).
     pub(crate) fn with_threads(
         weights: &Weights,
         head: Head,
         device: Device,
         threads: usize,
+        precision: Precision,
     ) -> Result<Self, ModelError> {
-        let backbone: Box<dyn Backbone> = if let Some(q) = &weights.quantized {
+        let quantized = match (precision, &weights.quantized) {
+            (Precision::Int8, None) => {
+                return Err(ModelError::Unsupported(
+                    "int8 needs quantized weights (a quantized .tflite, or float weights \
+                     quantized with --calibrate)"
+                        .into(),
+                ))
+            }
+            (Precision::Int8, q) => q.as_ref(),
+            (_, Some(q)) => {
+                return Err(ModelError::Unsupported(format!(
+                    "a quantized model ({}) runs in int8 only, not {precision}",
+                    q.scheme()
+                )))
+            }
+            (_, None) => None,
+        };
+        let backbone: Box<dyn Backbone> = if let Some(q) = quantized {
             if !device.is_cpu() {
                 return Err(ModelError::Unsupported(format!(
                     "a quantized model ({}) runs on the CPU's integer kernels only, not on {:?}: \
@@ -54,6 +78,8 @@ impl Engine {
                 threads,
                 IntKernels::for_isa(Isa::from_env()?),
             )?)
+        } else if precision == Precision::Bf16 {
+            return Err(ModelError::Unsupported("bf16 is not built yet".into()));
         } else if device.is_cpu() {
             Box::new(CpuMobileNet::from_tensors(
                 &weights.tensors,

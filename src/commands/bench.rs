@@ -1,6 +1,7 @@
 //! `mnv1 bench`: the network alone, timed like TensorFlow Lite's benchmark_model: warm-up runs,
 //! then timed runs on one fixed input; median, p90, images/s and peak memory.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -8,10 +9,10 @@ use serde::Serialize;
 
 use super::Status;
 use crate::cli::BenchArgs;
-use crate::config::{check_size, find_weights, load_weights_for, select_device};
+use crate::config::{check_size, find_weights, load_weights_for, resolve_precision, select_device};
 use crate::engine::{default_threads, Engine, Head};
 use crate::model::cpu::Profile;
-use crate::model::Arch;
+use crate::model::{Arch, Precision};
 use crate::registry::Registry;
 use crate::weights::{random::random_weights, Weights};
 
@@ -21,6 +22,8 @@ struct Report {
     batch: usize,
     threads: usize,
     size: usize,
+    /// fp32, bf16 or int8.
+    precision: String,
     ms_median: f64,
     ms_p90: f64,
     images_per_s: f64,
@@ -46,7 +49,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
     check_size(size, args.batch, "--size", "--batch")?;
     let threads = args.threads.unwrap_or_else(default_threads);
     let arch = Arch::new(variant.depth_multiplier);
-    let (weights, source) = match find_weights(args.weights.as_deref(), &variant)? {
+    let (mut weights, source) = match find_weights(args.weights.as_deref(), &variant)? {
         Some(path) => {
             // The same width check as classify: the variant reported is the one that runs.
             let w = load_weights_for(&variant, &path)?;
@@ -68,7 +71,14 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
         }
     };
     let device = select_device(args.device)?;
-    let engine = Engine::with_threads(&weights, Head::Logits, device, threads)
+    let precision = resolve_precision(
+        &mut weights,
+        args.precision.precision.map(Precision::from),
+        args.precision.calibrate.as_deref(),
+        &device,
+        Path::new(&source),
+    )?;
+    let engine = Engine::with_threads(&weights, Head::Logits, device, threads, precision)
         .with_context(|| source.clone())?;
     drop(weights);
     if !quiet {
@@ -106,6 +116,7 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
         batch: n,
         threads,
         size,
+        precision: precision.to_string(),
         ms_median,
         ms_p90: ms(percentile(&mut times, 0.9)),
         images_per_s: n as f64 * 1e3 / ms_median,
@@ -156,8 +167,8 @@ fn print(r: &Report, json: bool) -> Result<()> {
         .map_or_else(|| String::from("n/a"), |m| format!("{m:.1} MB"));
     writeln!(
         out,
-        "{} {}x{} batch {} threads {}: median {:.3} ms, p90 {:.3} ms, {:.1} images/s, peak RSS {rss}, weights {}",
-        r.variant, r.size, r.size, r.batch, r.threads, r.ms_median, r.ms_p90, r.images_per_s, r.weights
+        "{} {}x{} {} batch {} threads {}: median {:.3} ms, p90 {:.3} ms, {:.1} images/s, peak RSS {rss}, weights {}",
+        r.variant, r.size, r.size, r.precision, r.batch, r.threads, r.ms_median, r.ms_p90, r.images_per_s, r.weights
     )?;
     if let Some(layers) = &r.layers {
         let total: f64 = layers.iter().map(|l| l.ms_median).sum();

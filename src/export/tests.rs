@@ -69,7 +69,8 @@ fn images() -> Vec<f32> {
 }
 
 fn run(w: &Weights, head: EngineHead) -> Vec<f32> {
-    let engine = Engine::with_threads(w, head, Device::Cpu, 1).unwrap();
+    let engine =
+        Engine::with_threads(w, head, Device::Cpu, 1, crate::model::Precision::Fp32).unwrap();
     engine.forward(&images(), 2, SIZE, SIZE, None).unwrap()
 }
 

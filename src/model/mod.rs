@@ -9,6 +9,7 @@ pub mod kernels;
 pub(crate) mod mobilenet;
 pub(crate) mod padding;
 pub(crate) mod params;
+pub mod precision;
 pub mod quant;
 
 pub(crate) use arch::NUM_CLASSES;
@@ -17,3 +18,4 @@ pub use backbone::Backbone;
 pub use cpu::CpuMobileNet;
 pub use error::ModelError;
 pub use mobilenet::MobileNetV1;
+pub use precision::Precision;
