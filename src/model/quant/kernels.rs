@@ -16,6 +16,7 @@
 use super::requant::{multiply_by_quantized_multiplier, Multiplier};
 use crate::model::kernels::simd::{dispatch, Target};
 use crate::model::padding::same_padding;
+use crate::weights::tflite::QParams;
 
 // Each kernel's body is compiled once per instruction-set level and run at the level its layer
 // was built with (`simd::dispatch!`, as the float kernels are): the loops are plain Rust, which
@@ -23,6 +24,37 @@ use crate::model::padding::same_padding;
 dispatch!(pub(crate) fn conv3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], cout: usize, stride: usize, rq: &Requant, out: &mut [u8]) => conv3x3_body);
 dispatch!(pub(crate) fn depthwise3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], stride: usize, rq: &Requant, rows: std::ops::Range<usize>, out: &mut [u8]) => depthwise3x3_body);
 dispatch!(pub(crate) fn pointwise(input: &[u8], pixels: usize, cin: usize, input_zero_point: i32, filter: &[i16], cout: usize, rq: &Requant, out: &mut [u8]) => pointwise_body);
+
+dispatch!(pub(crate) fn quantize_uint8_input(images: &[f32], out: &mut [u8]) => quantize_uint8_body);
+dispatch!(pub(crate) fn quantize_int8_input(images: &[f32], input: QParams, out: &mut [u8]) => quantize_int8_body);
+
+// The input conversions avoid libm's rounding calls (the baseline x86-64 target has no rounding
+// instruction), so that they vectorize: they run over every value of every batch.
+
+/// [0,1] pixels to uint8: 255 x rounded half to even. For y in [0, 255], y + 2^23 rounds (ties
+/// to even, the default mode) to the float whose low mantissa bits are that integer.
+#[inline(always)]
+fn quantize_uint8_body<T: Target>(images: &[f32], out: &mut [u8]) {
+    for (o, &x) in out.iter_mut().zip(images) {
+        let y = (x * 255.0).max(0.0).min(255.0);
+        *o = ((y + 8_388_608.0).to_bits() & 0xff) as u8;
+    }
+}
+
+/// [0,1] pixels to the model's [-1,1] input quantized as TFLite's QUANTIZE does (round(v /
+/// scale) half away from zero, plus the zero point, clamped), plus 128 (the uint8 domain). The
+/// rounding is exact for |v| < 2^23; larger values saturate the cast and are clamped anyway.
+#[inline(always)]
+fn quantize_int8_body<T: Target>(images: &[f32], input: QParams, out: &mut [u8]) {
+    let QParams { scale, zero_point } = input;
+    for (o, &x) in out.iter_mut().zip(images) {
+        let v = (2.0 * x - 1.0) / scale;
+        let t = v as i32;
+        let frac = v - t as f32;
+        let q = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32 + zero_point;
+        *o = (q.clamp(-128, 127) + 128) as u8;
+    }
+}
 
 /// Everything a layer needs to turn its int32 accumulators into output bytes.
 pub(crate) struct Requant {

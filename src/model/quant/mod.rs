@@ -17,6 +17,8 @@ pub(crate) mod requant;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
+use std::time::{Duration, Instant};
+
 use rayon::prelude::*;
 
 use super::arch::{Arch, Head};
@@ -168,8 +170,18 @@ impl Layer {
             let zx = self.input_zero_point as u8;
             let mut patches = vec![zx; ow * PATCH];
             for oy in 0..oh {
+                let y0 = (oy * self.stride).checked_sub(top).filter(|&y| y + 3 <= h);
                 for ox in 0..ow {
                     let patch = &mut patches[ox * PATCH..][..PATCH];
+                    let x0 = (ox * self.stride).checked_sub(left).filter(|&x| x + 3 <= w);
+                    if let (Some(y0), Some(x0)) = (y0, x0) {
+                        // All nine taps inside: each window row is 9 contiguous bytes.
+                        for ky in 0..3 {
+                            let at = ((y0 + ky) * w + x0) * 3;
+                            patch[ky * 9..ky * 9 + 9].copy_from_slice(&input[at..at + 9]);
+                        }
+                        continue;
+                    }
                     patch.fill(zx);
                     for (t, y, x) in
                         kernels::taps_inside((oy, ox), self.stride, (top, left), (h, w))
@@ -362,27 +374,13 @@ impl QuantMobileNet {
 
     /// [0,1] images to the model's uint8-domain input (see the module comment).
     fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
+        let mut out = vec![0u8; images.len()];
         if self.signed {
-            let QParams { scale, zero_point } = self.input;
-            images
-                .iter()
-                .map(|&x| {
-                    let q = ((2.0 * x - 1.0) / scale).round() as i32 + zero_point;
-                    (q.clamp(-128, 127) + 128) as u8
-                })
-                .collect()
+            kernels::quantize_int8_input(self.isa, images, self.input, &mut out);
         } else {
-            images
-                .iter()
-                .map(|&x| {
-                    // Round half to even without a libm call: below 2^23, adding and
-                    // subtracting 2^23 leaves the nearest integer (ties to even, the default
-                    // rounding mode) of a non-negative float.
-                    let y = (x * 255.0).clamp(0.0, 255.0);
-                    ((y + 8_388_608.0) - 8_388_608.0) as u8
-                })
-                .collect()
+            kernels::quantize_uint8_input(self.isa, images, &mut out);
         }
+        out
     }
 
     /// One forward pass over `n` images already in the model's input integers (uint8; an int8
@@ -441,21 +439,68 @@ impl QuantMobileNet {
     pub fn trace(&self, img: &[u8]) -> Vec<Vec<u8>> {
         let mut outs = Vec::new();
         let mut pooled = vec![0u8; self.arch.feature_dim()];
-        self.run_layers(img, &mut pooled, &mut |o| outs.push(o.to_vec()));
+        self.run_layers(img, &mut pooled, &mut |_, o| outs.push(o.to_vec()));
         outs
     }
 
     /// The 27 body layers and the pool over one image.
     fn run_image(&self, img: &[u8], pooled: &mut [u8]) {
-        self.run_layers(img, pooled, &mut |_| {});
+        self.run_layers(img, pooled, &mut |_, _| {});
     }
 
-    fn run_layers(&self, img: &[u8], pooled: &mut [u8], seen: &mut dyn FnMut(&[u8])) {
+    /// `forward_quantized` one image after another, with the wall time of every stage summed
+    /// over the batch and appended to `profile` (each layer still split over the threads).
+    fn forward_profiled(&self, images: &[f32], n: usize, profile: &mut Profile) -> QuantOutputs {
+        let start = Instant::now();
+        let input = self.quantize_input(images);
+        profile.push(("Quantize".into(), start.elapsed()));
+        let c = self.arch.feature_dim();
+        let k = self.logits.as_ref().map_or(0, |(l, _)| l.cout);
+        let mut out = QuantOutputs {
+            pooled: vec![0u8; n * c],
+            logits: vec![0u8; n * k],
+            probs: vec![0u8; if self.softmax.is_some() { n * k } else { 0 }],
+        };
+        let mut times = vec![Duration::ZERO; self.layers.len() + 2];
+        self.pool.install(|| {
+            for (i, img) in input.chunks_exact(input.len() / n.max(1)).enumerate() {
+                let mut last = Instant::now();
+                let pooled = &mut out.pooled[i * c..][..c];
+                self.run_layers(img, pooled, &mut |l, _| {
+                    times[l] += last.elapsed();
+                    last = Instant::now();
+                });
+                times[self.layers.len()] += last.elapsed();
+                let last = Instant::now();
+                if let Some((l, _)) = &self.logits {
+                    let logits = &mut out.logits[i * k..][..k];
+                    l.pointwise(self.isa, pooled, 1, logits);
+                    if let Some(s) = &self.softmax {
+                        s.run(logits, &mut out.probs[i * k..][..k]);
+                    }
+                }
+                times[self.layers.len() + 1] += last.elapsed();
+            }
+        });
+        let names = (0..self.layers.len())
+            .map(|i| match i {
+                0 => "Conv2d_0".to_string(),
+                i if i % 2 == 1 => format!("Conv2d_{}_depthwise", i.div_ceil(2)),
+                i => format!("Conv2d_{}_pointwise", i / 2),
+            })
+            .chain(["AvgPool".to_string(), "Logits".to_string()]);
+        profile.extend(names.zip(times));
+        out
+    }
+
+    /// The body layers over one image, `seen` called with each one's index and output, then
+    /// the pool.
+    fn run_layers(&self, img: &[u8], pooled: &mut [u8], seen: &mut dyn FnMut(usize, &[u8])) {
         let (mut h, mut w) = self.input_size;
         let mut cur = img.to_vec();
         let mut next = Vec::new();
         let mut c = 3;
-        for l in &self.layers {
+        for (index, l) in self.layers.iter().enumerate() {
             let (oh, ow) = if l.stride == 2 {
                 (h.div_ceil(2), w.div_ceil(2))
             } else {
@@ -484,7 +529,7 @@ impl QuantMobileNet {
                     }),
             }
             std::mem::swap(&mut cur, &mut next);
-            seen(&cur);
+            seen(index, &cur);
             (h, w, c) = (oh, ow, l.cout);
         }
         kernels::global_average(&cur, h * w, c, self.signed, pooled);
@@ -526,7 +571,7 @@ impl Backbone for QuantMobileNet {
         n: usize,
         h: usize,
         w: usize,
-        _profile: Option<&mut Profile>,
+        profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
         if (h, w) != self.input_size {
             return Err(ModelError::Input(format!(
@@ -535,7 +580,10 @@ impl Backbone for QuantMobileNet {
                 self.input_size.0, self.input_size.1
             )));
         }
-        let q = self.forward_quantized(&self.quantize_input(images), n)?;
+        let q = match profile {
+            Some(p) => self.forward_profiled(images, n, p),
+            None => self.forward_quantized(&self.quantize_input(images), n)?,
+        };
         let dequantize = |v: &[u8], p: QParams| -> Vec<f32> {
             let zp = shifted(p.zero_point, self.signed);
             v.iter()
@@ -546,5 +594,54 @@ impl Backbone for QuantMobileNet {
             (Some((_, out)), Head::Logits) => dequantize(&q.logits, *out),
             _ => dequantize(&q.pooled, self.pooled),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorizable input conversions against libm's rounding, on every 1/65536 step of
+    /// [0, 1] (ties included: 255 x k/510 lands on .5) and a little outside it.
+    #[test]
+    fn input_rounding_is_libms() {
+        let xs: Vec<f32> = (-256..=65536 + 256)
+            .map(|i| i as f32 / 65536.0)
+            .chain((0..=510).map(|k| k as f32 / 510.0))
+            .collect();
+        for isa in Isa::supported() {
+            check_input_rounding(isa, &xs);
+        }
+    }
+
+    fn check_input_rounding(isa: Isa, xs: &[f32]) {
+        let mut u = vec![0u8; xs.len()];
+        kernels::quantize_uint8_input(isa, xs, &mut u);
+        for (&x, &q) in xs.iter().zip(&u) {
+            let want = (x * 255.0).clamp(0.0, 255.0).round_ties_even() as u8;
+            assert_eq!(q, want, "{isa}: x = {x}");
+        }
+        for p in [
+            QParams {
+                scale: 1.0 / 128.0,
+                zero_point: 0,
+            },
+            QParams {
+                scale: 0.007_843_138,
+                zero_point: -1,
+            },
+            QParams {
+                scale: 0.02,
+                zero_point: 5,
+            },
+        ] {
+            let mut s = vec![0u8; xs.len()];
+            kernels::quantize_int8_input(isa, xs, p, &mut s);
+            for (&x, &q) in xs.iter().zip(&s) {
+                let want =
+                    (((2.0 * x - 1.0) / p.scale).round() as i32 + p.zero_point).clamp(-128, 127);
+                assert_eq!(q as i32 - 128, want, "{isa}: x = {x}, {p:?}");
+            }
+        }
     }
 }

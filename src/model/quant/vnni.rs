@@ -200,12 +200,14 @@ impl VnniPointwise {
                 }
             }
         }
-        for (i, row) in acc.iter().enumerate() {
-            let s = _mm512_set1_epi32(sums[i]);
-            for (j, &a) in row.iter().enumerate() {
-                let oc = (b + j) * LANES;
-                let bytes = requant16(&self.rq, oc, _mm512_add_epi32(a, s));
-                let n = (self.cout - oc).min(LANES);
+        // Block by block, so that each block's requantization constants load once per tile.
+        for j in 0..B {
+            let oc = (b + j) * LANES;
+            let rq = Rq16::load(&self.rq, oc);
+            let n = (self.cout - oc).min(LANES);
+            for (i, row) in acc.iter().enumerate() {
+                let a = _mm512_add_epi32(row[j], _mm512_set1_epi32(sums[i]));
+                let bytes = _mm512_cvtepi32_epi8(rq.apply(a));
                 let dst = &mut out[(p + i) * self.cout + oc..][..n];
                 // SAFETY: dst holds n bytes.
                 unsafe { store(bytes, dst.as_mut_ptr(), n) };
@@ -338,28 +340,16 @@ impl VnniDepthwise {
     }
 }
 
-/// 16 accumulators of channels `oc..oc+16` to output bytes: bias, TFLite's
-/// MultiplyByQuantizedMultiplier (gemmlowp's SaturatingRoundingDoublingHighMul, then
-/// RoundingDivideByPOT), output zero point, clamp.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-fn requant16(rq: &VecRequant, oc: usize, acc: __m512i) -> __m128i {
-    _mm512_cvtepi32_epi8(requant16_wide(rq, oc, acc))
-}
-
-/// `requant16` before the conversion to bytes: the clamped int32 values.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-fn requant16_wide(rq: &VecRequant, oc: usize, acc: __m512i) -> __m512i {
-    Rq16::load(rq, oc).apply(acc)
-}
-
 /// One 16-channel block's requantization constants in registers, loaded once for a run of
-/// pixels.
+/// pixels. `apply` is 16 accumulators of channels `oc..oc+16` to the clamped output values:
+/// bias, TFLite's MultiplyByQuantizedMultiplier (gemmlowp's SaturatingRoundingDoublingHighMul,
+/// then RoundingDivideByPOT), output zero point, clamp.
 #[derive(Clone, Copy)]
 struct Rq16 {
     offset: __m512i,
     left: __m512i,
+    /// Whether any lane shifts left (a multiplier above 1; rare): the shift is skipped if not.
+    any_left: bool,
     multiplier: __m512i,
     /// The multipliers of the odd lanes, moved to the even positions for `vpmuldq`.
     multiplier_odd: __m512i,
@@ -383,11 +373,13 @@ impl Rq16 {
         };
         let multiplier = load(&rq.multiplier);
         let right = load(&rq.right);
+        let left = load(&rq.left);
         let one = _mm512_set1_epi32(1);
         let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
         Rq16 {
             offset: load(&rq.offset),
-            left: load(&rq.left),
+            left,
+            any_left: _mm512_test_epi32_mask(left, left) != 0,
             multiplier,
             multiplier_odd: _mm512_srli_epi64(multiplier, 32),
             right,
@@ -402,8 +394,10 @@ impl Rq16 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     fn apply(&self, acc: __m512i) -> __m512i {
-        let x = _mm512_add_epi32(acc, self.offset);
-        let x = _mm512_sllv_epi32(x, self.left);
+        let mut x = _mm512_add_epi32(acc, self.offset);
+        if self.any_left {
+            x = _mm512_sllv_epi32(x, self.left);
+        }
         // SaturatingRoundingDoublingHighMul: gemmlowp adds a nudge (2^30, or 1 - 2^30 for a
         // negative product) and divides by 2^31 truncating toward zero, as C++ does; for every
         // product p that equals floor((p + 2^30) / 2^31), one add and one arithmetic shift here
@@ -509,7 +503,7 @@ mod tests {
     unsafe fn requant16_i32(rq: &VecRequant, oc: usize, acc: &[i32]) -> [i32; 16] {
         // SAFETY: 16 i32 read from a 16-element slice.
         let a = unsafe { _mm512_loadu_si512(acc.as_ptr() as *const _) };
-        let q = requant16_wide(rq, oc, a);
+        let q = Rq16::load(rq, oc).apply(a);
         let mut out = [0i32; 16];
         // SAFETY: 16 i32 into a 16-element array.
         unsafe { _mm512_storeu_si512(out.as_mut_ptr() as *mut _, q) };
