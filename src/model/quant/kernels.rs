@@ -43,13 +43,15 @@ fn quantize_uint8_body<T: Target>(images: &[f32], out: &mut [u8]) {
 
 /// [0,1] pixels to the model's [-1,1] input quantized as TFLite's QUANTIZE does (round(v /
 /// scale) half away from zero, plus the zero point, clamped), plus 128 (the uint8 domain). The
-/// rounding is exact for |v| < 2^23; larger values saturate the cast and are clamped anyway.
+/// rounding is exact for |v| < 2^23; larger values are clamped to the int8 range anyway.
 #[inline(always)]
 fn quantize_int8_body<T: Target>(images: &[f32], input: QParams, out: &mut [u8]) {
     let QParams { scale, zero_point } = input;
     for (o, &x) in out.iter_mut().zip(images) {
-        let v = (2.0 * x - 1.0) / scale;
-        let t = v as i32;
+        // Clamped first (NaN to the low end), so that the cast is a plain truncation.
+        let v = ((2.0 * x - 1.0) / scale).max(-8_388_608.0).min(8_388_608.0);
+        // SAFETY: v is finite and within i32 (clamped above).
+        let t: i32 = unsafe { v.to_int_unchecked() };
         let frac = v - t as f32;
         let q = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32 + zero_point;
         *o = (q.clamp(-128, 127) + 128) as u8;

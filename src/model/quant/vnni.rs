@@ -283,36 +283,56 @@ impl VnniDepthwise {
         let (_, (top, _)) = crate::model::padding::same_padding(h, 3, stride);
         let (ow, (left, _)) = crate::model::padding::same_padding(w, 3, stride);
         let zx = _mm512_set1_epi32(self.input_zero_point);
-        // Channels outermost: a block's nine filter vectors and requantization stay in
-        // registers over a whole row of output pixels.
-        let mut ch = 0;
-        while ch < c {
-            let n = (c - ch).min(LANES);
-            let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
-            let taps: [__m512i; 9] = std::array::from_fn(|t| {
-                // SAFETY: tap t, channels ch..ch+16 <= cp: inside `taps`.
-                unsafe { _mm512_loadu_si512(self.taps.as_ptr().add(t * cp + ch) as *const _) }
-            });
-            let rq_border = Rq16::load(&self.rq, ch);
-            let rq_inside = Rq16::load(&self.rq_inside, ch);
-            for (r, oy) in rows.clone().enumerate() {
-                let y0 = (oy * stride) as isize - top as isize;
-                let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
+        // Row by row, and within a row channels outermost: a block's nine filter vectors and
+        // requantization stay in registers over the row's pixels, while the row's three input
+        // rows stay in L1 across the blocks.
+        for (r, oy) in rows.enumerate() {
+            let y0 = (oy * stride) as isize - top as isize;
+            let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
+            let mut ch = 0;
+            while ch < c {
+                let n = (c - ch).min(LANES);
+                let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
+                // The n <= c - ch bytes of channels ch.. of pixel `at`'s, widened to i32.
+                let load = |at: usize| {
+                    // SAFETY: callers pass in-image pixels; a full block is 16 bytes inside the
+                    // pixel, a partial one is masked to its n bytes.
+                    let bytes = unsafe {
+                        if n == LANES {
+                            _mm_loadu_si128(input.as_ptr().add(at) as *const __m128i)
+                        } else {
+                            _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
+                        }
+                    };
+                    _mm512_cvtepu8_epi32(bytes)
+                };
+                let taps: [__m512i; 9] = std::array::from_fn(|t| {
+                    // SAFETY: tap t, channels ch..ch+16 <= cp: inside `taps`.
+                    unsafe { _mm512_loadu_si512(self.taps.as_ptr().add(t * cp + ch) as *const _) }
+                });
+                // The two requantizations differ in their offset only: one set of registers.
+                let rq = Rq16::load(&self.rq, ch);
+                // SAFETY: channels ch..ch+16 of the padded offsets.
+                let offset_inside = unsafe {
+                    _mm512_loadu_si512(self.rq_inside.offset.as_ptr().add(ch) as *const _)
+                };
                 for ox in 0..ow {
                     let x0 = (ox * stride) as isize - left as isize;
                     let inside = rows_inside && x0 >= 0 && x0 + 2 < w as isize;
                     let mut acc = _mm512_setzero_si512();
                     if inside {
                         let base = (y0 as usize * w + x0 as usize) * c + ch;
+                        // One accumulator per window row: three short dependency chains
+                        // instead of one of nine vpdpwssd.
+                        let mut rows_acc = [_mm512_setzero_si512(); 3];
                         for (t, &f) in taps.iter().enumerate() {
                             let at = base + ((t / 3) * w + t % 3) * c;
-                            // SAFETY: the masked load reads n <= c - ch bytes of an in-image
-                            // pixel.
-                            let bytes = unsafe {
-                                _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
-                            };
-                            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepu8_epi32(bytes), f);
+                            rows_acc[t / 3] = _mm512_dpwssd_epi32(rows_acc[t / 3], load(at), f);
                         }
+                        acc = _mm512_add_epi32(
+                            _mm512_add_epi32(rows_acc[0], rows_acc[1]),
+                            rows_acc[2],
+                        );
                     } else {
                         for (t, &f) in taps.iter().enumerate() {
                             let (y, x) = (y0 + (t / 3) as isize, x0 + (t % 3) as isize);
@@ -320,22 +340,26 @@ impl VnniDepthwise {
                                 continue;
                             }
                             let at = (y as usize * w + x as usize) * c + ch;
-                            // SAFETY: as above; (y, x) is inside the image.
-                            let bytes = unsafe {
-                                _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8)
-                            };
-                            let xv = _mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes), zx);
+                            let xv = _mm512_sub_epi32(load(at), zx);
                             acc = _mm512_dpwssd_epi32(acc, xv, f);
                         }
                     }
-                    let rq = if inside { &rq_inside } else { &rq_border };
-                    let bytes = _mm512_cvtepi32_epi8(rq.apply(acc));
+                    let q = if inside {
+                        Rq16 {
+                            offset: offset_inside,
+                            ..rq
+                        }
+                        .apply(acc)
+                    } else {
+                        rq.apply(acc)
+                    };
+                    let bytes = _mm512_cvtepi32_epi8(q);
                     let dst = &mut out[(r * ow + ox) * c + ch..][..n];
                     // SAFETY: dst holds n bytes.
                     unsafe { store(bytes, dst.as_mut_ptr(), n) };
                 }
+                ch += LANES;
             }
-            ch += LANES;
         }
     }
 }
