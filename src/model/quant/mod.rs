@@ -34,6 +34,9 @@ use requant::{activation_range, quantize_multiplier};
 /// Work items of the parallel layers: small enough that one image's layer splits over the
 /// threads, large enough that scheduling costs little beside the arithmetic.
 const ROWS_PER_TASK: usize = 4;
+/// At most this many pixels per pointwise task; layers with fewer pixels than
+/// 2 x threads x this are split into two tasks per thread (the late 14x14 and 7x7 layers, the
+/// heaviest, would otherwise be one task on one thread).
 const PIXELS_PER_TASK: usize = 256;
 
 /// Which kernels the integer network runs: the plain ones compiled for an instruction-set
@@ -521,12 +524,17 @@ impl QuantMobileNet {
                         let rows = first..(first + ROWS_PER_TASK).min(oh);
                         l.depthwise(self.isa, &cur, (h, w), rows, out)
                     }),
-                QuantKind::Pointwise | QuantKind::Logits => next
-                    .par_chunks_mut(PIXELS_PER_TASK * l.cout)
-                    .zip(cur.par_chunks(PIXELS_PER_TASK * l.cin))
-                    .for_each(|(out, input)| {
-                        l.pointwise(self.isa, input, input.len() / l.cin, out)
-                    }),
+                QuantKind::Pointwise | QuantKind::Logits => {
+                    let per_task = (h * w)
+                        .div_ceil(2 * self.pool.current_num_threads())
+                        .next_multiple_of(4)
+                        .min(PIXELS_PER_TASK);
+                    next.par_chunks_mut(per_task * l.cout)
+                        .zip(cur.par_chunks(per_task * l.cin))
+                        .for_each(|(out, input)| {
+                            l.pointwise(self.isa, input, input.len() / l.cin, out)
+                        })
+                }
             }
             std::mem::swap(&mut cur, &mut next);
             seen(index, &cur);
