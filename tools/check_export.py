@@ -23,6 +23,15 @@ plus mediapipe in a venv that also sees tfenv's packages:
   /tmp/venv-i14/bin/python tools/check_export.py --mnv1 target/release/mnv1 \\
       --weights ../shared/testdata/weights/mobilenet_v1_0.25_128.tflite --variant 025_128
   /tmp/venv-i14/bin/python tools/check_export.py --mnv1 target/release/mnv1 --model /tmp/ft4
+
+With --quantized SRC --variant V (a full-integer .tflite, e.g. tests/fixtures/int8_025_128.tflite
+--variant 025_128) the check is
+of the quantized export instead: `mnv1 convert SRC` writes it with uint8 input and output; TFLite
+runs it on the uint8 pixels with its reference kernels and mnv1 (classify / embed on the exported
+file) must agree bit for bit on the integers (the pooled features, the logits), TFLite's uint8
+probabilities within one step (1/256) of mnv1's float softmax of those logits (classify reports
+the softmax in float); MediaPipe's ImageClassifier runs it from its metadata alone and must give
+exactly what TFLite's default kernels (XNNPACK, as MediaPipe runs it) give.
 """
 
 import argparse
@@ -70,6 +79,15 @@ def load_inputs(args, size):
     return names, u8s, np.stack(x01).astype(np.float32)
 
 
+def mnv1_features(args, model_args, npys):
+    """mnv1's features [N,C] on the .npy files."""
+    feats_file = os.path.join(args.work, "mnv1_features.npy")
+    sh([args.mnv1, "embed", *model_args, "--out", feats_file, *npys])
+    order = open(feats_file + ".paths.txt").read().splitlines()
+    feats = np.load(feats_file)
+    return np.stack([feats[order.index(n)] for n in npys])
+
+
 def mnv1_outputs(args, model_args, npys, classes):
     """mnv1's probabilities [N,K], logits [N,K], labels [K] and features [N,C] on the .npy files."""
     out = sh([args.mnv1, "classify", *model_args, "-k", str(classes), "--format", "jsonl", *npys])
@@ -86,12 +104,7 @@ def mnv1_outputs(args, model_args, npys, classes):
         by_path[rec["path"]] = (p, logit)
     probs = np.stack([by_path[n][0] for n in npys])
     logits = np.stack([by_path[n][1] for n in npys])
-    feats_file = os.path.join(args.work, "mnv1_features.npy")
-    sh([args.mnv1, "embed", *model_args, "--out", feats_file, *npys])
-    order = open(feats_file + ".paths.txt").read().splitlines()
-    feats = np.load(feats_file)
-    feats = np.stack([feats[order.index(n)] for n in npys])
-    return probs, logits, labels, feats
+    return probs, logits, labels, mnv1_features(args, model_args, npys)
 
 
 def run_tflite(path, x):
@@ -113,15 +126,118 @@ def run_onnx(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
+def run_tflite_quantized(path, u8s, tensor_name, reference=True):
+    """The uint8 output and the int8 tensor `tensor_name` (None: skipped) per image, run one at a
+    time. `reference`: TFLite's reference kernels (BUILTIN_REF), which mnv1 equals bit for bit;
+    else its default kernels and XNNPACK, as MediaPipe runs them (XNNPACK requantizes in fp32)."""
+    import tensorflow as tf
+
+    resolver = tf.lite.experimental.OpResolverType
+    interp = tf.lite.Interpreter(
+        model_path=path, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=resolver.BUILTIN_REF if reference else resolver.AUTO)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    inner = None
+    if tensor_name:
+        inner = next(t for t in interp.get_tensor_details() if t["name"] == tensor_name)
+    outs, inners = [], []
+    for u8 in u8s:
+        interp.set_tensor(inp["index"], u8[None])
+        interp.invoke()
+        outs.append(interp.get_tensor(out["index"])[0].copy())
+        if inner:
+            inners.append(interp.get_tensor(inner["index"]).reshape(-1).copy())
+    return np.stack(outs), out["quantization"], (np.stack(inners), inner["quantization"]) if inner else None
+
+
+def check_quantized(args, src):
+    """The uint8-io export of the quantized model `src` against mnv1 and MediaPipe."""
+    names, u8s, x01 = load_inputs(args, args.size)
+    u8s = [u if u is not None else np.round(x * 255.0).astype(np.uint8) for u, x in zip(u8s, x01)]
+    x01 = np.stack([u.astype(np.float32) / 255.0 for u in u8s])
+    files = {}
+    for head in ["classification", "feature-vector"]:
+        f = os.path.join(args.work, f"quantized-{head}.tflite")
+        sh([args.mnv1, "convert", *src, "--head", head, "--out", f])
+        files[head] = f
+    npys = []
+    for i, x in enumerate(x01):
+        p = os.path.join(args.work, f"input_{i:03}.npy")
+        np.save(p, x)
+        npys.append(p)
+    classes = 1001
+    print(f"{len(names)} inputs as uint8 pixels, {args.size}x{args.size}; quantized exports in {args.work}")
+    ok = True
+    for head, f in files.items():
+        model_args = ["--weights", f, "--variant", args.variant]
+        if head == "feature-vector":
+            feats = mnv1_features(args, model_args, npys)
+            out, (scale, zp), _ = run_tflite_quantized(f, u8s, None)
+            mine = np.round(feats / scale) + zp
+            print("TensorFlow Lite reference kernels, feature-vector export (uint8 output):")
+            ok &= report("pooled features, integers", out, mine, 0)
+            continue
+        probs, logits, labels, _ = mnv1_outputs(args, model_args, npys, classes)
+        out, (scale, zp), (lq, (lscale, lzp)) = run_tflite_quantized(
+            f, u8s, "MobilenetV1/Logits/Conv2d_1c_1x1/BiasAdd")
+        print("TensorFlow Lite reference kernels, classifier export (uint8 output):")
+        ok &= report("logits (int8 inside the graph), integers", lq, np.round(logits / lscale) + lzp, 0)
+        tfl_probs = scale * (out.astype(np.float64) - zp)
+        ok &= report("uint8 probabilities vs mnv1's softmax", tfl_probs, probs, 1.0 / 256)
+        fast, _, _ = run_tflite_quantized(f, u8s, None, reference=False)
+        fast_probs = scale * (fast.astype(np.float64) - zp)
+        print("TensorFlow Lite default kernels (XNNPACK), for reference:")
+        report("uint8 probabilities vs the reference kernels'", fast_probs, tfl_probs, 1.0 / 256)
+        try:
+            mp_probs, mp_names = run_mediapipe_classifier(f, u8s, classes)
+        except Exception as exc:  # reported, not hidden: the check then fails
+            print(f"MediaPipe: could not run: {exc!r}")
+            return False
+        print(f"MediaPipe ImageClassifier ({len(u8s)} images, uint8, metadata only):")
+        ok &= report("uint8 probabilities vs TFLite default kernels'", mp_probs, fast_probs, 0)
+        bad = sum(n != labels for n in mp_names)
+        print(f"  category names equal to mnv1's labels: {len(mp_names) - bad}/{len(mp_names)} images  "
+              f"{'ok' if bad == 0 else 'FAIL'}")
+        ok &= bad == 0
+    return ok
+
+
+def classifier(path, classes):
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    return vision.ImageClassifier.create_from_options(
+        vision.ImageClassifierOptions(
+            base_options=BaseOptions(model_asset_path=path), max_results=classes
+        )
+    )
+
+
+def classify_mediapipe(clf, u8, classes):
+    import mediapipe as mp
+
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(u8))
+    p = np.zeros(classes)
+    n = [None] * classes
+    for c in clf.classify(image).classifications[0].categories:
+        p[c.index] = c.score
+        n[c.index] = c.category_name
+    return p, n
+
+
+def run_mediapipe_classifier(path, u8s, classes):
+    clf = classifier(path, classes)
+    rows = [classify_mediapipe(clf, u8, classes) for u8 in u8s]
+    clf.close()
+    return np.stack([p for p, _ in rows]), [n for _, n in rows]
+
+
 def run_mediapipe(cls_path, feat_path, u8s, classes):
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
 
-    clf = vision.ImageClassifier.create_from_options(
-        vision.ImageClassifierOptions(
-            base_options=BaseOptions(model_asset_path=cls_path), max_results=classes
-        )
-    )
+    clf = classifier(cls_path, classes)
     emb = vision.ImageEmbedder.create_from_options(
         vision.ImageEmbedderOptions(
             base_options=BaseOptions(model_asset_path=feat_path), l2_normalize=False, quantize=False
@@ -129,13 +245,8 @@ def run_mediapipe(cls_path, feat_path, u8s, classes):
     )
     probs, names, feats = [], [], []
     for u8 in u8s:
+        p, n = classify_mediapipe(clf, u8, classes)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(u8))
-        cats = clf.classify(image).classifications[0].categories
-        p = np.zeros(classes)
-        n = [None] * classes
-        for c in cats:
-            p[c.index] = c.score
-            n[c.index] = c.category_name
         probs.append(p)
         names.append(n)
         feats.append(np.array(emb.embed(image).embeddings[0].embedding))
@@ -163,9 +274,18 @@ def main():
     ap.add_argument("--photos", default="../shared/testdata/imagenet-sample-200")
     ap.add_argument("-n", type=int, default=200, help="how many photos")
     ap.add_argument("--work", help="where exports and inputs go (default: a temporary directory)")
+    ap.add_argument("--quantized", metavar="SRC",
+                    help="check the uint8-io export of this full-integer .tflite instead")
     args = ap.parse_args()
     args.work = args.work or tempfile.mkdtemp(prefix="mnv1-export-")
     os.makedirs(args.work, exist_ok=True)
+    if args.quantized:
+        if not args.variant:
+            sys.exit("--quantized needs --variant (e.g. 025_128): mnv1 classify takes it")
+        args.size = int(args.variant.split("_")[-1])
+        ok = check_quantized(args, [args.quantized])
+        print("all within tolerance" if ok else "SOME CHECKS FAILED")
+        return 0 if ok else 1
 
     if args.model:
         manifest = json.load(open(os.path.join(args.model, "manifest.json")))

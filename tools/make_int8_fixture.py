@@ -3,7 +3,8 @@
 
 Writes tests/fixtures/int8_025_128.tflite and tests/fixtures/int8_golden_025_128.npz (same keys as
 tools/make_quant_golden.py: inputs (int8 input tensor values, stored as int8), pooled, logits, probs,
-layer_sums; all outputs int8, layer_sums over the int8 values).
+layer_sums; all outputs int8, layer_sums over the int8 values). With --uint8-io: the uint8 input
+values, probs the uint8 output (pooled, logits and layer_sums the int8 tensors inside).
 
 The network is MobileNet V1's layer table (SAME padding everywhere, BatchNorm, ReLU6, 4x4
 AVERAGE_POOL_2D, 1x1 logits conv, reshape, softmax) in Keras with seeded random weights and batch
@@ -12,6 +13,10 @@ activations, per-channel symmetric int8 filters, int8 input and output), calibra
 smooth random images. Goldens from tf.lite.Interpreter's BUILTIN_REF resolver.
 
     /tmp/tfenv/bin/python tools/make_int8_fixture.py    (about 30 s)
+    /tmp/tfenv/bin/python tools/make_int8_fixture.py --uint8-io
+        (the same network with uint8 input and output, inference_input_type=inference_output_type=
+        tf.uint8: tests/fixtures/uint8io_025_128.tflite and uint8io_golden_025_128.npz, inputs
+        and outputs uint8)
     /tmp/tfenv/bin/python tools/make_int8_fixture.py --multiplier 1.0 --size 224 \
         --model-only /tmp/int8_100_224.tflite          (a 1.0_224 int8 model to time, not committed)
 """
@@ -71,7 +76,11 @@ def main():
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--model-only", metavar="PATH",
                     help="write only the .tflite, to PATH (e.g. a 1.0_224 model to time, outside the repository)")
+    ap.add_argument("--uint8-io", action="store_true",
+                    help="uint8 input and output (a QUANTIZE at each end), as Model Maker exports")
     args = ap.parse_args()
+    io_type = tf.uint8 if args.uint8_io else tf.int8
+    stem = "uint8io" if args.uint8_io else "int8"
     rng = np.random.default_rng(20261207)
     m = model(rng, args.multiplier, args.size)
     conv = tf.lite.TFLiteConverter.from_keras_model(m)
@@ -79,8 +88,8 @@ def main():
     calib = [smooth(rng, args.size) for _ in range(16)]
     conv.representative_dataset = lambda: ([c] for c in calib)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    conv.inference_input_type = io_type
+    conv.inference_output_type = io_type
     blob = conv.convert()
     if args.model_only:
         with open(args.model_only, "wb") as f:
@@ -88,7 +97,7 @@ def main():
         print(f"wrote {args.model_only} ({len(blob)} bytes)")
         return
     os.makedirs("tests/fixtures", exist_ok=True)
-    path = "tests/fixtures/int8_025_128.tflite"
+    path = f"tests/fixtures/{stem}_025_128.tflite"
     with open(path, "wb") as f:
         f.write(blob)
 
@@ -103,7 +112,8 @@ def main():
     inputs = []
     for _ in range(4):
         x = smooth(rng)
-        inputs.append(np.clip(np.round(x / scale) + zp, -128, 127).astype(np.int8)[0])
+        lo, hi = (0, 255) if args.uint8_io else (-128, 127)
+        inputs.append(np.clip(np.round(x / scale) + zp, lo, hi).astype(d["dtype"])[0])
     inputs = np.stack(inputs)
     body = names.index("AVERAGE_POOL_2D")
     arrays = {"inputs": inputs}
@@ -115,11 +125,12 @@ def main():
     arrays["pooled"] = np.stack([o[body].reshape(-1) for o in outs])
     arrays["logits"] = np.stack([o[body + 1].reshape(-1) for o in outs])
     arrays["probs"] = np.stack([o[-1].reshape(-1) for o in outs])
-    sums = np.zeros((len(inputs), body, 2), np.int64)
+    first = 1 if args.uint8_io else 0  # the input QUANTIZE is not a body layer
+    sums = np.zeros((len(inputs), body - first, 2), np.int64)
     for i, o in enumerate(outs):
-        for k in range(body):
+        for k in range(first, body):
             v = o[k].reshape(-1).astype(np.int64)
-            sums[i, k] = [v.sum(), (v * (np.arange(v.size) % 65521)).sum()]
+            sums[i, k - first] = [v.sum(), (v * (np.arange(v.size) % 65521)).sum()]
     arrays["layer_sums"] = sums
     print("top-1:", arrays["probs"].argmax(1).tolist())
     buf = io.BytesIO()
@@ -130,7 +141,7 @@ def main():
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, member.getvalue())
-    with open("tests/fixtures/int8_golden_025_128.npz", "wb") as f:
+    with open(f"tests/fixtures/{stem}_golden_025_128.npz", "wb") as f:
         f.write(buf.getvalue())
     print(len(blob), len(buf.getvalue()))
 

@@ -26,7 +26,7 @@ struct Source {
     manifest: Option<Manifest>,
 }
 
-fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source> {
+fn resolve(args: &ConvertArgs, format: Format, quiet: bool) -> Result<Source> {
     if let Some(dir) = &args.model {
         let manifest = Manifest::read(dir)?;
         let variant = resolve_variant(&manifest.variant, Head::Logits)?;
@@ -53,7 +53,11 @@ fn resolve(args: &ConvertArgs, quiet: bool) -> Result<Source> {
         Some(v) => load_weights_for(v, &path)?,
         None => weights::load(&path)?,
     };
-    require_float(&weights, &path, "converted")?;
+    // A full-integer model is re-exported as a quantized .tflite (uint8 input and output, with
+    // metadata); everything else needs float weights.
+    if format != Format::Tflite {
+        require_float(&weights, &path, "converted to this format")?;
+    }
     Ok(Source {
         weights,
         path,
@@ -83,7 +87,10 @@ fn export_info(src: &Source, size: usize, head: Head) -> ExportInfo {
             man.classes.clone(),
         ),
         None => (
-            format!("mobilenet_v1_{m}_{size}"),
+            match &src.weights.quantized {
+                Some(_) => format!("mobilenet_v1_{m}_{size}_quant"),
+                None => format!("mobilenet_v1_{m}_{size}"),
+            },
             format!(
                 "MobileNet V1 (depth multiplier {m}, {size}x{size}) ImageNet {what}, 1001 classes \
                  (index 0 is background), converted by mnv1 from {} ({}); BatchNorm folded.",
@@ -127,7 +134,7 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             .into());
         }
     }
-    let src = resolve(args, quiet)?;
+    let src = resolve(args, format, quiet)?;
     let w = &src.weights;
     if format == Format::Safetensors {
         let metadata = CanonicalMetadata {
@@ -155,6 +162,7 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
 
     let size = args
         .size
+        .or(w.quantized.as_ref().map(|q| q.input_size.0))
         .or(src.manifest.as_ref().map(|m| m.input_size))
         .or(src.variant.as_ref().map(|v| v.resolution))
         .ok_or_else(|| {

@@ -1,5 +1,7 @@
 //! Export for phones, boards and other runtimes: the network with BatchNorm folded, as a float32
-//! TensorFlow Lite model with Model Maker style metadata (`.tflite`) or as ONNX (`.onnx`).
+//! TensorFlow Lite model with Model Maker style metadata (`.tflite`) or as ONNX (`.onnx`); a
+//! quantized network as a full-integer `.tflite` with uint8 input and output and the same
+//! metadata.
 //! Chosen by the output's extension; the file is written atomically.
 
 pub mod network;
@@ -15,6 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::UsageError;
+use crate::model::ModelError;
 use crate::output::AtomicFile;
 use crate::weights::Weights;
 
@@ -116,29 +119,29 @@ pub enum ExportError {
     },
 }
 
-/// The bytes of `weights` exported as `format` (Tflite or Onnx).
+/// The bytes of `weights` exported as `format` (Tflite or Onnx). Quantized weights
+/// (`weights.quantized`) are written as a uint8-io full-integer .tflite.
 pub fn to_bytes(
     weights: &Weights,
     head: Head,
     info: &ExportInfo,
     format: Format,
 ) -> Result<Vec<u8>, ExportError> {
-    let net = FoldedNetwork::new(weights, head)?;
-    if let Some(cls) = &net.classifier {
-        if info.labels.len() != cls.classes() {
-            return Err(ExportError::Invalid(format!(
-                "{} labels for {} classes",
-                info.labels.len(),
-                cls.classes()
-            )));
-        }
-        // labels.txt holds one label per line.
-        if let Some(bad) = info.labels.iter().find(|l| l.contains(['\n', '\r'])) {
-            return Err(ExportError::Invalid(format!(
-                "the label {bad:?} contains a line break, which labels.txt cannot hold"
-            )));
-        }
+    if let Some(q) = &weights.quantized {
+        let classes = match head {
+            Head::Logits => Some(q.logits.as_ref().ok_or(ModelError::NoLogits)?.out_channels),
+            Head::Features => None,
+        };
+        check_labels(info, classes)?;
+        return match format {
+            Format::Tflite => tflite::quantized_to_bytes(q, head, info),
+            _ => Err(ExportError::Invalid(
+                "a quantized model is exported as .tflite only (ONNX export is float)".into(),
+            )),
+        };
     }
+    let net = FoldedNetwork::new(weights, head)?;
+    check_labels(info, net.classifier.as_ref().map(|c| c.classes()))?;
     match format {
         Format::Tflite => tflite::to_bytes(&net, info).map_err(|source| ExportError::Io {
             path: "the .tflite zip".into(),
@@ -149,6 +152,26 @@ pub fn to_bytes(
             "safetensors is not an export format".into(),
         )),
     }
+}
+
+/// One label per class (`classes`: None for a feature vector), each fit for labels.txt.
+fn check_labels(info: &ExportInfo, classes: Option<usize>) -> Result<(), ExportError> {
+    let Some(k) = classes else {
+        return Ok(());
+    };
+    if info.labels.len() != k {
+        return Err(ExportError::Invalid(format!(
+            "{} labels for {k} classes",
+            info.labels.len()
+        )));
+    }
+    // labels.txt holds one label per line.
+    if let Some(bad) = info.labels.iter().find(|l| l.contains(['\n', '\r'])) {
+        return Err(ExportError::Invalid(format!(
+            "the label {bad:?} contains a line break, which labels.txt cannot hold"
+        )));
+    }
+    Ok(())
 }
 
 /// Exports to `path`, atomically: nothing appears there unless the whole file was written.

@@ -366,3 +366,190 @@ fn targets_are_checked_before_any_work() {
     let e = check_target(&dir.path().join("d.onnx"), &all).unwrap_err();
     assert!(e.to_string().contains("is a directory"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The quantized export: tests/fixtures/int8_025_128.tflite (int8 in and out) written with uint8
+// input and output, against TFLiteConverter's uint8-io file of the same network
+// (uint8io_025_128.tflite; both from tools/make_int8_fixture.py). tests/it/quant_parity.rs checks
+// mnv1 on the converter's file against TFLite's outputs.
+
+fn quantized_fixture(name: &str) -> Weights {
+    weights::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn read_quantized(bytes: &[u8]) -> crate::weights::tflite::QuantizedNet {
+    match crate::weights::tflite::read(bytes).unwrap() {
+        crate::weights::tflite::TfliteWeights::Quantized(q) => q,
+        crate::weights::tflite::TfliteWeights::Float(_) => panic!("read back as float"),
+    }
+}
+
+/// The integer outputs of `q` on deterministic uint8-domain images.
+fn run_quantized(q: &crate::weights::tflite::QuantizedNet) -> crate::model::quant::QuantOutputs {
+    use crate::model::quant::{IntKernels, QuantMobileNet};
+    let head = if q.logits.is_some() {
+        EngineHead::Logits
+    } else {
+        EngineHead::Features
+    };
+    let net = QuantMobileNet::new(q, head, 1, IntKernels::supported()[0]).unwrap();
+    let pixels: Vec<u8> = (0..2 * SIZE * SIZE * 3)
+        .map(|i| ((i * 2654435761usize) >> 7) as u8)
+        .collect();
+    net.forward_quantized(&pixels, 2).unwrap()
+}
+
+/// (builtin code, version) of every operator, in order.
+fn operators_with_versions(bytes: &[u8]) -> Vec<(i32, i32)> {
+    let model = root(bytes);
+    let codes: Vec<(i32, i32)> = tables(&model, MODEL_OPERATOR_CODES)
+        .iter()
+        .map(|c| {
+            (
+                c.i32_or(OPCODE_BUILTIN, 0).unwrap(),
+                c.i32_or(OPCODE_VERSION, 1).unwrap(),
+            )
+        })
+        .collect();
+    let sg = &tables(&model, MODEL_SUBGRAPHS)[0];
+    tables(sg, SUBGRAPH_OPERATORS)
+        .iter()
+        .map(|op| codes[op.u32_or(OP_OPCODE_INDEX, 0).unwrap() as usize])
+        .collect()
+}
+
+#[test]
+fn quantized_tflite_is_the_converters_uint8_io_network() {
+    let w = quantized_fixture("int8_025_128.tflite");
+    let bytes = to_bytes(
+        &w,
+        Head::Logits,
+        &info(crate::labels::owned_imagenet()),
+        Format::Tflite,
+    )
+    .unwrap();
+    let back = read_quantized(&bytes);
+    let converters = read_quantized(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/uint8io_025_128.tflite"),
+        )
+        .unwrap(),
+    );
+    assert!(back.uint8_input);
+    // Every integer, scale and zero point as TFLiteConverter wrote them with uint8 io.
+    assert_eq!(format!("{back:?}"), format!("{converters:?}"));
+    let (a, b) = (run_quantized(&back), run_quantized(&converters));
+    assert_eq!(
+        (a.probs.len(), &a.probs, &a.logits),
+        (2 * 1001, &b.probs, &b.logits)
+    );
+    // The same operators at the converter's versions (it reshapes where mnv1 squeezes, as the
+    // float export does), the QUANTIZE at each end.
+    let ours = operators_with_versions(&bytes);
+    let theirs = operators_with_versions(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/uint8io_025_128.tflite"),
+        )
+        .unwrap(),
+    );
+    let squeeze_as_reshape: Vec<(i32, i32)> = ours
+        .iter()
+        .map(|&(c, v)| if c == SQUEEZE { (RESHAPE, v) } else { (c, v) })
+        .collect();
+    assert_eq!(squeeze_as_reshape, theirs);
+    assert_eq!(ours[0], (QUANTIZE, 1));
+    assert_eq!(ours[1], (CONV_2D, 3));
+    assert_eq!(ours[ours.len() - 1], (QUANTIZE, 1));
+    // uint8 tensors at the ends under the float export's names; MediaPipe reads them.
+    let model = root(&bytes);
+    let sg = &tables(&model, MODEL_SUBGRAPHS)[0];
+    let tensors = tables(sg, SUBGRAPH_TENSORS);
+    let input = &tensors[i32s(sg, SUBGRAPH_INPUTS)[0] as usize];
+    let output = &tensors[i32s(sg, SUBGRAPH_OUTPUTS)[0] as usize];
+    assert_eq!(string(input, TENSOR_NAME), "input");
+    assert_eq!(
+        string(output, TENSOR_NAME),
+        "MobilenetV1/Predictions/Reshape_1"
+    );
+    assert_eq!(input.u8_or(TENSOR_TYPE, 0).unwrap(), TENSOR_UINT8);
+    assert_eq!(output.u8_or(TENSOR_TYPE, 0).unwrap(), TENSOR_UINT8);
+    assert_eq!(
+        f32s(&table(output, TENSOR_QUANTIZATION), QUANT_SCALE),
+        [1.0 / 256.0]
+    );
+    assert_eq!(
+        std::str::from_utf8(metadata_buffer(&bytes, "min_runtime_version"))
+            .unwrap()
+            .trim_end_matches('\0'),
+        "1.14.0"
+    );
+}
+
+#[test]
+fn quantized_feature_vector_tflite_ends_in_the_uint8_pooled_features() {
+    let w = quantized_fixture("int8_025_128.tflite");
+    let bytes = to_bytes(&w, Head::Features, &info(vec![]), Format::Tflite).unwrap();
+    let back = read_quantized(&bytes);
+    assert!(back.logits.is_none() && back.softmax.is_none() && back.uint8_input);
+    let orig = w.quantized.as_ref().unwrap();
+    assert_eq!(
+        format!("{:?}", (&back.body, back.pooled)),
+        format!("{:?}", (&orig.body, orig.pooled))
+    );
+    assert_eq!(run_quantized(&back).pooled, run_quantized(orig).pooled);
+    let ops = operators_with_versions(&bytes);
+    assert_eq!(
+        ops[ops.len() - 3..],
+        [(AVERAGE_POOL_2D, 2), (SQUEEZE, 1), (QUANTIZE, 1)]
+    );
+}
+
+#[test]
+fn quantized_tflite_metadata_describes_a_uint8_image() {
+    let w = quantized_fixture("int8_025_128.tflite");
+    let bytes = to_bytes(
+        &w,
+        Head::Logits,
+        &info(crate::labels::owned_imagenet()),
+        Format::Tflite,
+    )
+    .unwrap();
+    let meta = metadata_buffer(&bytes, md::METADATA_NAME);
+    let fb = Fb(meta);
+    let m = fb.table(fb.uoffset(0, "root").unwrap(), "root").unwrap();
+    let sg = &tables(&m, 3)[0];
+    let input = &tables(sg, 2)[0];
+    // NormalizationOptions as in the float export (applied by MediaPipe to float inputs only),
+    // stats the uint8 range.
+    let unit = &tables(input, 4)[0];
+    let norm = table(unit, 1);
+    assert_eq!((f32s(&norm, 0), f32s(&norm, 1)), (vec![127.5], vec![127.5]));
+    let stats = table(input, 5);
+    assert_eq!((f32s(&stats, 1), f32s(&stats, 0)), (vec![0.0], vec![255.0]));
+    let output = &tables(sg, 3)[0];
+    let stats = table(output, 5);
+    assert_eq!((f32s(&stats, 1), f32s(&stats, 0)), (vec![0.0], vec![255.0]));
+}
+
+#[test]
+fn quantized_models_export_to_tflite_only() {
+    let w = quantized_fixture("int8_025_128.tflite");
+    let err = to_bytes(
+        &w,
+        Head::Logits,
+        &info(crate::labels::owned_imagenet()),
+        Format::Onnx,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(".tflite only"), "{err}");
+    let err = to_bytes(&w, Head::Logits, &info(class_names(3)), Format::Tflite).unwrap_err();
+    assert!(
+        err.to_string().contains("3 labels for 1001 classes"),
+        "{err}"
+    );
+}

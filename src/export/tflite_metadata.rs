@@ -71,13 +71,15 @@ pub struct ImageModelMetadata {
     pub output: Output,
 }
 
-/// The input image tensor: RGB, `(pixel - mean) / std` per channel, and the value range that gives.
+/// The input image tensor: RGB, `(pixel - mean) / std` per channel, and the range of the
+/// values the tensor holds (float: the normalised pixels 0 and 255; uint8: 0 and 255).
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputImage {
     pub name: String,
     pub description: String,
     pub mean: f32,
     pub std: f32,
+    pub range: (f32, f32),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -134,12 +136,7 @@ fn input_tensor(fbb: &mut FlatBufferBuilder, input: &InputImage) -> Table {
     fbb.push_slot_always(slot(id::PROCESS_UNIT_OPTIONS), normalization);
     let unit = fbb.end_table(start);
     let units = fbb.create_vector(&[unit]);
-    // Pixel values 0 and 255 after normalisation, as metadata_info.InputImageTensorMd computes.
-    let stats = stats(
-        fbb,
-        (0.0 - input.mean) / input.std,
-        (255.0 - input.mean) / input.std,
-    );
+    let stats = stats(fbb, input.range.0, input.range.1);
     let start = fbb.start_table();
     fbb.push_slot_always(slot(id::TENSOR_NAME), name);
     fbb.push_slot_always(slot(id::TENSOR_DESCRIPTION), description);

@@ -35,6 +35,28 @@ pub struct Tensor {
     pub shape_signature: Option<Vec<i32>>,
     pub dtype: u8,
     pub buffer: u32,
+    /// The integers' scales and zero points (quantized tensors only).
+    pub quantization: Option<Quantization>,
+}
+
+/// `QuantizationParameters`: real = scale * (q - zero_point), one pair for the tensor or one per
+/// index along `quantized_dimension` (per-channel filters and their biases).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantization {
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<i64>,
+    pub quantized_dimension: i32,
+}
+
+impl Quantization {
+    /// One scale and zero point for the whole tensor (activations).
+    pub fn per_tensor(scale: f32, zero_point: i32) -> Self {
+        Self {
+            scales: vec![scale],
+            zero_points: vec![zero_point as i64],
+            quantized_dimension: 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,8 +108,8 @@ pub struct TfliteModel {
     pub description: Option<String>,
     pub opcode_style: OpcodeStyle,
     pub subgraph_name: Option<String>,
-    /// Builtin operator codes; operators refer to them by index.
-    pub operator_codes: Vec<i32>,
+    /// Builtin operator codes with their versions; operators refer to them by index.
+    pub operator_codes: Vec<(i32, i32)>,
     pub tensors: Vec<Tensor>,
     /// Buffer 0 is TFLite's empty sentinel: keep it `Data(vec![])`.
     pub buffers: Vec<Buffer>,
@@ -135,12 +157,20 @@ impl TfliteModel {
         (self.tensors.len() - 1) as i32
     }
 
-    /// The index of builtin operator `code` in `operator_codes`, added on first use.
+    /// The index of builtin operator `code` (version 1) in `operator_codes`, added on first use.
+    // Only the reader's tests (weights/tflite/tests.rs) build operators at version 1 this way.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn opcode(&mut self, code: i32) -> u32 {
-        let i = match self.operator_codes.iter().position(|&c| c == code) {
+        self.opcode_version(code, 1)
+    }
+
+    /// The index of builtin operator `code` at `version`, added on first use.
+    pub fn opcode_version(&mut self, code: i32, version: i32) -> u32 {
+        let key = (code, version);
+        let i = match self.operator_codes.iter().position(|&c| c == key) {
             Some(i) => i,
             None => {
-                self.operator_codes.push(code);
+                self.operator_codes.push(key);
                 self.operator_codes.len() - 1
             }
         };
@@ -152,13 +182,20 @@ impl TfliteModel {
     pub fn opcode_index_of(&self, code: i32) -> u32 {
         self.operator_codes
             .iter()
-            .position(|&c| c == code)
+            .position(|&(c, _)| c == code)
             .unwrap_or(0) as u32
     }
 
-    /// Appends an operator running builtin `code`.
-    pub fn op(&mut self, code: i32, inputs: Vec<i32>, outputs: Vec<i32>, options: Options) {
-        let opcode_index = self.opcode(code);
+    /// Appends an operator running builtin `code` at `version` (the integer kernels' versions).
+    pub fn op_version(
+        &mut self,
+        code: i32,
+        version: i32,
+        inputs: Vec<i32>,
+        outputs: Vec<i32>,
+        options: Options,
+    ) {
+        let opcode_index = self.opcode_version(code, version);
         self.operators.push(Operator {
             opcode_index,
             inputs,
@@ -187,7 +224,7 @@ impl TfliteModel {
         let opcodes: Vec<Table> = self
             .operator_codes
             .iter()
-            .map(|&c| write_opcode(&mut fbb, c, self.opcode_style))
+            .map(|&(c, v)| write_opcode(&mut fbb, c, v, self.opcode_style))
             .collect();
         let tensors: Vec<Table> = self
             .tensors
@@ -275,14 +312,14 @@ fn write_buffer(fbb: &mut FlatBufferBuilder, b: &Buffer) -> Table {
     }
 }
 
-fn write_opcode(fbb: &mut FlatBufferBuilder, code: i32, style: OpcodeStyle) -> Table {
+fn write_opcode(fbb: &mut FlatBufferBuilder, code: i32, version: i32, style: OpcodeStyle) -> Table {
     let start = fbb.start_table();
     // The deprecated byte saturates at 127 (PLACEHOLDER_FOR_GREATER_OP_CODES) for newer ops.
     let deprecated = code.clamp(0, 127) as i8;
     if style != OpcodeStyle::BuiltinOnly {
         fbb.push_slot(slot(OPCODE_DEPRECATED_BUILTIN), deprecated, 0);
     }
-    fbb.push_slot(slot(OPCODE_VERSION), 1i32, 1);
+    fbb.push_slot(slot(OPCODE_VERSION), version, 1);
     if style != OpcodeStyle::DeprecatedOnly {
         fbb.push_slot(slot(OPCODE_BUILTIN), code, 0);
     }
@@ -293,8 +330,20 @@ fn write_tensor(fbb: &mut FlatBufferBuilder, t: &Tensor) -> Table {
     let shape = fbb.create_vector(&t.shape);
     let signature = t.shape_signature.as_ref().map(|s| fbb.create_vector(s));
     let name = fbb.create_string(&t.name);
+    let quantization = t.quantization.as_ref().map(|q| {
+        let scales = fbb.create_vector(&q.scales);
+        let zero_points = fbb.create_vector(&q.zero_points);
+        let start = fbb.start_table();
+        fbb.push_slot_always(slot(QUANT_SCALE), scales);
+        fbb.push_slot_always(slot(QUANT_ZERO_POINT), zero_points);
+        fbb.push_slot(slot(QUANT_DIMENSION), q.quantized_dimension, 0);
+        fbb.end_table(start)
+    });
     let start = fbb.start_table();
     fbb.push_slot_always(slot(TENSOR_SHAPE), shape);
+    if let Some(q) = quantization {
+        fbb.push_slot_always(slot(TENSOR_QUANTIZATION), q);
+    }
     fbb.push_slot(slot(TENSOR_TYPE), t.dtype, 0);
     fbb.push_slot(slot(TENSOR_BUFFER), t.buffer, 0);
     fbb.push_slot_always(slot(TENSOR_NAME), name);

@@ -29,14 +29,21 @@ fn read<T: npyz::Deserialize>(npz: &mut NpzArchive, name: &str) -> (Vec<u64>, Ve
 /// Runs `model` on the golden inputs (already in mnv1's uint8 domain: an int8 value plus 128,
 /// `shift`) and compares every layer's sums and the outputs with the goldens, whose values are
 /// the model's own (uint8, or int8 read as `v - shift`).
-fn check_against_tflite(model: &Path, golden: &str, inputs: Vec<u8>, n: usize, shift: i64) {
+fn check_against_tflite(
+    model: &Path,
+    golden: &str,
+    inputs: Vec<u8>,
+    n: usize,
+    shift: i64,
+    uint8_probs: bool,
+) {
     let w = weights::load(model).unwrap();
     let q = w.quantized.as_ref().expect("read as a quantized network");
     let mut npz = NpzArchive::open(crate::common::fixture(golden)).unwrap();
     let (_, sums) = read::<i64>(&mut npz, "layer_sums");
     let want: Vec<(&str, Vec<i64>)> = ["pooled", "logits", "probs"]
         .into_iter()
-        .map(|name| (name, golden_values(&mut npz, name, shift)))
+        .map(|name| (name, golden_values(&mut npz, name, shift, uint8_probs)))
         .collect();
     let per = 128 * 128 * 3;
     for kernels in IntKernels::supported() {
@@ -74,8 +81,17 @@ fn check_against_tflite(model: &Path, golden: &str, inputs: Vec<u8>, n: usize, s
     }
 }
 
-/// A golden output as i64: uint8 as it is, int8 (when `shift` is 128) as its signed values.
-fn golden_values(npz: &mut NpzArchive, name: &str, shift: i64) -> Vec<i64> {
+/// A golden output as i64: uint8 as it is, int8 (when `shift` is 128) as its signed values. A
+/// uint8-io model's probabilities (`uint8_probs`) are its uint8 output: read as int8 plus 128,
+/// mnv1's domain.
+fn golden_values(npz: &mut NpzArchive, name: &str, shift: i64, uint8_probs: bool) -> Vec<i64> {
+    if uint8_probs && name == "probs" {
+        return read::<u8>(npz, name)
+            .1
+            .into_iter()
+            .map(|v| i64::from(v) - 128)
+            .collect();
+    }
     if shift == 0 {
         read::<u8>(npz, name).1.into_iter().map(i64::from).collect()
     } else {
@@ -103,6 +119,7 @@ fn googles_uint8_model_matches_tflite_bit_for_bit() {
         inputs,
         shape[0] as usize,
         0,
+        false,
     );
 }
 
@@ -123,5 +140,26 @@ fn a_converter_written_int8_model_matches_tflite_bit_for_bit() {
         shifted,
         shape[0] as usize,
         128,
+        false,
+    );
+}
+
+#[test]
+fn a_converter_written_uint8_io_model_matches_tflite_bit_for_bit() {
+    // TFLiteConverter's uint8-io file (tools/make_int8_fixture.py --uint8-io): uint8 pixels in
+    // (mnv1's uint8 domain as they are), the int8 network inside, the uint8 softmax out.
+    let model = crate::common::fixture("uint8io_025_128.tflite");
+    let w = weights::load(&model).unwrap();
+    let q = w.quantized.as_ref().expect("read as a quantized network");
+    assert!(q.signed && q.uint8_input);
+    let mut npz = NpzArchive::open(crate::common::fixture("uint8io_golden_025_128.npz")).unwrap();
+    let (shape, inputs) = read::<u8>(&mut npz, "inputs");
+    check_against_tflite(
+        &model,
+        "uint8io_golden_025_128.npz",
+        inputs,
+        shape[0] as usize,
+        128,
+        true,
     );
 }

@@ -7,9 +7,11 @@
 //! pixels: a uint8 input takes 255 x rounded half to even (how an image classifier with a uint8
 //! input is fed, Google's *_quant models included, and numpy's `np.round`: TF-Slim's bilinear
 //! resize lands exactly on .5 for a few pixels of most photos, and half-up rounding would change
-//! them); an int8 input takes the [-1,1] image quantized with the input tensor's own scale and
-//! zero point as TFLite's QUANTIZE rounds (half away from zero). Rows out are dequantized: the logits
-//! (scale x (q - zero point)) for `Head::Logits`, the pooled features for `Head::Features`;
+//! them), and so does an int8 model behind a uint8 input's QUANTIZE, which only moves the zero
+//! point by 128 and so leaves the uint8-domain integers as they are; an int8 input takes the
+//! [-1,1] image quantized with the input tensor's own scale and zero point as TFLite's QUANTIZE
+//! rounds (half away from zero). Rows out are dequantized: the logits (scale x (q - zero
+//! point)) for `Head::Logits`, the pooled features for `Head::Features`;
 //! `forward_quantized` gives the model's own integer outputs.
 
 pub(crate) mod kernels;
@@ -271,6 +273,8 @@ pub struct QuantMobileNet {
     arch: Arch,
     head: Head,
     signed: bool,
+    /// Fed pixels although int8 (`QuantizedNet::uint8_input`).
+    uint8_input: bool,
     input: QParams,
     input_size: (usize, usize),
     layers: Vec<Layer>,
@@ -350,6 +354,7 @@ impl QuantMobileNet {
             arch: net.arch,
             head,
             signed: net.signed,
+            uint8_input: net.uint8_input,
             input: net.input,
             input_size: net.input_size,
             layers: net
@@ -378,7 +383,7 @@ impl QuantMobileNet {
     /// [0,1] images to the model's uint8-domain input (see the module comment).
     fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
         let mut out = vec![0u8; images.len()];
-        if self.signed {
+        if self.signed && !self.uint8_input {
             kernels::quantize_int8_input(self.isa, images, self.input, &mut out);
         } else {
             kernels::quantize_uint8_input(self.isa, images, &mut out);

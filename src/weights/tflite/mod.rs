@@ -13,6 +13,9 @@
 //!    activation -> `MobilenetV1/Logits/Conv2d_1c_1x1`; absent in a feature-vector model
 //! 5. `RESHAPE` / `SQUEEZE` / `SOFTMAX` (ignored)
 //!
+//! A full-integer model may also have a `QUANTIZE` before step 1 and one after the last operator
+//! (uint8 input and output around the int8 graph: `quant.rs`).
+//!
 //! All body layers must be SAME-padded, undilated and have ReLU6 fused; channel widths must be those
 //! of one of the four depth multipliers (0.25, 0.5, 0.75, 1.0); all tensors float32. BatchNorm is
 //! folded in a .tflite, so every layer yields `weights` (or `depthwise_weights`) plus `biases`.
@@ -127,11 +130,18 @@ pub fn read(bytes: &[u8]) -> Result<TfliteWeights> {
     // ignored ops (pooling, reshape) that consume it.
     let mut flow: Option<i32> = None;
     let mut prev_channels = 3usize;
+    let mut edges = quant::Edges::default();
     for k in 0..model.operators.len() {
         let op = model.operators.table(k, "operator")?;
         let code = model.opcode(&op, k)?;
         match code {
             CONV_2D | DEPTHWISE_CONV_2D => {
+                if let Some(q) = edges.output {
+                    return Err(TfliteError::Structure(format!(
+                        "operator #{k} is {} after the output QUANTIZE (operator #{q})",
+                        op_name(code)
+                    )));
+                }
                 let Some(layer) = all.get(step) else {
                     return Err(TfliteError::Structure(format!(
                         "operator #{k} is {} after the logits layer; MobileNet V1 has 28 convolutions",
@@ -169,6 +179,12 @@ pub fn read(bytes: &[u8]) -> Result<TfliteWeights> {
                 step += 1;
             }
             AVERAGE_POOL_2D | MEAN | RESHAPE | SQUEEZE | SOFTMAX => {
+                if let Some(q) = edges.output {
+                    return Err(TfliteError::Structure(format!(
+                        "operator #{k} is {} after the output QUANTIZE (operator #{q})",
+                        op_name(code)
+                    )));
+                }
                 if step + 1 < all.len() {
                     return Err(TfliteError::Structure(format!(
                         "operator #{k} is {} before {}; MobileNet V1 only pools after Conv2d_13_pointwise",
@@ -187,13 +203,36 @@ pub fn read(bytes: &[u8]) -> Result<TfliteWeights> {
                     }
                 }
             }
+            // A full-integer model with uint8 input and output (TFLiteConverter's
+            // `inference_input_type=tf.uint8`): a QUANTIZE before Conv2d_0, one at the end.
+            QUANTIZE if step == 0 && edges.input.is_none() => {
+                let outs = op_tensors(&op, OP_OUTPUTS, "Operator.outputs")?;
+                edges.input = Some(k);
+                flow = outs.first().copied();
+            }
+            QUANTIZE if step + 1 >= all.len() && edges.output.is_none() => {
+                let ins = op_tensors(&op, OP_INPUTS, "Operator.inputs")?;
+                let outs = op_tensors(&op, OP_OUTPUTS, "Operator.outputs")?;
+                if flow.is_none() || ins.first().copied() != flow {
+                    return Err(TfliteError::Structure(format!(
+                        "operator #{k} (QUANTIZE) does not read the network's output"
+                    )));
+                }
+                edges.output = Some(k);
+                flow = outs.first().copied();
+            }
             other => {
                 let at = all.get(step).map_or("after the logits".to_string(), |l| {
                     format!("where {} ({}) was expected", l.scope(), op_name(l.code()))
                 });
                 let hint = match other {
-                    QUANTIZE | DEQUANTIZE => {
-                        " (a quantised or float16 model? only float32 .tflite is supported)"
+                    QUANTIZE => {
+                        " (mnv1 reads a QUANTIZE only before Conv2d_0 and after the last \
+                         operator, as in a full-integer model with uint8 input and output)"
+                    }
+                    DEQUANTIZE => {
+                        " (a float16 or float-output model? mnv1 reads float32 and \
+                                   full-integer .tflite files)"
                     }
                     _ => "",
                 };
@@ -215,6 +254,11 @@ pub fn read(bytes: &[u8]) -> Result<TfliteWeights> {
     }
     let quantized = convs.iter().filter(|c| c.quant.is_some()).count();
     if quantized == 0 {
+        if let Some(k) = edges.input.or(edges.output) {
+            return Err(TfliteError::Unsupported(format!(
+                "operator #{k} is QUANTIZE in a float model"
+            )));
+        }
         let mut out = BTreeMap::new();
         for (conv, layer) in convs.into_iter().zip(&all) {
             conv.emit(layer, &mut out);
@@ -228,7 +272,7 @@ pub fn read(bytes: &[u8]) -> Result<TfliteWeights> {
             convs.len()
         )));
     }
-    quant::network(&model, convs, &all, &tail).map(TfliteWeights::Quantized)
+    quant::network(&model, convs, &all, &tail, edges).map(TfliteWeights::Quantized)
 }
 
 // ---------------------------------------------------------------------------------------------

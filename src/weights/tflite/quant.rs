@@ -85,7 +85,12 @@ pub struct QuantizedNet {
     pub arch: Arch,
     /// int8 activations (else uint8).
     pub signed: bool,
-    /// The input tensor's quantization and its fixed spatial size (height, width).
+    /// An int8 network whose file takes uint8 pixels: a QUANTIZE before Conv2d_0 that only
+    /// shifts the zero point by 128 (TFLiteConverter's `inference_input_type=tf.uint8`). Fed
+    /// pixels, like a uint8 model, rather than the [-1, 1] image quantized.
+    pub uint8_input: bool,
+    /// Conv2d_0's input quantization (int8 for an int8 network, also behind a uint8 input's
+    /// QUANTIZE) and the fixed spatial size (height, width).
     pub input: QParams,
     pub input_size: (usize, usize),
     /// Conv2d_0 to Conv2d_13_pointwise.
@@ -379,14 +384,80 @@ impl<'a> Model<'a> {
     }
 }
 
+/// The QUANTIZE operators at the ends of a full-integer model with uint8 input and output (their
+/// operator indices).
+#[derive(Default)]
+pub(super) struct Edges {
+    pub(super) input: Option<usize>,
+    pub(super) output: Option<usize>,
+}
+
+impl<'a> Model<'a> {
+    /// The uint8 / int8 sides of QUANTIZE operator #`k` (`layer`: the convolution it feeds or
+    /// follows, for messages), checked to be the zero-point shift TFLiteConverter writes: the
+    /// same scale, the uint8 zero point 128 above the int8 one. TFLite then flips the top bit
+    /// (quantize.cc, `Requantize`'s same-scale path), which is the identity in mnv1's
+    /// uint8-domain integers; other scales need a rescaling mnv1 does not run.
+    fn zero_point_shift(
+        &self,
+        k: usize,
+        layer: &Layer,
+        uint8_in: bool,
+    ) -> Result<(QParams, QParams)> {
+        let op = self.operators.table(k, "operator")?;
+        let ins = op_tensors(&op, OP_INPUTS, "Operator.inputs")?;
+        let outs = op_tensors(&op, OP_OUTPUTS, "Operator.outputs")?;
+        let (Some(&i), Some(&o)) = (ins.first(), outs.first()) else {
+            return Err(TfliteError::Structure(format!(
+                "operator #{k} (QUANTIZE) has no input or output"
+            )));
+        };
+        let (ti, to) = (self.tensor(i, k)?, self.tensor(o, k)?);
+        let (u_id, u, s_id, s) = if uint8_in {
+            (i, &ti, o, &to)
+        } else {
+            (o, &to, i, &ti)
+        };
+        for (id, t, want, what) in [
+            (u_id, u, TENSOR_UINT8, "uint8"),
+            (s_id, s, TENSOR_INT8, "int8"),
+        ] {
+            let got = self.dtype(t)?;
+            if got != want {
+                return Err(TfliteError::Unsupported(format!(
+                    "operator #{k} (QUANTIZE): tensor #{id} '{}' is {}; mnv1 reads a QUANTIZE \
+                     between a {} {} and the int8 network",
+                    self.tensor_name(t),
+                    dtype_name(got),
+                    what,
+                    if uint8_in { "input" } else { "output" },
+                )));
+            }
+        }
+        let uq = self.activation_params(u, u_id, k, layer, "QUANTIZE's uint8", false)?;
+        let sq = self.activation_params(s, s_id, k, layer, "QUANTIZE's int8", true)?;
+        if uq.scale != sq.scale || uq.zero_point != sq.zero_point + 128 {
+            return Err(TfliteError::Unsupported(format!(
+                "operator #{k} (QUANTIZE): uint8 tensor #{u_id} '{}' {uq:?} and int8 tensor \
+                 #{s_id} '{}' {sq:?}; mnv1 runs a QUANTIZE that only shifts the zero point by 128 \
+                 at the same scale (as TFLiteConverter writes uint8 input and output)",
+                self.tensor_name(u),
+                self.tensor_name(s)
+            )));
+        }
+        Ok((uq, sq))
+    }
+}
+
 /// The quantized network from the walk's convolutions (`convs`, in order, one per entry of
-/// `layers`) and the operators after the body (`tail`: code, operator index, and how many
-/// convolutions preceded it).
+/// `layers`), the operators after the body (`tail`: code, operator index, and how many
+/// convolutions preceded it) and the QUANTIZE at either end (`edges`).
 pub(super) fn network(
     model: &Model<'_>,
     convs: Vec<Conv>,
     layers: &[Layer],
     tail: &[(i32, usize, usize)],
+    edges: Edges,
 ) -> Result<QuantizedNet> {
     let body_len = layers.len() - 1;
     let first = convs[0]
@@ -469,8 +540,8 @@ pub(super) fn network(
     }
     let body_out = body[body_len - 1].output;
 
-    // After the body: one AVERAGE_POOL_2D over the whole map. After the logits: RESHAPE /
-    // SQUEEZE (same parameters) and SOFTMAX.
+    // After the body: one AVERAGE_POOL_2D over the whole map (then, without logits, a RESHAPE /
+    // SQUEEZE to [N, C]). After the logits: RESHAPE / SQUEEZE (same parameters) and SOFTMAX.
     let mut pooled = None;
     let mut softmax = None;
     let mut flow_q = body_out;
@@ -515,7 +586,8 @@ pub(super) fn network(
                 }
                 pooled = Some(b);
             }
-            (RESHAPE | SQUEEZE, false) => {
+            // After the logits, or after the pool of a feature-vector model (to [N, C]).
+            (RESHAPE | SQUEEZE, at_pool) if !at_pool || (pooled.is_some() && logits.is_none()) => {
                 if a != b {
                     return Err(TfliteError::Unsupported(format!(
                         "operator #{k} ({name}) changes the quantization ({a:?} to {b:?})"
@@ -547,7 +619,7 @@ pub(super) fn network(
                 return Err(TfliteError::Unsupported(format!(
                     "operator #{k} ({name}) where a quantized MobileNet V1 has {}",
                     if step == body_len {
-                        "one AVERAGE_POOL_2D"
+                        "one AVERAGE_POOL_2D (and, without logits, a RESHAPE / SQUEEZE)"
                     } else {
                         "RESHAPE / SQUEEZE and SOFTMAX"
                     }
@@ -564,6 +636,30 @@ pub(super) fn network(
             }
         }
     }
+    if (edges.input.is_some() || edges.output.is_some()) && !signed {
+        return Err(TfliteError::Unsupported(
+            "a uint8 model with QUANTIZE operators; mnv1 reads QUANTIZE only around an int8 \
+             network"
+                .into(),
+        ));
+    }
+    if let Some(k) = edges.input {
+        // The walk checked that Conv2d_0 reads the QUANTIZE's output.
+        let (_, int8) = model.zero_point_shift(k, &layers[0], true)?;
+        if int8 != input {
+            return Err(TfliteError::Structure(format!(
+                "operator #{k} (QUANTIZE) writes {int8:?}, but Conv2d_0 reads {input:?}"
+            )));
+        }
+    }
+    if let Some(k) = edges.output {
+        let (_, int8) = model.zero_point_shift(k, &layers[layers.len() - 1], false)?;
+        if int8 != flow_q {
+            return Err(TfliteError::Structure(format!(
+                "operator #{k} (QUANTIZE) reads {int8:?}, but the operator before writes {flow_q:?}"
+            )));
+        }
+    }
     let Some(pooled) = pooled else {
         return Err(TfliteError::Unsupported(
             "the quantized model has no AVERAGE_POOL_2D after Conv2d_13_pointwise (a MEAN, or \
@@ -574,6 +670,7 @@ pub(super) fn network(
     Ok(QuantizedNet {
         arch,
         signed,
+        uint8_input: edges.input.is_some(),
         input,
         input_size,
         body,

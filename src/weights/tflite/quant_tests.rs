@@ -178,3 +178,58 @@ fn uint8_filters_with_int8_activations_are_refused() {
         "{msg}"
     );
 }
+
+/// TFLiteConverter's uint8-io file of the same network (tools/make_int8_fixture.py --uint8-io).
+fn uint8_io_file() -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/uint8io_025_128.tflite");
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn a_uint8_io_model_reads_as_the_int8_network_fed_pixels() {
+    let TfliteWeights::Quantized(u) = read(&uint8_io_file()).unwrap() else {
+        panic!("read as float")
+    };
+    let TfliteWeights::Quantized(i) = read(&int8_file()).unwrap() else {
+        panic!("read as float")
+    };
+    // The converter quantized the same Keras model the same way: only the QUANTIZEs differ.
+    assert!(u.uint8_input && !i.uint8_input);
+    assert_eq!(
+        format!("{:?}", (&u.body, u.input, u.pooled, &u.logits, &u.softmax)),
+        format!("{:?}", (&i.body, i.input, i.pooled, &i.logits, &i.softmax))
+    );
+}
+
+#[test]
+fn a_quantize_that_rescales_is_refused_with_the_tensor() {
+    // The uint8 input (tensor #0, zero point 127 over the int8 side's -1): move it to 100.
+    let mut bytes = uint8_io_file();
+    let p = quant_vector(&bytes, 0, QUANT_ZERO_POINT);
+    bytes[p..p + 8].copy_from_slice(&100i64.to_le_bytes());
+    let msg = refusal(&bytes);
+    assert!(
+        msg.contains("operator #0 (QUANTIZE)")
+            && msg.contains("tensor #0 'serving_default_keras_tensor:0'")
+            && msg.contains("shifts the zero point by 128"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_quantize_inside_the_network_is_refused() {
+    // The converter's second operator (Conv2d_0) made a QUANTIZE: one after the input's.
+    let bytes = uint8_io_file();
+    let model = Model::parse(Fb(&bytes)).unwrap();
+    let op = model.operators.table(1, "operator").unwrap();
+    let at = op.field(OP_OPCODE_INDEX, 4).unwrap().expect("stored");
+    let mut patched = bytes.clone();
+    // Opcode index 0 is QUANTIZE in the converter's file.
+    patched[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    let msg = refusal(&patched);
+    assert!(
+        msg.contains("operator #1 is QUANTIZE") && msg.contains("before Conv2d_0"),
+        "{msg}"
+    );
+}
