@@ -1,7 +1,8 @@
 //! The integer network: a quantized .tflite (`weights::tflite::QuantizedNet`) run with TensorFlow
 //! Lite's integer arithmetic, so that every layer's output bytes equal TFLite's reference
 //! kernels' (`tests/it/quant_parity.rs`). `requant.rs` holds the fixed-point scaling,
-//! `kernels.rs` the plain layers (every CPU), `vnni.rs` their AVX-512 VNNI forms (same bytes).
+//! `kernels.rs` the plain layers (every CPU), `vnni.rs` their AVX-512 VNNI forms, `avx2.rs` the
+//! AVX2 ones for CPUs without VNNI (all the same bytes).
 //!
 //! Images come in as [0,1] floats like every backend's and are fed to the model's input as
 //! pixels: a uint8 input takes 255 x rounded half to even (how an image classifier with a uint8
@@ -14,6 +15,8 @@
 //! point)) for `Head::Logits`, the pooled features for `Head::Features`;
 //! `forward_quantized` gives the model's own integer outputs.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub(crate) mod kernels;
 pub(crate) mod requant;
 #[cfg(target_arch = "x86_64")]
@@ -42,11 +45,13 @@ const ROWS_PER_TASK: usize = 4;
 const PIXELS_PER_TASK: usize = 256;
 
 /// Which kernels the integer network runs: the plain ones compiled for an instruction-set
-/// level, or the AVX-512 VNNI ones (where the CPU has VNNI and the level is avx512). Chosen
-/// once, when the network is built.
+/// level, the AVX2 ones (`vpmaddubsw` pointwise and first conv, `vpmaddwd` depthwise, where the level is avx2 or
+/// avx512 without VNNI; the other layers plain at that level), or the AVX-512 VNNI ones (where
+/// the CPU has VNNI and the level is avx512). Chosen once, when the network is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IntKernels {
     Plain(Isa),
+    Avx2(Isa),
     Avx512Vnni,
 }
 
@@ -54,11 +59,14 @@ impl IntKernels {
     /// The widest kernels `isa` allows on this CPU.
     pub fn for_isa(isa: Isa) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::best()
-            && isa.level() == super::kernels::simd::Level::Avx512
-            && vnni::available()
         {
-            return IntKernels::Avx512Vnni;
+            use super::kernels::simd::Level;
+            if isa == Isa::best() && isa.level() == Level::Avx512 && vnni::available() {
+                return IntKernels::Avx512Vnni;
+            }
+            if isa.level() >= Level::Avx2 && avx2::available() {
+                return IntKernels::Avx2(isa);
+            }
         }
         IntKernels::Plain(isa)
     }
@@ -69,8 +77,10 @@ impl IntKernels {
             .into_iter()
             .map(IntKernels::Plain)
             .collect();
-        if IntKernels::for_isa(Isa::best()) == IntKernels::Avx512Vnni {
-            v.push(IntKernels::Avx512Vnni);
+        for k in Isa::supported().into_iter().map(IntKernels::for_isa) {
+            if !v.contains(&k) {
+                v.push(k);
+            }
         }
         v
     }
@@ -79,7 +89,7 @@ impl IntKernels {
     /// take) run at.
     fn isa(self) -> Isa {
         match self {
-            IntKernels::Plain(isa) => isa,
+            IntKernels::Plain(isa) | IntKernels::Avx2(isa) => isa,
             IntKernels::Avx512Vnni => Isa::best(),
         }
     }
@@ -89,6 +99,10 @@ impl std::fmt::Display for IntKernels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IntKernels::Plain(isa) => write!(f, "{isa}"),
+            IntKernels::Avx2(isa) if isa.level() == super::kernels::simd::Level::Avx2 => {
+                f.write_str("avx2-int8")
+            }
+            IntKernels::Avx2(isa) => write!(f, "avx2-int8 ({isa} plain layers)"),
             IntKernels::Avx512Vnni => f.write_str("avx512-vnni"),
         }
     }
@@ -106,6 +120,9 @@ struct Layer {
     /// The layer packed for the VNNI kernels, when the network runs them.
     #[cfg(target_arch = "x86_64")]
     vnni: Option<Vnni>,
+    /// The layer packed for the AVX2 kernels, when the network runs them.
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<Avx2>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -118,7 +135,15 @@ enum Vnni {
     Conv0(vnni::VnniPointwise),
 }
 
-/// Input bytes per Conv2d_0 patch for the VNNI kernels: 27 padded to a multiple of 4.
+#[cfg(target_arch = "x86_64")]
+enum Avx2 {
+    Pointwise(avx2::Avx2Pointwise),
+    Depthwise(avx2::Avx2Depthwise),
+    /// Conv2d_0 over its patches, as `Vnni::Conv0`.
+    Conv0(avx2::Avx2Pointwise),
+}
+
+/// Input bytes per Conv2d_0 patch for the VNNI and AVX2 kernels: 27 padded to a multiple of 4.
 #[cfg(target_arch = "x86_64")]
 const PATCH: usize = 28;
 
@@ -142,65 +167,108 @@ impl Layer {
                     self.input_zero_point,
                     &self.requant,
                 ))),
-                QuantKind::Conv0 if self.cin == 3 => {
-                    // HWIO [t][ci][oc] -> [oc][t * 3 + ci], one zero weight at the end.
-                    let mut f = vec![0i16; self.cout * PATCH];
-                    for (k, row) in self.filter.chunks_exact(self.cout).enumerate() {
-                        for (oc, &v) in row.iter().enumerate() {
-                            f[oc * PATCH + k] = v;
-                        }
-                    }
-                    vnni::VnniPointwise::new(
-                        &f,
-                        PATCH,
-                        self.cout,
-                        self.input_zero_point,
-                        &self.requant,
-                    )
-                    .map(Vnni::Conv0)
-                }
+                QuantKind::Conv0 if self.cin == 3 => vnni::VnniPointwise::new(
+                    &self.patch_filter(),
+                    PATCH,
+                    self.cout,
+                    self.input_zero_point,
+                    &self.requant,
+                )
+                .map(Vnni::Conv0),
                 QuantKind::Conv0 => None,
+            };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let IntKernels::Avx2(_) = kernels {
+            let (filter, cin) = match self.kind {
+                QuantKind::Conv0 if self.cin == 3 => (self.patch_filter(), PATCH),
+                _ => (self.filter.clone(), self.cin),
+            };
+            self.avx2 = match self.kind {
+                QuantKind::Depthwise => Some(Avx2::Depthwise(avx2::Avx2Depthwise::new(
+                    &self.filter,
+                    self.cout,
+                    self.input_zero_point,
+                    &self.requant,
+                ))),
+                _ => avx2::Avx2Pointwise::new(
+                    &filter,
+                    cin,
+                    self.cout,
+                    self.input_zero_point,
+                    &self.requant,
+                )
+                .map(match self.kind {
+                    QuantKind::Conv0 => Avx2::Conv0,
+                    _ => Avx2::Pointwise,
+                }),
             };
         }
         let _ = kernels;
         self
     }
 
+    /// Conv2d_0's HWIO filter `[t][ci][oc]` as `[oc][t * 3 + ci]` with one zero weight at the
+    /// end: a pointwise filter over `PATCH`-byte patches.
+    #[cfg(target_arch = "x86_64")]
+    fn patch_filter(&self) -> Vec<i16> {
+        let mut f = vec![0i16; self.cout * PATCH];
+        for (k, row) in self.filter.chunks_exact(self.cout).enumerate() {
+            for (oc, &v) in row.iter().enumerate() {
+                f[oc * PATCH + k] = v;
+            }
+        }
+        f
+    }
+
+    /// Conv2d_0 by a pointwise kernel over each output row's patches (`run(patches, ow, out)`).
+    #[cfg(target_arch = "x86_64")]
+    fn conv0_patches(
+        &self,
+        input: &[u8],
+        (h, w): (usize, usize),
+        out: &mut [u8],
+        run: impl Fn(&[u8], usize, &mut [u8]),
+    ) {
+        let (oh, (top, _)) = same_padding(h, 3, self.stride);
+        let (ow, (left, _)) = same_padding(w, 3, self.stride);
+        let zx = self.input_zero_point as u8;
+        let mut patches = vec![zx; ow * PATCH];
+        for oy in 0..oh {
+            let y0 = (oy * self.stride).checked_sub(top).filter(|&y| y + 3 <= h);
+            for ox in 0..ow {
+                let patch = &mut patches[ox * PATCH..][..PATCH];
+                let x0 = (ox * self.stride).checked_sub(left).filter(|&x| x + 3 <= w);
+                if let (Some(y0), Some(x0)) = (y0, x0) {
+                    // All nine taps inside: each window row is 9 contiguous bytes.
+                    for ky in 0..3 {
+                        let at = ((y0 + ky) * w + x0) * 3;
+                        patch[ky * 9..ky * 9 + 9].copy_from_slice(&input[at..at + 9]);
+                    }
+                    continue;
+                }
+                patch.fill(zx);
+                for (t, y, x) in kernels::taps_inside((oy, ox), self.stride, (top, left), (h, w)) {
+                    patch[t * 3..t * 3 + 3].copy_from_slice(&input[(y * w + x) * 3..][..3]);
+                }
+            }
+            run(
+                &patches,
+                ow,
+                &mut out[oy * ow * self.cout..][..ow * self.cout],
+            );
+        }
+    }
+
     /// A 3x3 SAME convolution of a `(h, w, 3)` image (Conv2d_0).
     fn conv0(&self, isa: Isa, input: &[u8], (h, w): (usize, usize), out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if let Some(Vnni::Conv0(k)) = &self.vnni {
-            let (oh, (top, _)) = same_padding(h, 3, self.stride);
-            let (ow, (left, _)) = same_padding(w, 3, self.stride);
-            let zx = self.input_zero_point as u8;
-            let mut patches = vec![zx; ow * PATCH];
-            for oy in 0..oh {
-                let y0 = (oy * self.stride).checked_sub(top).filter(|&y| y + 3 <= h);
-                for ox in 0..ow {
-                    let patch = &mut patches[ox * PATCH..][..PATCH];
-                    let x0 = (ox * self.stride).checked_sub(left).filter(|&x| x + 3 <= w);
-                    if let (Some(y0), Some(x0)) = (y0, x0) {
-                        // All nine taps inside: each window row is 9 contiguous bytes.
-                        for ky in 0..3 {
-                            let at = ((y0 + ky) * w + x0) * 3;
-                            patch[ky * 9..ky * 9 + 9].copy_from_slice(&input[at..at + 9]);
-                        }
-                        continue;
-                    }
-                    patch.fill(zx);
-                    for (t, y, x) in
-                        kernels::taps_inside((oy, ox), self.stride, (top, left), (h, w))
-                    {
-                        patch[t * 3..t * 3 + 3].copy_from_slice(&input[(y * w + x) * 3..][..3]);
-                    }
-                }
-                k.run(
-                    &patches,
-                    ow,
-                    &mut out[oy * ow * self.cout..][..ow * self.cout],
-                );
-            }
-            return;
+            return self.conv0_patches(input, (h, w), out, |p, n, o| k.run(p, n, o));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Avx2::Conv0(k)) = &self.avx2 {
+            return self.conv0_patches(input, (h, w), out, |p, n, o| k.run(p, n, o));
         }
         kernels::conv3x3(
             isa,
@@ -218,6 +286,10 @@ impl Layer {
     fn pointwise(&self, isa: Isa, input: &[u8], pixels: usize, out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if let Some(Vnni::Pointwise(k)) = &self.vnni {
+            return k.run(input, pixels, out);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Avx2::Pointwise(k)) = &self.avx2 {
             return k.run(input, pixels, out);
         }
         kernels::pointwise(
@@ -243,6 +315,10 @@ impl Layer {
     ) {
         #[cfg(target_arch = "x86_64")]
         if let Some(Vnni::Depthwise(k)) = &self.vnni {
+            return k.run(input, (h, w), self.stride, rows, out);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(Avx2::Depthwise(k)) = &self.avx2 {
             return k.run(input, (h, w), self.stride, rows, out);
         }
         kernels::depthwise3x3(
@@ -330,6 +406,8 @@ fn prepare(l: &QuantLayer, signed: bool) -> Layer {
         },
         #[cfg(target_arch = "x86_64")]
         vnni: None,
+        #[cfg(target_arch = "x86_64")]
+        avx2: None,
     }
 }
 
