@@ -420,7 +420,9 @@ impl CpuMobileNet {
     }
 
     /// Runs `steps`, whose output shapes are `shapes` (and whose input has `in_shape`), over `n`
-    /// images, ping-ponging between the two buffers; returns the last step's output.
+    /// images, ping-ponging between the two buffers, each step's output shown to `seen`;
+    /// returns the last step's output.
+    #[allow(clippy::too_many_arguments)]
     fn run_layers<'w>(
         &self,
         input: &[f32],
