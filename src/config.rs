@@ -16,6 +16,7 @@ use crate::labels;
 use crate::model::params::MIN_INPUT;
 use crate::model::Precision;
 use crate::preprocess::{Crop, Preprocess, DEFAULT_CENTRAL_FRACTION};
+use crate::quantize::{self, Calibrator};
 use crate::registry::{Registry, RegistryError, Variant};
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::{self, Weights};
@@ -34,6 +35,8 @@ pub struct ModelConfig {
     /// `--precision` (None: the weights' own) and `--calibrate`.
     pub precision: Option<Precision>,
     pub calibrate: Option<PathBuf>,
+    /// No notes on stderr (errors still show).
+    pub quiet: bool,
 }
 
 pub fn resolve_variant(arg: &str, module: Head) -> Result<Variant, RegistryError> {
@@ -156,6 +159,7 @@ impl ModelConfig {
             fail_fast: args.fail_fast,
             precision: args.precision.precision.map(Precision::from),
             calibrate: args.precision.calibrate.clone(),
+            quiet,
             variant,
             labels: manifest.map(|m| m.classes),
         })
@@ -190,10 +194,17 @@ impl ModelConfig {
                 .into());
             }
         }
+        let calibration = CalibrationSource {
+            path: self.calibrate.as_deref(),
+            preprocess: &self.preprocess,
+            threads: self.threads,
+            synthetic: false,
+            quiet: self.quiet,
+        };
         let precision = resolve_precision(
             &mut w,
             self.precision,
-            self.calibrate.as_deref(),
+            &calibration,
             &self.device,
             &self.weights_path,
         )?;
@@ -257,17 +268,38 @@ pub fn require_float(w: &Weights, path: &Path, what: &str) -> Result<(), UsageEr
     }
 }
 
+/// Where `--precision int8` on float weights takes its calibration images from.
+pub struct CalibrationSource<'a> {
+    /// `--calibrate`.
+    pub path: Option<&'a Path>,
+    /// The run's preprocessing: the calibration images are prepared as its inputs are, and its
+    /// size becomes the quantized model's fixed input size.
+    pub preprocess: &'a Preprocess,
+    /// Threads of the fp32 calibration run.
+    pub threads: usize,
+    /// Without `--calibrate`: calibrate on seeded synthetic images (`mnv1 bench`, whose
+    /// timings do not depend on the ranges) instead of refusing.
+    pub synthetic: bool,
+    pub quiet: bool,
+}
+
+/// Synthetic calibration images of `mnv1 bench` without `--calibrate`.
+const SYNTHETIC_IMAGES: usize = 8;
+
 /// The precision the network runs in, from `--precision` (`asked`; None: the weights' own) and
 /// the weights: a quantized model runs in int8 only; float weights run in fp32, bf16, or int8
-/// once quantized with `calibrate`'s images (`w.quantized` is set then). Refused: bf16 or fp32
-/// for a quantized model, `--calibrate` without int8 on float weights, int8 off the CPU.
+/// once quantized with `calibration`'s images (`w.quantized` is set then). Refused: bf16 or fp32
+/// for a quantized model, `--calibrate` without int8 on float weights, int8 off the CPU, int8 on
+/// float weights without `--calibrate` (unless `calibration.synthetic`), calibration images of
+/// which none can be read.
 pub fn resolve_precision(
     w: &mut Weights,
     asked: Option<Precision>,
-    calibrate: Option<&Path>,
+    calibration: &CalibrationSource<'_>,
     device: &Device,
     path: &Path,
 ) -> anyhow::Result<Precision> {
+    let calibrate = calibration.path;
     let quantized = w.quantized.as_ref().map(|q| q.scheme());
     let precision = match (quantized, asked) {
         (Some(_), None | Some(Precision::Int8)) => Precision::Int8,
@@ -297,12 +329,59 @@ pub fn resolve_precision(
         .into());
     }
     if precision == Precision::Int8 && quantized.is_none() {
-        return Err(UsageError::new(
-            "--precision int8 on float weights: post-training quantization is not built yet",
-        )
-        .into());
+        let net = quantize_float(w, calibration, path)?;
+        w.quantized = Some(std::sync::Arc::new(net));
     }
     Ok(precision)
+}
+
+/// Float weights quantized to int8 on `source`'s calibration images.
+fn quantize_float(
+    w: &Weights,
+    source: &CalibrationSource<'_>,
+    path: &Path,
+) -> anyhow::Result<crate::weights::tflite::QuantizedNet> {
+    let size = source.preprocess.size;
+    let mut calibrator =
+        Calibrator::new(w, size, source.threads).with_context(|| format!("{}", path.display()))?;
+    let from = match source.path {
+        Some(images) => {
+            let skipped = quantize::images::add_images(&mut calibrator, images, source.preprocess)?;
+            if calibrator.images() == 0 {
+                return Err(UsageError::new(format!(
+                    "--calibrate {}: no image there could be read ({skipped} failed): \
+                     int8 ranges need at least one",
+                    images.display()
+                ))
+                .into());
+            }
+            images.display().to_string()
+        }
+        None if source.synthetic => {
+            quantize::images::add_synthetic(&mut calibrator, SYNTHETIC_IMAGES, 1)?;
+            String::from("seeded synthetic images (timing only: give --calibrate DIR for accuracy)")
+        }
+        None => {
+            return Err(UsageError::new(format!(
+                "{}: --precision int8 on float weights quantizes them, and needs --calibrate DIR: \
+                 a few hundred images like the ones to classify (their ranges set the int8 scales)",
+                path.display()
+            ))
+            .into())
+        }
+    };
+    let n = calibrator.images();
+    let calibration = calibrator
+        .finish()
+        .expect("checked above: at least one image");
+    let net = quantize::quantize(w, &calibration).with_context(|| format!("{}", path.display()))?;
+    if !source.quiet {
+        eprintln!(
+            "mnv1: quantized to int8 per channel at {}x{}, ranges from {n} image(s): {from}",
+            size.0, size.1
+        );
+    }
+    Ok(net)
 }
 
 /// `--weights` when given, else the variant's cache file when it is already there; never

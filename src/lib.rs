@@ -21,6 +21,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod preprocess;
+pub mod quantize;
 pub mod registry;
 pub mod report;
 pub(crate) mod tempfiles;

@@ -51,9 +51,9 @@ pub struct Pipeline<'a> {
 }
 
 /// One decoded input file: its images, or why it has none.
-type Loaded = Result<Vec<(String, Rgb32)>, String>;
+pub(crate) type Loaded = Result<Vec<(String, Rgb32)>, String>;
 
-fn load(input: &Input, pre: &Preprocess) -> Loaded {
+pub(crate) fn load(input: &Input, pre: &Preprocess) -> Loaded {
     let bytes = input.bytes()?;
     let images = if preprocess::is_npy(&bytes) {
         let images = preprocess::read_npy_images(&bytes).map_err(|e| e.to_string())?;

@@ -9,10 +9,13 @@ use serde::Serialize;
 
 use super::Status;
 use crate::cli::BenchArgs;
-use crate::config::{check_size, find_weights, load_weights_for, resolve_precision, select_device};
+use crate::config::{
+    check_size, find_weights, load_weights_for, resolve_precision, select_device, CalibrationSource,
+};
 use crate::engine::{default_threads, Engine, Head};
 use crate::model::cpu::Profile;
 use crate::model::{Arch, Precision};
+use crate::preprocess::Preprocess;
 use crate::registry::Registry;
 use crate::weights::{random::random_weights, Weights};
 
@@ -71,10 +74,19 @@ pub fn run(args: &BenchArgs, quiet: bool) -> Result<Status> {
         }
     };
     let device = select_device(args.device)?;
+    // The images a --calibrate directory gives are prepared as classify prepares its inputs.
+    let preprocess = Preprocess::new(size, size);
+    let calibration = CalibrationSource {
+        path: args.precision.calibrate.as_deref(),
+        preprocess: &preprocess,
+        threads,
+        synthetic: true,
+        quiet,
+    };
     let precision = resolve_precision(
         &mut weights,
         args.precision.precision.map(Precision::from),
-        args.precision.calibrate.as_deref(),
+        &calibration,
         &device,
         Path::new(&source),
     )?;

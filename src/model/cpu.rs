@@ -101,6 +101,23 @@ impl Backbone for CpuMobileNet {
     }
 }
 
+/// `n` NHWC images `[n, h, w, 3]` the network can take.
+fn check_input(images: &[f32], n: usize, h: usize, w: usize) -> Result<(), ModelError> {
+    if h < MIN_INPUT || w < MIN_INPUT {
+        return Err(ModelError::TooSmall {
+            height: h,
+            width: w,
+        });
+    }
+    if images.len() != n * h * w * 3 {
+        return Err(ModelError::Input(format!(
+            "{} values for {n} images of {h}x{w}x3",
+            images.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Rows of at most this many pixels per pointwise block: the kernel walks the block once per
 /// 32-channel weight panel, so the block (<= 1 MB at 1024 channels) should stay in L2.
 const POINTWISE_BLOCK_ROWS: usize = 256;
@@ -194,6 +211,42 @@ impl CpuMobileNet {
         self.run(images, n, h, w, Head::Logits, None)
     }
 
+    /// One forward pass over `n` images layer by layer, calling `seen` with each layer's output
+    /// over the batch (`[n, h, w, c]`, the 27 body layers in order), then the pooled features
+    /// `[n, C]` and, for a classifier, the logits `[n, K]`: what post-training quantization
+    /// calibrates its ranges from.
+    pub(crate) fn observe(
+        &self,
+        images: &[f32],
+        (n, h, w): (usize, usize, usize),
+        seen: &mut dyn FnMut(&[f32]),
+    ) -> Result<(), ModelError> {
+        check_input(images, n, h, w)?;
+        let shapes = self.shapes(h, w);
+        let mut pooled = vec![0f32; n * shapes.last().map_or(0, |s| s.channels)];
+        let caller = &self.workspaces[self.threads()];
+        let mut ws = caller.lock().unwrap_or_else(|e| e.into_inner());
+        let (nhw, parallel) = ((n, h, w), true);
+        self.forward_batch(
+            images,
+            nhw,
+            &shapes,
+            None,
+            &mut ws,
+            parallel,
+            None,
+            seen,
+            &mut pooled,
+        );
+        seen(&pooled);
+        if let Some(layer) = &self.logits {
+            let mut logits = vec![0f32; n * layer.cout()];
+            pointwise_rows(&pooled, layer, &mut logits);
+            seen(&logits);
+        }
+        Ok(())
+    }
+
     /// One forward pass up to `head`; with `profile`, the wall time of every stage is appended
     /// to it.
     fn run(
@@ -205,18 +258,7 @@ impl CpuMobileNet {
         head: Head,
         profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>, ModelError> {
-        if h < MIN_INPUT || w < MIN_INPUT {
-            return Err(ModelError::TooSmall {
-                height: h,
-                width: w,
-            });
-        }
-        if images.len() != n * h * w * 3 {
-            return Err(ModelError::Input(format!(
-                "{} values for {n} images of {h}x{w}x3",
-                images.len()
-            )));
-        }
+        check_input(images, n, h, w)?;
         let logits = match (head, &self.logits) {
             (Head::Logits, None) => return Err(ModelError::NoLogits),
             (Head::Logits, Some(l)) => Some(l),
@@ -239,6 +281,7 @@ impl CpuMobileNet {
                 &mut ws,
                 true,
                 profile,
+                &mut |_| {},
                 &mut out,
             );
             return Ok(out);
@@ -285,6 +328,7 @@ impl CpuMobileNet {
         ws: &mut Workspace,
         parallel: bool,
         mut profile: Option<&mut Profile>,
+        seen: &mut dyn FnMut(&[f32]),
         out: &mut [f32],
     ) {
         let input_shape = Shape {
@@ -302,6 +346,7 @@ impl CpuMobileNet {
             (ping, pong),
             parallel,
             profile.as_deref_mut(),
+            seen,
         );
         let last = shapes.last().copied().unwrap_or(input_shape);
         self.pool_and_classify(act, last, logits, pooled, profile, out);
@@ -343,7 +388,8 @@ impl CpuMobileNet {
                 let slots = group.as_mut_slice().chunks_exact_mut(at_split.len());
                 for (image, slot) in images.chunks_exact(image_shape.len()).zip(slots) {
                     let early = (early_steps, early_shapes, image_shape);
-                    let act = self.run_layers(image, 1, early, (ping, pong), false, None);
+                    let act =
+                        self.run_layers(image, 1, early, (ping, pong), false, None, &mut |_| {});
                     slot.copy_from_slice(act);
                 }
                 (&group.as_slice()[..n * at_split.len()], at_split)
@@ -353,7 +399,7 @@ impl CpuMobileNet {
             grouped
         } else {
             let late = (late_steps, late_shapes, at_split);
-            self.run_layers(grouped, n, late, (ping, pong), false, None)
+            self.run_layers(grouped, n, late, (ping, pong), false, None, &mut |_| {})
         };
         let last = shapes.last().copied().unwrap_or(image_shape);
         self.pool_and_classify(act, last, logits, pooled, None, out);
@@ -374,7 +420,9 @@ impl CpuMobileNet {
     }
 
     /// Runs `steps`, whose output shapes are `shapes` (and whose input has `in_shape`), over `n`
-    /// images, ping-ponging between the two buffers; returns the last step's output.
+    /// images, ping-ponging between the two buffers, each step's output shown to `seen`;
+    /// returns the last step's output.
+    #[allow(clippy::too_many_arguments)]
     fn run_layers<'w>(
         &self,
         input: &[f32],
@@ -383,6 +431,7 @@ impl CpuMobileNet {
         (ping, pong): (&'w mut AlignedBuf, &'w mut AlignedBuf),
         parallel: bool,
         mut profile: Option<&mut Profile>,
+        seen: &mut dyn FnMut(&[f32]),
     ) -> &'w [f32] {
         let largest = shapes.iter().map(Shape::len).max().unwrap_or(0) * n;
         for buf in [&mut *ping, &mut *pong] {
@@ -411,6 +460,7 @@ impl CpuMobileNet {
             if let Some(p) = profile.as_deref_mut() {
                 p.push((step.name.clone(), start.elapsed()));
             }
+            seen(step_out);
             std::mem::swap(&mut src, &mut dst);
             input_shape = out_shape;
         }

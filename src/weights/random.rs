@@ -7,7 +7,7 @@ use super::RawTensor;
 use crate::model::arch::{Arch, LayerKind, LOGITS_SCOPE, NUM_CLASSES};
 
 /// SplitMix64: a few lines, fully determined by the seed, plenty for test weights.
-struct SplitMix(u64);
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
     fn next_f32(&mut self) -> f32 {
@@ -20,7 +20,7 @@ impl SplitMix {
     }
 
     /// `n` values uniform in [lo, hi).
-    fn uniform(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    pub(crate) fn uniform(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| lo + (hi - lo) * self.next_f32()).collect()
     }
 }

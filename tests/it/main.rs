@@ -15,6 +15,7 @@ mod finetune;
 mod fuzz_regressions;
 mod hardening;
 mod parity;
+mod ptq;
 mod quant_parity;
 mod report;
 mod robustness;
