@@ -128,6 +128,9 @@ pub fn quantize(
         pooled,
         logits,
         softmax,
+        // The [-1,1] image quantized as an int8 input; the exporter puts a uint8 QUANTIZE in
+        // front when it writes the file.
+        uint8_input: false,
     })
 }
 
