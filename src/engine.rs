@@ -36,7 +36,8 @@ impl Engine {
     }
 
     /// Like `new`, with the CPU path on `threads` threads (ignored on other devices), in
-    /// `precision` (int8: the weights must be quantized; `config::resolve_precision` decides).
+    /// `precision` (int8: the weights must be quantized; bf16: the CPU must have AVX512_BF16;
+    /// `config::resolve_precision` decides).
     /// The CPU path's instruction set is the widest the CPU has, or `MNV1_ISA`'s
     /// (`ModelError::Isa` when the CPU lacks it).
     pub(crate) fn with_threads(
@@ -79,7 +80,19 @@ impl Engine {
                 IntKernels::for_isa(Isa::from_env()?),
             )?)
         } else if precision == Precision::Bf16 {
-            return Err(ModelError::Unsupported("bf16 is not built yet".into()));
+            if !device.is_cpu() {
+                return Err(ModelError::Unsupported(format!(
+                    "bf16 runs on the CPU only, not on {:?}",
+                    device.location()
+                )));
+            }
+            Box::new(CpuMobileNet::from_tensors_bf16(
+                &weights.tensors,
+                weights.arch,
+                head,
+                threads,
+                Isa::from_env()?,
+            )?)
         } else if device.is_cpu() {
             Box::new(CpuMobileNet::from_tensors(
                 &weights.tensors,

@@ -59,9 +59,13 @@ fn category(e: &(dyn StdError + 'static)) -> Option<u8> {
             _ => FAILED,
         });
     }
-    // MNV1_ISA naming a level this CPU lacks (or none) is a setting.
-    if let Some(crate::model::ModelError::Isa(_) | crate::model::ModelError::Unsupported(_)) =
-        e.downcast_ref::<crate::model::ModelError>()
+    // MNV1_ISA naming a level this CPU lacks (or none), or bf16 without its instructions, is a
+    // setting.
+    if let Some(
+        crate::model::ModelError::Isa(_)
+        | crate::model::ModelError::Bf16(_)
+        | crate::model::ModelError::Unsupported(_),
+    ) = e.downcast_ref::<crate::model::ModelError>()
     {
         return Some(USAGE);
     }

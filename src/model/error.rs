@@ -38,6 +38,9 @@ pub enum ModelError {
     Threads(String),
     #[error(transparent)]
     Isa(#[from] super::kernels::IsaError),
+    /// `--precision bf16` where the CPU, or `MNV1_ISA`, rules out `vdpbf16ps`: exit 2.
+    #[error(transparent)]
+    Bf16(#[from] super::kernels::Bf16Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -200,3 +200,55 @@ fn batches_in_groups_match_one_image_at_a_time() {
         }
     }
 }
+
+/// The network with bf16 products (`CpuMobileNet::from_tensors_bf16`), where this CPU has
+/// AVX512_BF16, against the fp32 network on the TF-made fixture weights
+/// (tests/fixtures/mobilenet_v1_0.25_128.tgz, tools/make_fixtures.py; random, untrained). bf16
+/// keeps 8 significant bits, so every pointwise and logits product carries up to 2^-8 relative
+/// error from its two rounded operands, compounded over 14 layers: on four ramp images the
+/// logits moved by 5.1% of their spread and the features by 2.6% of their largest value when
+/// this test was written. The bounds are twice that (10%, 6%); a wrong bf16 kernel (a swapped
+/// pair, a lost k-block) moves them by the order of their whole range, and the kernel itself is
+/// checked tightly in src/model/kernels/tests.rs. An image gives the same bits alone as in a
+/// batch, as in fp32.
+#[test]
+fn bf16_network_stays_near_the_fp32_network() {
+    let w = mnv1::weights::load(&crate::common::fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
+    let (n, h, wd) = (4, 128, 128);
+    let bf16 =
+        match CpuMobileNet::from_tensors_bf16(&w.tensors, w.arch, Head::Logits, 2, Isa::best()) {
+            Ok(net) => net,
+            Err(ModelError::Bf16(e)) => {
+                eprintln!("bf16_network_stays_near_the_fp32_network: skipped: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+    let fp32 =
+        CpuMobileNet::from_tensors(&w.tensors, w.arch, Head::Logits, 2, Isa::best()).unwrap();
+    let x = images(n, h, wd, 5);
+    let relative = |got: &[f32], want: &[f32], scale: f32| max_abs_diff(got, want) / scale;
+    let want = fp32.logits(&x, n, h, wd).unwrap();
+    let got = bf16.logits(&x, n, h, wd).unwrap();
+    let spread =
+        want.iter().fold(f32::MIN, |a, &b| a.max(b)) - want.iter().fold(f32::MAX, |a, &b| a.min(b));
+    let logits_error = relative(&got, &want, spread);
+    let want_f = fp32.features(&x, n, h, wd).unwrap();
+    let got_f = bf16.features(&x, n, h, wd).unwrap();
+    let largest = want_f.iter().fold(0f32, |a, &b| a.max(b.abs()));
+    let features_error = relative(&got_f, &want_f, largest);
+    eprintln!("bf16 vs fp32: logits {logits_error:.4} of their spread, features {features_error:.4} of the largest");
+    assert!(
+        logits_error <= 0.10,
+        "logits: {logits_error} of the spread {spread}"
+    );
+    assert!(
+        features_error <= 0.06,
+        "features: {features_error} of {largest}"
+    );
+    // Not fp32 in disguise: the products really are rounded.
+    assert!(max_abs_diff(&got, &want) > 0.0);
+    let image_len = h * wd * 3;
+    let alone = bf16.logits(&x[image_len..2 * image_len], 1, h, wd).unwrap();
+    assert!(same_bits(&alone, &got[want.len() / n..2 * want.len() / n]));
+}

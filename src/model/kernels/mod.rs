@@ -1,14 +1,17 @@
 //! The CPU fast path's kernels over NHWC activations, one concern per file. Each layer kernel
 //! writes its output with the folded-BatchNorm bias added and ReLU6 applied, so no pass over an
 //! activation is spent on either. Each layer keeps the instruction set it was built for
-//! (`simd::Isa`); the tests at the end run every kernel at every level the CPU supports.
+//! (`simd::Isa`), and a pointwise layer the arithmetic of its products (fp32, or bf16 in
+//! `bf16.rs`); the tests at the end run every kernel at every level the CPU supports.
 
+pub(crate) mod bf16;
 pub(crate) mod conv0;
 pub(crate) mod depthwise;
 pub(crate) mod pointwise;
 pub(crate) mod pool;
 pub(crate) mod simd;
 
+pub use bf16::{Bf16, Bf16Error};
 pub use simd::Isa;
 pub(crate) use simd::IsaError;
 
@@ -33,22 +36,22 @@ impl Shape {
     }
 }
 
-/// A zeroed `f32` buffer whose first value sits on a 64-byte boundary, so that 16-lane loads of
-/// rows that are multiples of 16 values never straddle two cache lines (a large `Vec` from the
-/// allocator starts 16 bytes past a page boundary).
+/// A zeroed buffer of `f32` (or of `u32`: bf16 pairs) whose first value sits on a 64-byte
+/// boundary, so that 16-lane loads of rows that are multiples of 16 values never straddle two
+/// cache lines (a large `Vec` from the allocator starts 16 bytes past a page boundary).
 #[derive(Default)]
-pub(crate) struct AlignedBuf {
-    buf: Vec<f32>,
+pub(crate) struct AlignedBuf<T = f32> {
+    buf: Vec<T>,
     offset: usize,
     len: usize,
 }
 
-impl AlignedBuf {
-    const ALIGN_VALUES: usize = 16;
+impl<T: Copy + Default> AlignedBuf<T> {
+    const ALIGN_VALUES: usize = 64 / std::mem::size_of::<T>();
 
     pub(crate) fn zeroed(len: usize) -> Self {
-        let buf = vec![0f32; len + Self::ALIGN_VALUES];
-        let misalign = (buf.as_ptr() as usize % 64) / 4;
+        let buf = vec![T::default(); len + Self::ALIGN_VALUES];
+        let misalign = (buf.as_ptr() as usize % 64) / std::mem::size_of::<T>();
         let offset = (Self::ALIGN_VALUES - misalign) % Self::ALIGN_VALUES;
         Self { buf, offset, len }
     }
@@ -57,11 +60,11 @@ impl AlignedBuf {
         self.len
     }
 
-    pub(crate) fn as_slice(&self) -> &[f32] {
+    pub(crate) fn as_slice(&self) -> &[T] {
         &self.buf[self.offset..self.offset + self.len]
     }
 
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.buf[self.offset..self.offset + self.len]
     }
 }

@@ -4,29 +4,39 @@
 //! tile. Bias and ReLU6 are applied to the accumulators before the single store. The logits
 //! layer is the same product without ReLU6. (The `gemm` crate packed the `[Cin, Cout]` weights
 //! again on every call, which cost more than the arithmetic on the small late layers, and kept
-//! its packing buffers per thread.) Callers hand each thread its own block of rows.
+//! its packing buffers per thread.) Callers hand each thread its own block of rows. A layer
+//! turned to bf16 (`Pointwise::into_bf16`) keeps its shape, bias and ReLU6 and runs its
+//! products in `bf16.rs` instead.
 
+use super::bf16::{self, Bf16, Bf16Panels};
 use super::simd::{dispatch, mul_add, Target};
 use super::{relu6, AlignedBuf, Isa};
 
 /// Output channels per packed panel: two 16-lane AVX-512 registers.
-const PANEL: usize = 32;
+pub(super) const PANEL: usize = 32;
 /// Rows per register tile: 8 x 32 accumulators fill 16 of the 32 AVX-512 registers. (12 rows,
 /// 24 registers, measured no faster.)
 const TILE_ROWS: usize = 8;
 
 /// A folded pointwise layer with its weights packed into panels.
 pub struct Pointwise {
+    filter: Filter,
+    /// `[Cout]` padded with zeros to whole panels.
+    pub(super) bias: Vec<f32>,
+    pub(super) cin: usize,
+    pub(super) cout: usize,
+    /// ReLU6 on the output (every layer but the logits).
+    pub(super) relu6: bool,
+    isa: Isa,
+}
+
+/// The packed weights, in the arithmetic the layer's products run in, fixed when it is built.
+enum Filter {
     /// `ceil(Cout / 32)` panels of `[Cin, 32]`, zero past `Cout`; each panel row one cache line
     /// pair.
-    packed: AlignedBuf,
-    /// `[Cout]` padded with zeros to whole panels.
-    bias: Vec<f32>,
-    cin: usize,
-    cout: usize,
-    /// ReLU6 on the output (every layer but the logits).
-    relu6: bool,
-    isa: Isa,
+    Fp32(AlignedBuf),
+    /// The same panels rounded to bf16 once, inputs paired (`bf16.rs`).
+    Bf16(Bf16Panels, Bf16),
 }
 
 impl Pointwise {
@@ -62,7 +72,7 @@ impl Pointwise {
         let mut padded = bias.to_vec();
         padded.resize(panels * PANEL, 0.0);
         Self {
-            packed,
+            filter: Filter::Fp32(packed),
             bias: padded,
             cin,
             cout,
@@ -71,15 +81,35 @@ impl Pointwise {
         }
     }
 
+    /// The same layer with its products in bf16 (vdpbf16ps): the weights rounded to bf16 once,
+    /// here; sums, bias and ReLU6 stay fp32.
+    pub fn into_bf16(self, bf16: Bf16) -> Self {
+        let filter = match self.filter {
+            Filter::Fp32(packed) => {
+                Filter::Bf16(Bf16Panels::pack(packed.as_slice(), self.cin), bf16)
+            }
+            same @ Filter::Bf16(..) => same,
+        };
+        Self { filter, ..self }
+    }
+
     pub fn cin(&self) -> usize {
         self.cin
     }
 
-    /// `(first output channel, channels that exist, [Cin, 32] weights)` of each panel.
+    /// The fp32 panels; `pointwise_rows` sends a bf16 layer to `bf16::rows` before anything
+    /// asks for them.
+    fn fp32_panels(&self) -> &[f32] {
+        match &self.filter {
+            Filter::Fp32(packed) => packed.as_slice(),
+            Filter::Bf16(..) => unreachable!("a bf16 layer runs in bf16::rows"),
+        }
+    }
+
+    /// `(first output channel, channels that exist, [Cin, 32] weights)` of each fp32 panel.
     fn panels(&self) -> impl Iterator<Item = (usize, usize, &[f32])> {
         let cout = self.cout;
-        self.packed
-            .as_slice()
+        self.fp32_panels()
             .chunks_exact(self.cin * PANEL)
             .enumerate()
             .map(move |(p, panel)| (p * PANEL, PANEL.min(cout - p * PANEL), panel))
@@ -98,7 +128,10 @@ pub fn pointwise_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
         input.len() == rows * layer.cin && out.len() == rows * layer.cout,
         "pointwise block shapes"
     );
-    dispatch_rows(layer.isa, input, layer, out);
+    match &layer.filter {
+        Filter::Fp32(_) => dispatch_rows(layer.isa, input, layer, out),
+        Filter::Bf16(panels, bf16) => bf16::rows(*bf16, input, layer, panels, out),
+    }
 }
 
 dispatch!(fn dispatch_rows(input: &[f32], layer: &Pointwise, out: &mut [f32]) => rows_body);
@@ -121,7 +154,7 @@ fn rows_body<T: Target>(input: &[f32], layer: &Pointwise, out: &mut [f32]) {
 /// `(first row, rows)` of the register tiles covering `rows`: as few tiles as `TILE_ROWS`
 /// allows, of equal size give or take one (49 rows: seven tiles of 7, not six of 8 and a 1-row
 /// tile that would stream the whole panel for one row).
-fn tiles(rows: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn tiles(rows: usize) -> impl Iterator<Item = (usize, usize)> {
     let n = rows.div_ceil(TILE_ROWS);
     let (base, extra) = (rows / n.max(1), rows % n.max(1));
     (0..n).map(move |t| (t * base + t.min(extra), base + usize::from(t < extra)))
@@ -233,7 +266,7 @@ mod avx512 {
         out: *mut f32,
     ) {
         let cin = layer.cin;
-        let w = layer.packed.as_slice()[first * cin * PANEL..].as_ptr();
+        let w = layer.fp32_panels()[first * cin * PANEL..].as_ptr();
         let masks: [[__mmask16; 2]; NP] =
             std::array::from_fn(|p| panel_masks(PANEL.min(layer.cout - (first + p) * PANEL)));
         let mut acc: [[__m512; 2]; NP] = std::array::from_fn(|p| {

@@ -3,11 +3,12 @@
 //! a masked tail; 1024), widths 1 to 5 and odd sizes. Inputs are deterministic ramps with prime
 //! strides, of both signs and past 6 after the layer, so ReLU6 clamps both ways.
 
+use super::bf16::{bf16_to_f32, to_bf16};
 use super::conv0::{conv0_row, Conv0};
 use super::depthwise::{depthwise_row, Depthwise};
 use super::pointwise::{pointwise_rows, Pointwise};
 use super::pool::mean_pool;
-use super::{relu6, Isa, Pad, Shape};
+use super::{relu6, Bf16, Isa, Pad, Shape};
 use crate::model::padding::same_padding;
 
 const CHANNELS: [usize; 5] = [8, 16, 24, 40, 1024];
@@ -236,17 +237,88 @@ fn pointwise_and_linear_match_the_reference_at_every_level() {
     }
 }
 
+/// bf16 where this CPU has it, else None with a note (the bf16 tests then check nothing).
+fn bf16_here(test: &str) -> Option<Bf16> {
+    match Bf16::new(Isa::best()) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("{test}: skipped: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn bf16_pointwise_matches_a_reference_on_bf16_operands() {
+    // The reference rounds inputs and weights to bf16 as the kernel does (to_bf16: nearest,
+    // ties to even, as vcvtne2ps2bf16) and sums their exact products in f64. A product of two
+    // bf16 values is exact in f32, so the kernel's only error is its f32 summation of Cin
+    // products and the bias; vdpbf16ps adds each pair (odd input first) in its own order, so the
+    // bound is the one for any order: (Cin + 2) * 2^-24 * sum |terms|. Cin odd (1, 3, 33: a
+    // zero-padded pair) and past one k-block of 128 pairs (257, 1024); Couts and rows as above.
+    let Some(bf16) = bf16_here("bf16_pointwise") else {
+        return;
+    };
+    let round = |v: f32| bf16_to_f32(to_bf16(v));
+    let shapes = [
+        (1, 16),
+        (3, 8),
+        (8, 16),
+        (24, 24),
+        (33, 37),
+        (40, 1024),
+        (257, 37),
+        (24, 150),
+        (1024, 40),
+        (256, 1001),
+    ];
+    for (cin, cout) in shapes {
+        for rows in [1, 2, 3, 5, 7, 8, 9, 17] {
+            let (input, w, bias) = pointwise_problem(rows, cin, cout);
+            let input_b: Vec<f32> = input.iter().map(|&v| round(v)).collect();
+            let w_b: Vec<f32> = w.iter().map(|&v| round(v)).collect();
+            let want = pointwise_reference(&input_b, &w_b, &bias, cin);
+            for relu in [true, false] {
+                let layer = if relu {
+                    Pointwise::new(&w, &bias, cin, Isa::best())
+                } else {
+                    Pointwise::linear(&w, &bias, cin, Isa::best())
+                }
+                .into_bf16(bf16);
+                let mut got = vec![f32::NAN; rows * cout];
+                pointwise_rows(&input, &layer, &mut got);
+                for (i, (&g, e)) in got.iter().zip(&want).enumerate() {
+                    let v = e.sum as f32;
+                    let v = if relu { relu6(v) } else { v };
+                    let tol = (cin + 2) as f32 * f32::EPSILON / 2.0 * e.magnitude as f32;
+                    assert!(
+                        (g - v).abs() <= tol,
+                        "bf16 pointwise {cin}x{cout} rows {rows} relu {relu} [{i}]: {g} vs {v} \
+                         (tolerance {tol})"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_pointwise_row_gives_the_same_bits_alone_as_in_a_tile() {
     // One row takes its own kernel (several panels at once); the sums must not change, so an
     // image's logits do not depend on the batch it came in.
     let (cin, cout, rows) = (600, 1001, 9);
     let (input, w, bias) = pointwise_problem(rows, cin, cout);
+    let bf16 = bf16_here("bf16 a row alone");
     for isa in Isa::supported() {
-        for layer in [
+        let mut layers = vec![
             Pointwise::new(&w, &bias, cin, isa),
             Pointwise::linear(&w, &bias, cin, isa),
-        ] {
+        ];
+        if let (Some(bf16), true) = (bf16, isa == Isa::best()) {
+            layers.push(Pointwise::new(&w, &bias, cin, isa).into_bf16(bf16));
+            layers.push(Pointwise::linear(&w, &bias, cin, isa).into_bf16(bf16));
+        }
+        for layer in layers {
             let mut batch = vec![0f32; rows * cout];
             pointwise_rows(&input, &layer, &mut batch);
             for (row, want) in input.chunks_exact(cin).zip(batch.chunks_exact(cout)) {
@@ -271,6 +343,12 @@ fn nan_stays_nan_through_relu6_at_every_level() {
         let mut out = vec![0f32; 16];
         pointwise_rows(&[f32::NAN], &layer, &mut out);
         assert!(out.iter().all(|v| v.is_nan()), "{isa} pointwise: {out:?}");
+        if let (Ok(bf16), true) = (Bf16::new(isa), isa == Isa::best()) {
+            let layer = Pointwise::new(&[1.0; 16], &[0.0; 16], 1, isa).into_bf16(bf16);
+            let mut out = vec![0f32; 16];
+            pointwise_rows(&[f32::NAN], &layer, &mut out);
+            assert!(out.iter().all(|v| v.is_nan()), "bf16 pointwise: {out:?}");
+        }
 
         let layer = Depthwise::new(vec![1.0; 9 * 16], vec![0.0; 16], 1, isa);
         let shape = Shape {
