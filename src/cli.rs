@@ -444,7 +444,27 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "N", value_parser = ranged::<usize>(ranges::SIZE), allow_negative_numbers = true)]
     pub size: Option<usize>,
     #[command(flatten)]
+    pub quantize: QuantizeArgs,
+    #[command(flatten)]
     pub net: NetArgs,
+}
+
+/// Post-training quantization of a .tflite export.
+#[derive(Debug, Args, Clone, Default)]
+pub struct QuantizeArgs {
+    /// Write a full-integer .tflite (uint8 input and output, int8 inside, per-channel filters),
+    /// its ranges calibrated on --calibrate's images.
+    #[arg(long, value_enum, requires = "calibrate")]
+    pub quantize: Option<QuantizeArg>,
+    /// Images (a directory, recursively, or one file) whose activations set the int8 ranges of
+    /// --quantize.
+    #[arg(long, value_name = "PATH", requires = "quantize")]
+    pub calibrate: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuantizeArg {
+    Int8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -488,6 +508,10 @@ pub struct FinetuneArgs {
     /// Also export the trained classifier: FILE.tflite (with metadata and labels) or FILE.onnx.
     #[arg(long, value_name = "FILE")]
     pub export: Option<PathBuf>,
+    /// With --export FILE.tflite: write it full-integer (uint8 input and output), its int8
+    /// ranges calibrated on the training images.
+    #[arg(long, value_enum, requires = "export")]
+    pub quantize: Option<QuantizeArg>,
     /// Passes over the training images (1..=100000).
     #[arg(long, default_value_t = 5, value_parser = ranged::<usize>(ranges::EPOCHS), allow_negative_numbers = true)]
     pub epochs: usize,

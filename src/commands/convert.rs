@@ -1,17 +1,24 @@
 //! `mnv1 convert`: any supported weights, a cached variant or a fine-tuned model directory to the
 //! canonical safetensors form, or exported as TensorFlow Lite (with metadata) or ONNX.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use candle_core::Device;
 
 use super::Status;
-use crate::cli::{ConvertArgs, ExportHeadArg};
-use crate::config::{load_weights_for, require_float, resolve_variant, resolve_weights_path};
+use crate::cli::{ConvertArgs, ExportHeadArg, QuantizeArg, QuantizeArgs};
+use crate::config::{
+    load_weights_for, require_float, resolve_precision, resolve_variant, resolve_weights_path,
+    CalibrationSource,
+};
+use crate::engine::default_threads;
 use crate::error::UsageError;
 use crate::export::{self, ExportError, ExportInfo, Format, Head};
 use crate::labels;
 use crate::model::params::MIN_INPUT;
+use crate::model::Precision;
+use crate::preprocess::{Crop, Preprocess};
 use crate::registry::Variant;
 use crate::train::manifest::{Manifest, WEIGHTS_FILE};
 use crate::weights::safetensors::{write_canonical, CanonicalMetadata};
@@ -134,7 +141,13 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
             .into());
         }
     }
-    let src = resolve(args, format, quiet)?;
+    if args.quantize.quantize.is_some() && format != Format::Tflite {
+        return Err(UsageError::new(
+            "--quantize int8 writes a full-integer .tflite: give --out FILE.tflite",
+        )
+        .into());
+    }
+    let mut src = resolve(args, format, quiet)?;
     let w = &src.weights;
     if format == Format::Safetensors {
         let metadata = CanonicalMetadata {
@@ -183,6 +196,10 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
         ))
         .into());
     }
+    if let Some(calibrate) = &args.quantize.calibrate {
+        quantize_for_export(&mut src, calibrate, size, quiet)?;
+    }
+    let w = &src.weights;
     let info = export_info(&src, size, head);
     let bytes = export::export(w, head, &info, format, &args.out).map_err(|e| match e {
         ExportError::Io { .. } => anyhow::Error::new(e),
@@ -203,10 +220,47 @@ pub fn run(args: &ConvertArgs, quiet: bool) -> Result<Status> {
     Ok(Status::Ok)
 }
 
-/// Exports a fine-tuned model (the directory `finetune` just wrote) for `finetune --export`.
+/// Float weights quantized to int8 for a full-integer export, calibrated on `calibrate`'s
+/// images prepared as the exported model's inputs are (its size, and a fine-tuned model's crop).
+fn quantize_for_export(src: &mut Source, calibrate: &Path, size: usize, quiet: bool) -> Result<()> {
+    if let Some(q) = &src.weights.quantized {
+        return Err(UsageError::new(format!(
+            "{}: already quantized ({}): drop --quantize to re-export it",
+            src.path.display(),
+            q.scheme()
+        ))
+        .into());
+    }
+    let mut preprocess = Preprocess::new(size, size);
+    if let Some(m) = &src.manifest {
+        preprocess.crop = match m.preprocessing.crop.as_str() {
+            "none" => Crop::None,
+            _ => Crop::Central(m.preprocessing.central_fraction as f32),
+        };
+    }
+    let source = CalibrationSource {
+        path: Some(calibrate),
+        preprocess: &preprocess,
+        threads: default_threads(),
+        synthetic: false,
+        quiet,
+    };
+    resolve_precision(
+        &mut src.weights,
+        Some(Precision::Int8),
+        &source,
+        &Device::Cpu,
+        &src.path,
+    )?;
+    Ok(())
+}
+
+/// Exports a fine-tuned model (the directory `finetune` just wrote) for `finetune --export`;
+/// with `calibrate`, full-integer, calibrated on those images.
 pub(crate) fn export_finetuned(
     model_dir: &std::path::Path,
     out: &std::path::Path,
+    calibrate: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
     let args = ConvertArgs {
@@ -216,6 +270,10 @@ pub(crate) fn export_finetuned(
         out: out.to_path_buf(),
         head: ExportHeadArg::Classification,
         size: None,
+        quantize: QuantizeArgs {
+            quantize: calibrate.map(|_| QuantizeArg::Int8),
+            calibrate: calibrate.map(Path::to_path_buf),
+        },
         net: crate::cli::NetArgs {
             offline: true,
             mirror: None,

@@ -136,7 +136,13 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     check(args)?;
     check_out(&args.out)?;
     if let Some(path) = &args.export {
-        export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
+        let format = export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
+        if args.quantize.is_some() && format != export::Format::Tflite {
+            return Err(UsageError::new(
+                "--quantize int8 writes a full-integer .tflite: give --export FILE.tflite",
+            )
+            .into());
+        }
     }
     let started = Instant::now();
     let variant = resolve_variant(&args.variant, Head::Logits)?;
@@ -327,7 +333,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         );
     }
     if let Some(path) = &args.export {
-        super::convert::export_finetuned(&args.out, path, quiet)?;
+        // A quantized export is calibrated on the training images.
+        let calibrate = args.quantize.map(|_| args.data.as_path());
+        super::convert::export_finetuned(&args.out, path, calibrate, quiet)?;
     }
     if let Some(err) = summaries_error {
         bail!(

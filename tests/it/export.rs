@@ -181,7 +181,7 @@ fn finetune_export_writes_a_k_class_tflite_and_refuses_bad_targets_first() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     colours_dataset(&data);
-    let run = |out: &str, export: &Path| {
+    let run_with = |out: &str, export: &Path, extra: &[&str]| {
         mnv1()
             .arg("finetune")
             .arg(&data)
@@ -191,8 +191,10 @@ fn finetune_export_writes_a_k_class_tflite_and_refuses_bad_targets_first() {
             .arg(tmp.path().join(out))
             .arg("--export")
             .arg(export)
+            .args(extra)
             .assert()
     };
+    let run = |out: &str, export: &Path| run_with(out, export, &[]);
     // Refused before training: no model directory appears.
     let a = run("m1", &tmp.path().join("ft.h5")).code(2);
     assert!(stderr(&a).contains("unknown output type"), "{}", stderr(&a));
@@ -211,4 +213,18 @@ fn finetune_export_writes_a_k_class_tflite_and_refuses_bad_targets_first() {
         back.tensors[&format!("{LOGITS_SCOPE}/biases")],
         dir.tensors[&format!("{LOGITS_SCOPE}/biases")]
     );
+    // --quantize int8: refused for ONNX before training; a full-integer .tflite of K classes,
+    // calibrated on the training images.
+    let a = run_with("m3", &tmp.path().join("ft.onnx"), &["--quantize", "int8"]).code(2);
+    assert!(
+        stderr(&a).contains("full-integer .tflite"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(!tmp.path().join("m3").exists());
+    let q = tmp.path().join("ftq.tflite");
+    run_with("m4", &q, &["--quantize", "int8"]).success();
+    let back = weights::load(&q).unwrap();
+    let net = back.quantized.expect("a quantized model");
+    assert_eq!(net.logits.as_ref().map(|l| l.out_channels), Some(2));
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use assert_cmd::Command;
+
 use crate::common::{fixture, mnv1_025};
 
 /// The decodable images of tests/fixtures/preprocess (PNGs and JPEGs of every colour type).
@@ -135,4 +137,108 @@ fn bench_int8_calibrates_on_synthetic_images() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("seeded synthetic images"), "{stderr}");
     assert!(String::from_utf8(out.stdout).unwrap().contains(" int8 "));
+}
+
+/// `convert --quantize int8 --calibrate` writes a full-integer .tflite that mnv1 reads back as
+/// one and runs (the writer and reader are checked bit for bit against TFLiteConverter's own
+/// uint8-io file in src/export/tests.rs); re-quantizing it and a quantized ONNX are refused.
+#[test]
+fn convert_writes_a_full_integer_tflite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.tflite");
+    let calib = fixture("preprocess");
+    let convert = || {
+        let mut c = Command::cargo_bin("mnv1").unwrap();
+        c.args(["convert", "--variant", "025_128"])
+            .arg(fixture("mobilenet_v1_0.25_128.tgz"));
+        c
+    };
+    let run = convert()
+        .args(["--quantize", "int8", "--calibrate"])
+        .arg(&calib)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bench = Command::cargo_bin("mnv1")
+        .unwrap()
+        .args([
+            "bench",
+            "--variant",
+            "025_128",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--weights",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bench.stdout).contains(" int8 "));
+    assert!(String::from_utf8_lossy(&bench.stderr).contains("int8 per-channel"));
+    let images = photos();
+    let classify = Command::cargo_bin("mnv1")
+        .unwrap()
+        .args([
+            "classify",
+            "--variant",
+            "025_128",
+            "--top-k",
+            "1",
+            "--format",
+            "tsv",
+            "--weights",
+        ])
+        .arg(&out)
+        .args(&images)
+        .output()
+        .unwrap();
+    assert!(
+        classify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classify.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(classify.stdout).unwrap().lines().count(),
+        1 + images.len()
+    );
+
+    let again = Command::cargo_bin("mnv1")
+        .unwrap()
+        .args([
+            "convert",
+            "--variant",
+            "025_128",
+            "--quantize",
+            "int8",
+            "--calibrate",
+        ])
+        .arg(&calib)
+        .arg(&out)
+        .arg("--out")
+        .arg(dir.path().join("again.tflite"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already quantized"));
+    let onnx = convert()
+        .args(["--quantize", "int8", "--calibrate"])
+        .arg(&calib)
+        .arg("--out")
+        .arg(dir.path().join("m.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(onnx.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&onnx.stderr).contains("full-integer .tflite"));
 }

@@ -236,8 +236,8 @@ mod avx512 {
                 };
             }
             for p in wide..panel_count {
-                // SAFETY: as above, panel p exists.
                 let m = [masks(cout, p)];
+                // SAFETY: as above, panel p exists.
                 unsafe { tile::<1, 1>(a, o.wrapping_add(p * PANEL), &pass_for(p, 0, kp, kp), m) };
             }
             return;

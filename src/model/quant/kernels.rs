@@ -36,6 +36,8 @@ dispatch!(pub(crate) fn quantize_int8_input(images: &[f32], input: QParams, out:
 #[inline(always)]
 fn quantize_uint8_body<T: Target>(images: &[f32], out: &mut [u8]) {
     for (o, &x) in out.iter_mut().zip(images) {
+        // max/min rather than clamp: a NaN becomes 0 instead of staying NaN.
+        #[allow(clippy::manual_clamp)]
         let y = (x * 255.0).max(0.0).min(255.0);
         *o = ((y + 8_388_608.0).to_bits() & 0xff) as u8;
     }
@@ -49,6 +51,7 @@ fn quantize_int8_body<T: Target>(images: &[f32], input: QParams, out: &mut [u8])
     let QParams { scale, zero_point } = input;
     for (o, &x) in out.iter_mut().zip(images) {
         // Clamped first (NaN to the low end), so that the cast is a plain truncation.
+        #[allow(clippy::manual_clamp)]
         let v = ((2.0 * x - 1.0) / scale).max(-8_388_608.0).min(8_388_608.0);
         // SAFETY: v is finite and within i32 (clamped above).
         let t: i32 = unsafe { v.to_int_unchecked() };
