@@ -24,7 +24,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::Requant;
+use super::kernels::{Requant, VecRequant};
 
 /// Whether this CPU runs these kernels.
 pub(crate) fn available() -> bool {
@@ -45,40 +45,6 @@ const CHUNK_PIXELS: usize = 32;
 pub(crate) enum Products {
     Bytes,
     Words,
-}
-
-/// A layer's requantization laid out in 8-lane blocks (channels padded with zero multipliers).
-struct VecRequant {
-    multiplier: Vec<i32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
-    /// The bias plus the per-channel constant of the decomposition.
-    offset: Vec<i32>,
-    output_zero_point: i32,
-    act_min: i32,
-    act_max: i32,
-}
-
-impl VecRequant {
-    fn new(rq: &Requant, extra: impl Fn(usize) -> i32) -> Self {
-        let n = rq.bias.len().div_ceil(LANES) * LANES;
-        let mut v = VecRequant {
-            multiplier: vec![0; n],
-            left: vec![0; n],
-            right: vec![0; n],
-            offset: vec![0; n],
-            output_zero_point: rq.output_zero_point,
-            act_min: rq.act_min,
-            act_max: rq.act_max,
-        };
-        for (i, m) in rq.multipliers.iter().enumerate() {
-            v.multiplier[i] = m.multiplier;
-            v.left[i] = m.shift.max(0);
-            v.right[i] = (-m.shift).max(0);
-            v.offset[i] = rq.bias[i].wrapping_add(extra(i));
-        }
-        v
-    }
 }
 
 /// A pointwise layer packed for these kernels.

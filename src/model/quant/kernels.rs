@@ -86,6 +86,41 @@ impl Requant {
     }
 }
 
+/// A layer's requantization laid out for the vector kernels (`vnni.rs`, 16 lanes; `avx2.rs`,
+/// 8): one entry per output channel, padded to a multiple of 16 with zero multipliers.
+pub(crate) struct VecRequant {
+    pub(crate) multiplier: Vec<i32>,
+    pub(crate) left: Vec<i32>,
+    pub(crate) right: Vec<i32>,
+    /// The bias plus `extra`'s per-channel constant (the kernels' decompositions).
+    pub(crate) offset: Vec<i32>,
+    pub(crate) output_zero_point: i32,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+}
+
+impl VecRequant {
+    pub(crate) fn new(rq: &Requant, extra: impl Fn(usize) -> i32) -> Self {
+        let n = rq.bias.len().div_ceil(16) * 16;
+        let mut v = VecRequant {
+            multiplier: vec![0; n],
+            left: vec![0; n],
+            right: vec![0; n],
+            offset: vec![0; n],
+            output_zero_point: rq.output_zero_point,
+            act_min: rq.act_min,
+            act_max: rq.act_max,
+        };
+        for (i, m) in rq.multipliers.iter().enumerate() {
+            v.multiplier[i] = m.multiplier;
+            v.left[i] = m.shift.max(0);
+            v.right[i] = (-m.shift).max(0);
+            v.offset[i] = rq.bias[i].wrapping_add(extra(i));
+        }
+        v
+    }
+}
+
 /// The taps of the 3x3 SAME window of output pixel (`oy`, `ox`) that fall inside an `h` x `w`
 /// image whose padding before is (`top`, `left`): (tap index ky * 3 + kx, y, x). TFLite skips the
 /// others, which is what a zero (input - zero point) would give.

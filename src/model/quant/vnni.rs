@@ -17,7 +17,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::Requant;
+use super::kernels::{Requant, VecRequant};
 
 /// Whether this CPU runs these kernels.
 pub(crate) fn available() -> bool {
@@ -33,40 +33,6 @@ const LANES: usize = 16;
 const TILE_PIXELS: usize = 4;
 /// Output blocks (of 16 channels) per register tile: 4 x 4 accumulators.
 const TILE_BLOCKS: usize = 4;
-
-/// A layer's requantization laid out in 16-lane blocks (channels padded with zero multipliers).
-pub(crate) struct VecRequant {
-    multiplier: Vec<i32>,
-    left: Vec<i32>,
-    right: Vec<i32>,
-    /// The bias, and for pointwise layers the per-channel constant of the decomposition above.
-    offset: Vec<i32>,
-    output_zero_point: i32,
-    act_min: i32,
-    act_max: i32,
-}
-
-impl VecRequant {
-    fn new(rq: &Requant, extra: impl Fn(usize) -> i32) -> Self {
-        let n = rq.bias.len().div_ceil(LANES) * LANES;
-        let mut v = VecRequant {
-            multiplier: vec![0; n],
-            left: vec![0; n],
-            right: vec![0; n],
-            offset: vec![0; n],
-            output_zero_point: rq.output_zero_point,
-            act_min: rq.act_min,
-            act_max: rq.act_max,
-        };
-        for (i, m) in rq.multipliers.iter().enumerate() {
-            v.multiplier[i] = m.multiplier;
-            v.left[i] = m.shift.max(0);
-            v.right[i] = (-m.shift).max(0);
-            v.offset[i] = rq.bias[i].wrapping_add(extra(i));
-        }
-        v
-    }
-}
 
 /// A pointwise layer packed for vpdpbusd.
 pub(crate) struct VnniPointwise {
