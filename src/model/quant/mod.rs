@@ -361,7 +361,7 @@ impl QuantMobileNet {
     }
 
     /// [0,1] images to the model's uint8-domain input (see the module comment).
-    fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
+    pub(crate) fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
         if self.signed {
             let QParams { scale, zero_point } = self.input;
             images
