@@ -40,7 +40,14 @@ pub struct Calibration {
     pub logits: Option<Range>,
     /// How many images the ranges come from.
     pub images: usize,
+    /// The first [`SAMPLE_IMAGES`] of them, `[n, h, w, 3]` in [0,1]: what bias correction
+    /// measures the quantized network's shift on.
+    pub samples: Vec<f32>,
 }
+
+/// Images kept for bias correction: enough for stable per-channel means, few enough to bound
+/// memory (128 x 224 x 224 x 3 floats is 77 MB).
+pub const SAMPLE_IMAGES: usize = 128;
 
 /// Runs float weights' fp32 network over batches of images and keeps the ranges.
 pub struct Calibrator {
@@ -51,6 +58,7 @@ pub struct Calibrator {
     /// Body layers, then the pooled features (observed, unused), then the logits.
     ranges: Vec<Range>,
     images: usize,
+    samples: Vec<f32>,
 }
 
 impl Calibrator {
@@ -81,6 +89,7 @@ impl Calibrator {
             input_size,
             ranges: vec![Range::EMPTY; tensors],
             images: 0,
+            samples: Vec::new(),
         })
     }
 
@@ -99,6 +108,8 @@ impl Calibrator {
             tensor += 1;
         })?;
         debug_assert_eq!(tensor, ranges.len());
+        let keep = n.min(SAMPLE_IMAGES.saturating_sub(self.images));
+        self.samples.extend_from_slice(&images[..keep * h * w * 3]);
         self.images += n;
         Ok(())
     }
@@ -119,6 +130,7 @@ impl Calibrator {
             body: self.ranges[..body_len].to_vec(),
             logits: self.classifier.then(|| self.ranges[body_len + 1]),
             images: self.images,
+            samples: self.samples,
         })
     }
 }

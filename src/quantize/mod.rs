@@ -5,8 +5,10 @@
 //! pool at its input's parameters, and for a classifier the logits and TFLite's softmax
 //! (output 1/256, zero point -128). BatchNorm is folded first (`model::params::fold`), as the
 //! converter folds it. `rules.rs` holds the arithmetic, `calibration.rs` the ranges,
-//! `images.rs` where the calibration images come from.
+//! `images.rs` where the calibration images come from. Unlike the converter, the biases are
+//! then corrected for the shift quantization causes (`bias_correction.rs`).
 
+pub mod bias_correction;
 pub mod calibration;
 pub mod images;
 pub mod rules;
@@ -119,7 +121,7 @@ pub fn quantize(
         }
         _ => (None, None),
     };
-    Ok(QuantizedNet {
+    let mut net = QuantizedNet {
         arch: weights.arch,
         signed: true,
         input,
@@ -131,7 +133,9 @@ pub fn quantize(
         // The [-1,1] image quantized as an int8 input; the exporter puts a uint8 QUANTIZE in
         // front when it writes the file.
         uint8_input: false,
-    })
+    };
+    bias_correction::correct_biases(&mut net, weights, &calibration.samples)?;
+    Ok(net)
 }
 
 /// One layer from its folded float filter (TF layout, output channel last) and bias, in the

@@ -459,7 +459,7 @@ impl QuantMobileNet {
     }
 
     /// [0,1] images to the model's uint8-domain input (see the module comment).
-    fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
+    pub(crate) fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
         let mut out = vec![0u8; images.len()];
         if self.signed && !self.uint8_input {
             kernels::quantize_int8_input(self.isa, images, self.input, &mut out);
