@@ -79,28 +79,24 @@ impl Engine {
                 threads,
                 IntKernels::for_isa(Isa::from_env()?),
             )?)
-        } else if precision == Precision::Bf16 {
-            if !device.is_cpu() {
-                return Err(ModelError::Unsupported(format!(
-                    "bf16 runs on the CPU only, not on {:?}",
-                    device.location()
-                )));
-            }
-            Box::new(CpuMobileNet::from_tensors_bf16(
-                &weights.tensors,
-                weights.arch,
-                head,
-                threads,
-                Isa::from_env()?,
-            )?)
         } else if device.is_cpu() {
-            Box::new(CpuMobileNet::from_tensors(
+            // bf16 is the CPU network with its pointwise layers packed for vdpbf16ps.
+            let build = match precision {
+                Precision::Bf16 => CpuMobileNet::from_tensors_bf16,
+                _ => CpuMobileNet::from_tensors,
+            };
+            Box::new(build(
                 &weights.tensors,
                 weights.arch,
                 head,
                 threads,
                 Isa::from_env()?,
             )?)
+        } else if precision == Precision::Bf16 {
+            return Err(ModelError::Unsupported(format!(
+                "bf16 runs on the CPU only, not on {:?}",
+                device.location()
+            )));
         } else {
             Box::new(MobileNetV1::from_tensors(
                 &weights.tensors,

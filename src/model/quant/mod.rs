@@ -479,19 +479,15 @@ impl QuantMobileNet {
                 input.len()
             )));
         }
-        let c = self.arch.feature_dim();
-        let k = self.logits.as_ref().map_or(0, |(l, _)| l.cout);
-        let mut pooled = vec![0u8; n * c];
-        let mut logits = vec![0u8; n * k];
-        let mut probs = vec![0u8; if self.softmax.is_some() { n * k } else { 0 }];
+        let (c, k) = (self.arch.feature_dim(), self.classes());
+        let QuantOutputs {
+            mut pooled,
+            mut logits,
+            mut probs,
+        } = self.outputs(n);
         let one = |img: &[u8], pooled: &mut [u8], logits: &mut [u8], probs: &mut [u8]| {
             self.run_image(img, pooled);
-            if let Some((l, _)) = &self.logits {
-                l.pointwise(self.isa, pooled, 1, logits);
-                if let Some(s) = &self.softmax {
-                    s.run(logits, probs);
-                }
-            }
+            self.classify(pooled, logits, probs);
         };
         self.pool.install(|| {
             let per = h * w * 3;
@@ -540,13 +536,8 @@ impl QuantMobileNet {
         let start = Instant::now();
         let input = self.quantize_input(images);
         profile.push(("Quantize".into(), start.elapsed()));
-        let c = self.arch.feature_dim();
-        let k = self.logits.as_ref().map_or(0, |(l, _)| l.cout);
-        let mut out = QuantOutputs {
-            pooled: vec![0u8; n * c],
-            logits: vec![0u8; n * k],
-            probs: vec![0u8; if self.softmax.is_some() { n * k } else { 0 }],
-        };
+        let (c, k) = (self.arch.feature_dim(), self.classes());
+        let mut out = self.outputs(n);
         let mut times = vec![Duration::ZERO; self.layers.len() + 2];
         self.pool.install(|| {
             for (i, img) in input.chunks_exact(input.len() / n.max(1)).enumerate() {
@@ -558,13 +549,11 @@ impl QuantMobileNet {
                 });
                 times[self.layers.len()] += last.elapsed();
                 let last = Instant::now();
-                if let Some((l, _)) = &self.logits {
-                    let logits = &mut out.logits[i * k..][..k];
-                    l.pointwise(self.isa, pooled, 1, logits);
-                    if let Some(s) = &self.softmax {
-                        s.run(logits, &mut out.probs[i * k..][..k]);
-                    }
-                }
+                let probs = match self.softmax {
+                    Some(_) => &mut out.probs[i * k..][..k],
+                    None => &mut [][..],
+                };
+                self.classify(pooled, &mut out.logits[i * k..][..k], probs);
                 times[self.layers.len() + 1] += last.elapsed();
             }
         });
@@ -577,6 +566,32 @@ impl QuantMobileNet {
             .chain(["AvgPool".to_string(), "Logits".to_string()]);
         profile.extend(names.zip(times));
         out
+    }
+
+    /// The classifier's width (0 for a feature-vector model).
+    fn classes(&self) -> usize {
+        self.logits.as_ref().map_or(0, |(l, _)| l.cout)
+    }
+
+    /// Zeroed integer outputs for `n` images.
+    fn outputs(&self, n: usize) -> QuantOutputs {
+        let k = self.classes();
+        QuantOutputs {
+            pooled: vec![0u8; n * self.arch.feature_dim()],
+            logits: vec![0u8; n * k],
+            probs: vec![0u8; if self.softmax.is_some() { n * k } else { 0 }],
+        }
+    }
+
+    /// One image's logits from its pooled features and, for a model that ends in one, their
+    /// softmax (`probs` is empty otherwise).
+    fn classify(&self, pooled: &[u8], logits: &mut [u8], probs: &mut [u8]) {
+        if let Some((l, _)) = &self.logits {
+            l.pointwise(self.isa, pooled, 1, logits);
+            if let Some(s) = &self.softmax {
+                s.run(logits, probs);
+            }
+        }
     }
 
     /// The body layers over one image, `seen` called with each one's index and output, then
