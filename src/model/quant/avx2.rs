@@ -24,7 +24,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{Requant, VecRequant};
+use super::kernels::{acc_bound, Requant, VecRequant};
 
 /// Whether this CPU runs these kernels.
 pub(crate) fn available() -> bool {
@@ -111,7 +111,11 @@ impl Avx2Pointwise {
             }
         }
         let cin_i = cin as i32;
-        let rq = VecRequant::new(rq, |oc| -input_zero_point * (wsum[oc] + c * cin_i));
+        let rq = VecRequant::new(
+            rq,
+            |oc| -input_zero_point * (wsum[oc] + c * cin_i),
+            acc_bound(filter, cin),
+        );
         Some(Self {
             cin,
             cout,
@@ -276,8 +280,8 @@ impl Avx2Depthwise {
             c,
             input_zero_point,
             taps,
-            rq: VecRequant::new(rq, |_| 0),
-            rq_inside: VecRequant::new(rq, |ch| -input_zero_point * sums[ch]),
+            rq: VecRequant::new(rq, |_| 0, acc_bound(filter, 9)),
+            rq_inside: VecRequant::new(rq, |ch| -input_zero_point * sums[ch], acc_bound(filter, 9)),
         }
     }
 
@@ -449,19 +453,10 @@ impl Rq8 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernels::{self, Requant};
+    use super::super::kernels::Requant;
+    use super::super::layer_tests::{check_depthwise, check_pointwise, xorshift};
     use super::super::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
     use super::*;
-    use crate::model::kernels::Isa;
-
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
-    }
 
     /// The 8-lane requantization against the scalar one (TFLite's formula) on accumulators over
     /// the whole int32 range, ties included, and multipliers with left and right shifts.
@@ -496,7 +491,7 @@ mod tests {
                 act_min: i32::MIN,
                 act_max: i32::MAX,
             };
-            let v = VecRequant::new(&rq, |_| 0);
+            let v = VecRequant::new(&rq, |_| 0, 1 << 30);
             // SAFETY: the CPU has AVX2 (checked above).
             let got = unsafe { requant8_i32(&v, &acc) };
             for i in 0..8 {
@@ -518,122 +513,42 @@ mod tests {
         out
     }
 
-    /// A random layer's requantization: real multipliers around the models' (input x filter /
-    /// output scale), biases of both signs, a ReLU6-like clamp.
-    fn random_requant(next: &mut impl FnMut() -> u64, cout: usize) -> Requant {
-        Requant {
-            multipliers: (0..cout)
-                .map(|_| quantize_multiplier((1 + next() % 1000) as f64 * 2e-6))
-                .collect(),
-            bias: (0..cout).map(|_| (next() % 20001) as i32 - 10000).collect(),
-            output_zero_point: (next() % 64) as i32,
-            act_min: (next() % 8) as i32,
-            act_max: 255 - (next() % 8) as i32,
-        }
-    }
-
-    /// Random pointwise layers against the plain kernel: both product forms, int8 filters that
-    /// saturate vpmaddubsw (+-127 pairs against inputs of 255), uint8-model filters (-255..255),
-    /// small ones that fit, odd output channel counts and pixel counts (every tile shape, runs
-    /// over more than one chunk).
+    /// Random pointwise layers against the plain kernel (`layer_tests`), in both product forms.
     #[test]
     fn pointwise_equals_the_plain_kernel() {
         if !available() {
             eprintln!("note: no AVX2 here; skipping");
             return;
         }
-        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut seen = [false; 2];
-        for round in 0..48 {
-            let cin = 4 * (1 + (next() % 40) as usize);
-            let cout = 1 + (next() % 45) as usize;
-            let pixels = 1 + (next() % 75) as usize;
-            let filter: Vec<i16> = (0..cin * cout)
-                .map(|_| match round % 4 {
-                    // int8 filters at the extremes: every pair of the same sign saturates.
-                    0 => [127, -127, 127, 127, -128, -128][(next() % 6) as usize],
-                    // A uint8 model's (w - zero point).
-                    1 => (next() % 511) as i16 - 255 + (next() % 2) as i16,
-                    // Small weights that vpmaddubsw takes.
-                    2 => (next() % 129) as i16 - 64,
-                    // A uint8 model's narrow range far from zero (shifted by `c`).
-                    _ => (next() % 120) as i16 + 100,
-                })
-                .collect();
-            let zx = (next() % 256) as i32;
-            let rq = random_requant(&mut next, cout);
-            let input: Vec<u8> = (0..pixels * cin)
-                .map(|i| {
-                    if i % 3 == 0 {
-                        255
-                    } else {
-                        (next() % 256) as u8
-                    }
-                })
-                .collect();
-            let k = Avx2Pointwise::new(&filter, cin, cout, zx, &rq).unwrap();
+        check_pointwise(0x2545_f491_4f6c_dd1d, 48, |l| {
+            let k = Avx2Pointwise::new(&l.filter, l.cin, l.cout, l.zx, &l.rq).unwrap();
             seen[(k.products() == Products::Bytes) as usize] = true;
-            let mut want = vec![0u8; pixels * cout];
-            kernels::pointwise(
-                Isa::portable(),
-                &input,
-                pixels,
-                cin,
-                zx,
-                &filter,
-                cout,
-                &rq,
-                &mut want,
-            );
-            let mut got = vec![0u8; pixels * cout];
-            k.run(&input, pixels, &mut got);
-            assert_eq!(
-                got,
-                want,
-                "cin {cin} cout {cout} pixels {pixels} ({:?})",
-                k.products()
-            );
-        }
+            let mut got = vec![0u8; l.pixels * l.cout];
+            k.run(&l.input, l.pixels, &mut got);
+            Some(got)
+        });
         assert_eq!(seen, [true, true], "both product forms tested");
     }
 
-    /// Random depthwise layers against the plain kernel: both strides, odd sizes and channel
-    /// counts (a tail block), uint8-model filters, a split of the rows.
     #[test]
     fn depthwise_equals_the_plain_kernel() {
         if !available() {
             eprintln!("note: no AVX2 here; skipping");
             return;
         }
-        let mut next = xorshift(0x6a09_e667_f3bc_c908);
-        for round in 0..24 {
-            let (h, w) = (1 + (next() % 11) as usize, 1 + (next() % 11) as usize);
-            let c = 1 + (next() % 37) as usize;
-            let stride = 1 + round % 2;
-            let filter: Vec<i16> = (0..9 * c).map(|_| (next() % 511) as i16 - 255).collect();
-            let zx = (next() % 256) as i32;
-            let rq = random_requant(&mut next, c);
-            let input: Vec<u8> = (0..h * w * c).map(|_| (next() % 256) as u8).collect();
-            let (oh, _) = crate::model::padding::same_padding(h, 3, stride);
-            let (ow, _) = crate::model::padding::same_padding(w, 3, stride);
-            let first = (next() % oh as u64) as usize;
-            let rows = first..oh;
-            let mut want = vec![0u8; rows.len() * ow * c];
-            kernels::depthwise3x3(
-                Isa::portable(),
-                &input,
-                (h, w, c),
-                zx,
-                &filter,
-                stride,
-                &rq,
-                rows.clone(),
-                &mut want,
+        check_depthwise(0x6a09_e667_f3bc_c908, 24, |l| {
+            let (ow, _) = crate::model::padding::same_padding(l.w, 3, l.stride);
+            let mut got = vec![0u8; l.rows.len() * ow * l.c];
+            Avx2Depthwise::new(&l.filter, l.c, l.zx, &l.rq).run(
+                &l.input,
+                (l.h, l.w),
+                l.stride,
+                l.rows.clone(),
+                &mut got,
             );
-            let mut got = vec![0u8; want.len()];
-            Avx2Depthwise::new(&filter, c, zx, &rq).run(&input, (h, w), stride, rows, &mut got);
-            assert_eq!(got, want, "{h}x{w}x{c} stride {stride}");
-        }
+            got
+        });
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::weights::tflite::QParams;
 // Each kernel's body is compiled once per instruction-set level and run at the level its layer
 // was built with (`simd::dispatch!`, as the float kernels are): the loops are plain Rust, which
 // the compiler vectorizes with the widest registers the level allows.
-dispatch!(pub(crate) fn conv3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], cout: usize, stride: usize, rq: &Requant, out: &mut [u8]) => conv3x3_body);
+dispatch!(pub(crate) fn conv3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], cout: usize, stride: usize, rq: &Requant, rows: std::ops::Range<usize>, out: &mut [u8]) => conv3x3_body);
 dispatch!(pub(crate) fn depthwise3x3(input: &[u8], dims: (usize, usize, usize), input_zero_point: i32, filter: &[i16], stride: usize, rq: &Requant, rows: std::ops::Range<usize>, out: &mut [u8]) => depthwise3x3_body);
 dispatch!(pub(crate) fn pointwise(input: &[u8], pixels: usize, cin: usize, input_zero_point: i32, filter: &[i16], cout: usize, rq: &Requant, out: &mut [u8]) => pointwise_body);
 
@@ -97,10 +97,14 @@ pub(crate) struct VecRequant {
     pub(crate) output_zero_point: i32,
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
+    /// The same requantization as one 64-bit multiply-add and shift, where it is exact.
+    pub(crate) relu64: Option<Relu64>,
 }
 
 impl VecRequant {
-    pub(crate) fn new(rq: &Requant, extra: impl Fn(usize) -> i32) -> Self {
+    /// `acc_bound` bounds |accumulator| as the kernel passes it to the requantization (before
+    /// `offset` is added).
+    pub(crate) fn new(rq: &Requant, extra: impl Fn(usize) -> i32, acc_bound: i64) -> Self {
         let n = rq.bias.len().div_ceil(16) * 16;
         let mut v = VecRequant {
             multiplier: vec![0; n],
@@ -110,6 +114,7 @@ impl VecRequant {
             output_zero_point: rq.output_zero_point,
             act_min: rq.act_min,
             act_max: rq.act_max,
+            relu64: None,
         };
         for (i, m) in rq.multipliers.iter().enumerate() {
             v.multiplier[i] = m.multiplier;
@@ -117,7 +122,72 @@ impl VecRequant {
             v.right[i] = (-m.shift).max(0);
             v.offset[i] = rq.bias[i].wrapping_add(extra(i));
         }
+        v.relu64 = Relu64::new(&v, acc_bound);
         v
+    }
+}
+
+/// A bound on |sum of `terms` products| of a filter value from `filter` and an input byte minus
+/// its zero point (either in [-255, 255]): what `VecRequant::new` takes.
+pub(crate) fn acc_bound(filter: &[i16], terms: usize) -> i64 {
+    let widest = filter.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
+    terms as i64 * 255 * widest
+}
+
+/// TFLite's requantization of a layer that clamps at or above its output zero point (ReLU and
+/// ReLU6: every body layer) in one step per lane:
+///
+/// out = clamp((acc * M + nudge) >> (31 + s)), nudge = offset * M + 2^30 + [s > 0] 2^(30 + s)
+/// + zero_point * 2^(31 + s)
+///
+/// For acc + offset >= 0 this is MultiplyByQuantizedMultiplier exactly: gemmlowp's high multiply
+/// is floor((x M + 2^30) / 2^31) there, RoundingDivideByPOT is floor((v + 2^(s-1)) / 2^s), and
+/// floor(floor(a / 2^31) / 2^s) = floor(a / 2^(31+s)). For acc + offset < 0 both forms give at
+/// most the zero point, which the clamp raises to the same act_min; the sign-dependent rounding
+/// of negative values, a third of the general form's work, is never seen. Built only where no
+/// multiplier shifts left and every sum stays inside i64 (and acc + offset inside i32, as
+/// TFLite's own int32 arithmetic assumes).
+pub(crate) struct Relu64 {
+    /// Per 16-channel block, the 8 even channels' values, then the 8 odd channels'.
+    pub(crate) nudge: Vec<i64>,
+    pub(crate) shift: Vec<i64>,
+}
+
+impl Relu64 {
+    fn new(v: &VecRequant, acc_bound: i64) -> Option<Self> {
+        if v.act_min < v.output_zero_point || v.left.iter().any(|&l| l != 0) {
+            return None;
+        }
+        let n = v.multiplier.len();
+        let (mut nudge, mut shift) = (vec![0i64; n], vec![0i64; n]);
+        for ch in 0..n {
+            let (m, s, o) = (
+                v.multiplier[ch] as i128,
+                v.right[ch] as i128,
+                v.offset[ch] as i128,
+            );
+            let rounding = (1i128 << 30) + if s > 0 { 1i128 << (30 + s) } else { 0 };
+            let total = o * m + rounding + v.output_zero_point as i128 * (1i128 << (31 + s));
+            let reach = acc_bound as i128 * m + total.abs();
+            if s > 31 || acc_bound as i128 + o.abs() >= 1 << 31 || reach >= 1 << 62 {
+                return None;
+            }
+            // Lane order of `vnni.rs`'s even/odd 64-bit products.
+            let (block, lane) = (ch / 16, ch % 16);
+            let at = block * 16 + (lane % 2) * 8 + lane / 2;
+            nudge[at] = total as i64;
+            shift[at] = (31 + s) as i64;
+        }
+        Some(Relu64 { nudge, shift })
+    }
+
+    /// The scalar form, for tests: channel `ch` of the layer.
+    #[cfg(test)]
+    pub(crate) fn apply(&self, v: &VecRequant, ch: usize, acc: i32) -> i32 {
+        let (block, lane) = (ch / 16, ch % 16);
+        let at = block * 16 + (lane % 2) * 8 + lane / 2;
+        let q = (acc as i64 * v.multiplier[ch] as i64 + self.nudge[at]) >> self.shift[at];
+        (q as i32).clamp(v.act_min, v.act_max)
     }
 }
 
@@ -138,8 +208,8 @@ pub(crate) fn taps_inside(
     })
 }
 
-/// A 3x3 SAME convolution (Conv2d_0: stride 2, 3 input channels) over one NHWC image.
-/// `filter` is HWIO `[3][3][cin][cout]` with the filter zero point subtracted.
+/// Output rows `rows` of a 3x3 SAME convolution (Conv2d_0: stride 2, 3 input channels) over
+/// one NHWC image. `filter` is HWIO `[3][3][cin][cout]` with the filter zero point subtracted.
 #[inline(always)]
 fn conv3x3_body<T: Target>(
     input: &[u8],
@@ -149,12 +219,13 @@ fn conv3x3_body<T: Target>(
     cout: usize,
     stride: usize,
     rq: &Requant,
+    rows: std::ops::Range<usize>,
     out: &mut [u8],
 ) {
-    let (oh, (top, _)) = same_padding(h, 3, stride);
+    let (_, (top, _)) = same_padding(h, 3, stride);
     let (ow, (left, _)) = same_padding(w, 3, stride);
     let mut acc = vec![0i32; cout];
-    for oy in 0..oh {
+    for (r, oy) in rows.enumerate() {
         for ox in 0..ow {
             acc.fill(0);
             for (t, y, x) in taps_inside((oy, ox), stride, (top, left), (h, w)) {
@@ -167,7 +238,7 @@ fn conv3x3_body<T: Target>(
                     }
                 }
             }
-            rq.store(&acc, &mut out[(oy * ow + ox) * cout..][..cout]);
+            rq.store(&acc, &mut out[(r * ow + ox) * cout..][..cout]);
         }
     }
 }
@@ -311,5 +382,99 @@ impl Softmax {
             };
             *o = q.clamp(0, 255) as u8;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
+    use super::*;
+
+    /// The one-step requantization against TFLite's two-step one, on accumulators across the
+    /// whole allowed range, exact ties of both roundings included, for multipliers from 2^-22
+    /// to just under 1 (real layers' are about 2^-4 to 2^-12), offsets of both signs and zero points across the uint8 range.
+    #[test]
+    fn relu64_is_tflites_requantization() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for _ in 0..400 {
+            let zp = (next() % 256) as i32;
+            let bound = 1i64 << (next() % 27);
+            let rq = Requant {
+                multipliers: (0..32)
+                    .map(|_| {
+                        let e = -((next() % 22) as i32) - 1;
+                        quantize_multiplier((1.0 + (next() % 1000) as f64 / 1000.0) * 2f64.powi(e))
+                    })
+                    .collect(),
+                bias: (0..32)
+                    .map(|_| (next() % (2 * bound as u64 + 1)) as i32 - bound as i32)
+                    .collect(),
+                output_zero_point: zp,
+                act_min: zp,
+                act_max: if next() % 2 == 0 {
+                    255
+                } else {
+                    (zp + 40).min(255)
+                },
+            };
+            let v = VecRequant::new(&rq, |_| 0, bound);
+            let fast = v.relu64.as_ref().expect("in range");
+            for ch in 0..32 {
+                let m = rq.multipliers[ch];
+                for k in 0..64 {
+                    let acc = match k % 3 {
+                        0 => (next() % (2 * bound as u64 + 1)) as i64 - bound,
+                        // Values whose scaled result lands near a tie of either rounding.
+                        1 => {
+                            let unit = 1i64 << (-m.shift).clamp(0, 26);
+                            ((next() % 64) as i64 - 32) * unit / 2 - rq.bias[ch] as i64
+                        }
+                        _ => -(rq.bias[ch] as i64) + (next() % 5) as i64 - 2,
+                    }
+                    .clamp(-bound, bound) as i32;
+                    let want = (multiply_by_quantized_multiplier(acc + rq.bias[ch], m) + zp)
+                        .clamp(rq.act_min, rq.act_max);
+                    assert_eq!(fast.apply(&v, ch, acc), want, "acc {acc} ch {ch} {m:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 400 * 32 * 64);
+    }
+
+    /// Not built where it would be wrong or could overflow.
+    #[test]
+    fn relu64_only_where_exact() {
+        let rq = |act_min, shift| Requant {
+            multipliers: vec![super::super::requant::Multiplier {
+                multiplier: 1 << 30,
+                shift,
+            }],
+            bias: vec![0],
+            output_zero_point: 10,
+            act_min,
+            act_max: 255,
+        };
+        assert!(VecRequant::new(&rq(10, -3), |_| 0, 1 << 20)
+            .relu64
+            .is_some());
+        // Values below the zero point are seen: their rounding matters.
+        assert!(VecRequant::new(&rq(0, -3), |_| 0, 1 << 20).relu64.is_none());
+        // A left shift.
+        assert!(VecRequant::new(&rq(10, 1), |_| 0, 1 << 20).relu64.is_none());
+        // Sums that would leave i32, or i64 (a zero point times 2^(31 + 40)).
+        assert!(VecRequant::new(&rq(10, -3), |_| 0, 1 << 31)
+            .relu64
+            .is_none());
+        assert!(VecRequant::new(&rq(10, -40), |_| 0, 1 << 20)
+            .relu64
+            .is_none());
     }
 }

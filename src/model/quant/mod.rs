@@ -18,6 +18,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub(crate) mod kernels;
+#[cfg(test)]
+mod layer_tests;
 pub(crate) mod requant;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
@@ -221,20 +223,22 @@ impl Layer {
         f
     }
 
-    /// Conv2d_0 by a pointwise kernel over each output row's patches (`run(patches, ow, out)`).
+    /// Output rows `rows` of Conv2d_0 by a pointwise kernel over each row's patches
+    /// (`run(patches, ow, out)`).
     #[cfg(target_arch = "x86_64")]
     fn conv0_patches(
         &self,
         input: &[u8],
         (h, w): (usize, usize),
+        rows: std::ops::Range<usize>,
         out: &mut [u8],
         run: impl Fn(&[u8], usize, &mut [u8]),
     ) {
-        let (oh, (top, _)) = same_padding(h, 3, self.stride);
+        let (_, (top, _)) = same_padding(h, 3, self.stride);
         let (ow, (left, _)) = same_padding(w, 3, self.stride);
         let zx = self.input_zero_point as u8;
         let mut patches = vec![zx; ow * PATCH];
-        for oy in 0..oh {
+        for (r, oy) in rows.enumerate() {
             let y0 = (oy * self.stride).checked_sub(top).filter(|&y| y + 3 <= h);
             for ox in 0..ow {
                 let patch = &mut patches[ox * PATCH..][..PATCH];
@@ -255,20 +259,27 @@ impl Layer {
             run(
                 &patches,
                 ow,
-                &mut out[oy * ow * self.cout..][..ow * self.cout],
+                &mut out[r * ow * self.cout..][..ow * self.cout],
             );
         }
     }
 
-    /// A 3x3 SAME convolution of a `(h, w, 3)` image (Conv2d_0).
-    fn conv0(&self, isa: Isa, input: &[u8], (h, w): (usize, usize), out: &mut [u8]) {
+    /// Output rows `rows` of a 3x3 SAME convolution of a `(h, w, 3)` image (Conv2d_0).
+    fn conv0(
+        &self,
+        isa: Isa,
+        input: &[u8],
+        (h, w): (usize, usize),
+        rows: std::ops::Range<usize>,
+        out: &mut [u8],
+    ) {
         #[cfg(target_arch = "x86_64")]
         if let Some(Vnni::Conv0(k)) = &self.vnni {
-            return self.conv0_patches(input, (h, w), out, |p, n, o| k.run(p, n, o));
+            return self.conv0_patches(input, (h, w), rows, out, |p, n, o| k.run(p, n, o));
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(Avx2::Conv0(k)) = &self.avx2 {
-            return self.conv0_patches(input, (h, w), out, |p, n, o| k.run(p, n, o));
+            return self.conv0_patches(input, (h, w), rows, out, |p, n, o| k.run(p, n, o));
         }
         kernels::conv3x3(
             isa,
@@ -279,6 +290,7 @@ impl Layer {
             self.cout,
             self.stride,
             &self.requant,
+            rows,
             out,
         )
     }
@@ -363,6 +375,10 @@ pub struct QuantMobileNet {
     kernels: IntKernels,
     /// The level of the plain kernels (`kernels.isa()`).
     isa: Isa,
+    /// Pairs of activation buffers, each as large as the largest activation, kept between
+    /// images (one pair per image in flight): every layer writes each byte of its output, so
+    /// they are neither zeroed nor allocated per layer.
+    buffers: std::sync::Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 /// The uint8 domain's zero point of a model's zero point.
@@ -450,7 +466,21 @@ impl QuantMobileNet {
             pool,
             kernels,
             isa: kernels.isa(),
+            buffers: Default::default(),
         })
+    }
+
+    /// The bytes of the largest activation (the input included) of one image.
+    fn largest_activation(&self) -> usize {
+        let (mut h, mut w) = self.input_size;
+        let mut largest = h * w * 3;
+        for l in &self.layers {
+            if l.stride == 2 {
+                (h, w) = (h.div_ceil(2), w.div_ceil(2));
+            }
+            largest = largest.max(h * w * l.cout);
+        }
+        largest
     }
 
     /// The model's input tensor's side: a quantized model's pool is fixed to it.
@@ -598,8 +628,12 @@ impl QuantMobileNet {
     /// the pool.
     fn run_layers(&self, img: &[u8], pooled: &mut [u8], seen: &mut dyn FnMut(usize, &[u8])) {
         let (mut h, mut w) = self.input_size;
-        let mut cur = img.to_vec();
-        let mut next = Vec::new();
+        let taken = self.buffers.lock().ok().and_then(|mut b| b.pop());
+        let (mut cur, mut next) = taken.unwrap_or_else(|| {
+            let largest = self.largest_activation();
+            (vec![0u8; largest], vec![0u8; largest])
+        });
+        cur[..img.len()].copy_from_slice(img);
         let mut c = 3;
         for (index, l) in self.layers.iter().enumerate() {
             let (oh, ow) = if l.stride == 2 {
@@ -607,38 +641,48 @@ impl QuantMobileNet {
             } else {
                 (h, w)
             };
-            next.clear();
-            next.resize(oh * ow * l.cout, 0);
+            let input = &cur[..h * w * c];
+            let out = &mut next[..oh * ow * l.cout];
             match l.kind {
-                QuantKind::Conv0 => l.conv0(self.isa, &cur, (h, w), &mut next),
-                // Rows (depthwise) and runs of pixels (pointwise) in parallel: a batch of one
-                // image still uses every thread; with more, rayon runs these on the thread that
-                // holds the image unless others are idle.
-                QuantKind::Depthwise => next
+                // Rows (the first conv, depthwise) and runs of pixels (pointwise) in parallel: a
+                // batch of one image still uses every thread; with more, rayon runs these on the
+                // thread that holds the image unless others are idle.
+                QuantKind::Conv0 => out
                     .par_chunks_mut(ROWS_PER_TASK * ow * l.cout)
                     .enumerate()
                     .for_each(|(t, out)| {
                         let first = t * ROWS_PER_TASK;
                         let rows = first..(first + ROWS_PER_TASK).min(oh);
-                        l.depthwise(self.isa, &cur, (h, w), rows, out)
+                        l.conv0(self.isa, input, (h, w), rows, out)
+                    }),
+                QuantKind::Depthwise => out
+                    .par_chunks_mut(ROWS_PER_TASK * ow * l.cout)
+                    .enumerate()
+                    .for_each(|(t, out)| {
+                        let first = t * ROWS_PER_TASK;
+                        let rows = first..(first + ROWS_PER_TASK).min(oh);
+                        l.depthwise(self.isa, input, (h, w), rows, out)
                     }),
                 QuantKind::Pointwise | QuantKind::Logits => {
                     let per_task = (h * w)
                         .div_ceil(2 * self.pool.current_num_threads())
                         .next_multiple_of(4)
                         .min(PIXELS_PER_TASK);
-                    next.par_chunks_mut(per_task * l.cout)
-                        .zip(cur.par_chunks(per_task * l.cin))
+                    out.par_chunks_mut(per_task * l.cout)
+                        .zip(input.par_chunks(per_task * l.cin))
                         .for_each(|(out, input)| {
                             l.pointwise(self.isa, input, input.len() / l.cin, out)
                         })
                 }
             }
             std::mem::swap(&mut cur, &mut next);
-            seen(index, &cur);
             (h, w, c) = (oh, ow, l.cout);
+            seen(index, &cur[..h * w * c]);
         }
-        kernels::global_average(&cur, h * w, c, self.signed, pooled);
+        kernels::global_average(&cur[..h * w * c], h * w, c, self.signed, pooled);
+        if let Ok(mut b) = self.buffers.lock() {
+            b.push((cur, next));
+        }
     }
 }
 

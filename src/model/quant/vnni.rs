@@ -17,7 +17,7 @@
 
 use std::arch::x86_64::*;
 
-use super::kernels::{Requant, VecRequant};
+use super::kernels::{acc_bound, Requant, VecRequant};
 
 /// Whether this CPU runs these kernels.
 pub(crate) fn available() -> bool {
@@ -77,7 +77,11 @@ impl VnniPointwise {
             }
         }
         let cin_i = cin as i32;
-        let rq = VecRequant::new(rq, |oc| -input_zero_point * (wsum[oc] + c * cin_i));
+        let rq = VecRequant::new(
+            rq,
+            |oc| -input_zero_point * (wsum[oc] + c * cin_i),
+            acc_bound(filter, cin),
+        );
         Some(Self {
             cin,
             cout,
@@ -213,8 +217,8 @@ impl VnniDepthwise {
             c,
             input_zero_point,
             taps,
-            rq: VecRequant::new(rq, |_| 0),
-            rq_inside: VecRequant::new(rq, |ch| -input_zero_point * sums[ch]),
+            rq: VecRequant::new(rq, |_| 0, acc_bound(filter, 9)),
+            rq_inside: VecRequant::new(rq, |ch| -input_zero_point * sums[ch], acc_bound(filter, 9)),
         }
     }
 
@@ -276,12 +280,8 @@ impl VnniDepthwise {
                     // SAFETY: tap t, channels ch..ch+16 <= cp: inside `taps`.
                     unsafe { _mm512_loadu_si512(self.taps.as_ptr().add(t * cp + ch) as *const _) }
                 });
-                // The two requantizations differ in their offset only: one set of registers.
                 let rq = Rq16::load(&self.rq, ch);
-                // SAFETY: channels ch..ch+16 of the padded offsets.
-                let offset_inside = unsafe {
-                    _mm512_loadu_si512(self.rq_inside.offset.as_ptr().add(ch) as *const _)
-                };
+                let rq_inside = Rq16::load(&self.rq_inside, ch);
                 for ox in 0..ow {
                     let x0 = (ox * stride) as isize - left as isize;
                     let inside = rows_inside && x0 >= 0 && x0 + 2 < w as isize;
@@ -311,11 +311,7 @@ impl VnniDepthwise {
                         }
                     }
                     let q = if inside {
-                        Rq16 {
-                            offset: offset_inside,
-                            ..rq
-                        }
-                        .apply(acc)
+                        rq_inside.apply(acc)
                     } else {
                         rq.apply(acc)
                     };
@@ -336,6 +332,8 @@ impl VnniDepthwise {
 /// then RoundingDivideByPOT), output zero point, clamp.
 #[derive(Clone, Copy)]
 struct Rq16 {
+    /// `Relu64`'s constants where the layer has them: then `apply` is that form alone.
+    relu: Option<Relu16>,
     offset: __m512i,
     left: __m512i,
     /// Whether any lane shifts left (a multiplier above 1; rare): the shift is skipped if not.
@@ -366,7 +364,21 @@ impl Rq16 {
         let left = load(&rq.left);
         let one = _mm512_set1_epi32(1);
         let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+        let relu = rq.relu64.as_ref().map(|r| {
+            let load64 = |v: &[i64], half: usize| {
+                let v: &[i64; 8] = v[oc + 8 * half..][..8].try_into().expect("16 per block");
+                // SAFETY: 8 i64 from a checked 8-element array.
+                unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
+            };
+            Relu16 {
+                nudge_even: load64(&r.nudge, 0),
+                nudge_odd: load64(&r.nudge, 1),
+                shift_even: load64(&r.shift, 0),
+                shift_odd: load64(&r.shift, 1),
+            }
+        });
         Rq16 {
+            relu,
             offset: load(&rq.offset),
             left,
             any_left: _mm512_test_epi32_mask(left, left) != 0,
@@ -384,6 +396,18 @@ impl Rq16 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     fn apply(&self, acc: __m512i) -> __m512i {
+        if let Some(r) = &self.relu {
+            // `Relu64`: each 64-bit product plus its lane's nudge, shifted; the even and odd
+            // lanes' low halves interleaved back into 16 results.
+            let even = _mm512_mul_epi32(acc, self.multiplier);
+            let odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), self.multiplier_odd);
+            let even = _mm512_srav_epi64(_mm512_add_epi64(even, r.nudge_even), r.shift_even);
+            let odd = _mm512_srav_epi64(_mm512_add_epi64(odd, r.nudge_odd), r.shift_odd);
+            let interleave =
+                _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+            let q = _mm512_permutex2var_epi32(even, interleave, odd);
+            return _mm512_min_epi32(_mm512_max_epi32(q, self.min), self.max);
+        }
         let mut x = _mm512_add_epi32(acc, self.offset);
         if self.any_left {
             x = _mm512_sllv_epi32(x, self.left);
@@ -413,6 +437,15 @@ impl Rq16 {
     }
 }
 
+/// `Relu64`'s nudges and shifts of one block, 64-bit lanes: the even channels', the odd ones'.
+#[derive(Clone, Copy)]
+struct Relu16 {
+    nudge_even: __m512i,
+    nudge_odd: __m512i,
+    shift_even: __m512i,
+    shift_odd: __m512i,
+}
+
 /// The first `n` (<= 16) of 16 bytes to `dst`.
 ///
 /// # Safety
@@ -428,6 +461,7 @@ unsafe fn store(bytes: __m128i, dst: *mut u8, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::super::kernels::Requant;
+    use super::super::layer_tests::{check_depthwise, check_pointwise};
     use super::super::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
     use super::*;
 
@@ -472,7 +506,7 @@ mod tests {
                 act_min: i32::MIN,
                 act_max: i32::MAX,
             };
-            let v = VecRequant::new(&rq, |_| 0);
+            let v = VecRequant::new(&rq, |_| 0, 1 << 30);
             // Compare the int32 results before the byte conversion: requantize with the clamp
             // wide open and read the lanes back.
             // SAFETY: the CPU has the features (checked above).
@@ -487,6 +521,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Random pointwise layers against the plain kernel (`layer_tests`), those whose filter
+    /// values fit the kernel's one-constant decomposition.
+    #[test]
+    fn pointwise_equals_the_plain_kernel() {
+        if !available() {
+            eprintln!("note: no AVX-512 VNNI here; skipping");
+            return;
+        }
+        let mut relu = [0; 2];
+        check_pointwise(0x243f_6a88_85a3_08d3, 48, |l| {
+            let k = VnniPointwise::new(&l.filter, l.cin, l.cout, l.zx, &l.rq)?;
+            relu[k.rq.relu64.is_some() as usize] += 1;
+            let mut got = vec![0u8; l.pixels * l.cout];
+            k.run(&l.input, l.pixels, &mut got);
+            Some(got)
+        });
+        assert!(
+            relu[0] > 5 && relu[1] > 5,
+            "both requantizations tested: {relu:?}"
+        );
+    }
+
+    #[test]
+    fn depthwise_equals_the_plain_kernel() {
+        if !available() {
+            eprintln!("note: no AVX-512 VNNI here; skipping");
+            return;
+        }
+        let mut relu = [0; 2];
+        check_depthwise(0x1319_8a2e_0370_7344, 32, |l| {
+            let (ow, _) = crate::model::padding::same_padding(l.w, 3, l.stride);
+            let mut got = vec![0u8; l.rows.len() * ow * l.c];
+            let k = VnniDepthwise::new(&l.filter, l.c, l.zx, &l.rq);
+            relu[k.rq.relu64.is_some() as usize] += 1;
+            k.run(&l.input, (l.h, l.w), l.stride, l.rows.clone(), &mut got);
+            got
+        });
+        assert!(
+            relu[0] > 5 && relu[1] > 5,
+            "both requantizations tested: {relu:?}"
+        );
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
