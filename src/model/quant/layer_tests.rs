@@ -26,7 +26,7 @@ pub(super) fn random_requant(next: &mut impl FnMut() -> u64, cout: usize) -> Req
             .collect(),
         bias: (0..cout).map(|_| (next() % 20001) as i32 - 10000).collect(),
         output_zero_point,
-        act_min: if next() % 2 == 0 {
+        act_min: if next().is_multiple_of(2) {
             output_zero_point
         } else {
             (next() % 8) as i32
