@@ -120,7 +120,7 @@ pub(super) struct DepthwiseCase {
 }
 
 /// `rounds` random depthwise layers, each `run` against the plain kernel: both strides, odd
-/// sizes and channel counts (a tail block), uint8-model filters, a split of the rows.
+/// sizes and channel counts (a tail block), uint8- and int8-model filters, a split of the rows.
 pub(super) fn check_depthwise(
     seed: u64,
     rounds: usize,
@@ -131,7 +131,15 @@ pub(super) fn check_depthwise(
         let (h, w) = (1 + (next() % 11) as usize, 1 + (next() % 11) as usize);
         let c = 1 + (next() % 37) as usize;
         let stride = 1 + round % 2;
-        let filter: Vec<i16> = (0..9 * c).map(|_| (next() % 511) as i16 - 255).collect();
+        let filter: Vec<i16> = (0..9 * c)
+            .map(|_| match round % 4 {
+                // A uint8 model's (w - zero point).
+                0 | 1 => (next() % 511) as i16 - 255,
+                // An int8 model's, its extremes included.
+                2 => (next() % 256) as i16 - 128,
+                _ => [127, -128, 0][(next() % 3) as usize],
+            })
+            .collect();
         let zx = (next() % 256) as i32;
         let rq = random_requant(&mut next, c);
         let input: Vec<u8> = (0..h * w * c).map(|_| (next() % 256) as u8).collect();

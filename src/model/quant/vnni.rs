@@ -194,6 +194,10 @@ pub(crate) struct VnniDepthwise {
     input_zero_point: i32,
     /// `[9][c padded to 16]`, each `w & 0xffff`.
     taps: Vec<i32>,
+    /// Where every filter value fits i8 and the CPU has AVX512_VBMI: `[3][c padded to 16]`,
+    /// window column kx's three taps of each channel as bytes (ky = 0, 1, 2, then a zero), so
+    /// that one vpdpbusd takes a whole window column of pixels inside the image.
+    columns: Option<Vec<i32>>,
     rq: VecRequant,
     /// For pixels whose nine taps are all inside the image: the zero point's share
     /// (-zx * sum of the taps) folded into the offset, so the input goes in as it is.
@@ -213,10 +217,22 @@ impl VnniDepthwise {
                 sums[ch] += v as i32;
             }
         }
+        let fits_i8 = filter.iter().all(|&v| (-128..=127).contains(&v));
+        let columns = (fits_i8 && is_x86_feature_detected!("avx512vbmi")).then(|| {
+            let mut columns = vec![0i32; 3 * cp];
+            for kx in 0..3 {
+                for ch in 0..c {
+                    let byte = |ky: usize| filter[(ky * 3 + kx) * c + ch] as u8 as i32;
+                    columns[kx * cp + ch] = byte(0) | byte(1) << 8 | byte(2) << 16;
+                }
+            }
+            columns
+        });
         Self {
             c,
             input_zero_point,
             taps,
+            columns,
             rq: VecRequant::new(rq, |_| 0, acc_bound(filter, 9)),
             rq_inside: VecRequant::new(rq, |ch| -input_zero_point * sums[ch], acc_bound(filter, 9)),
         }
@@ -253,14 +269,13 @@ impl VnniDepthwise {
         let (_, (top, _)) = crate::model::padding::same_padding(h, 3, stride);
         let (ow, (left, _)) = crate::model::padding::same_padding(w, 3, stride);
         let zx = _mm512_set1_epi32(self.input_zero_point);
-        // Row by row, and within a row channels outermost: a block's nine filter vectors and
-        // requantization stay in registers over the row's pixels, while the row's three input
-        // rows stay in L1 across the blocks.
-        for (r, oy) in rows.enumerate() {
-            let y0 = (oy * stride) as isize - top as isize;
-            let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
-            let mut ch = 0;
-            while ch < c {
+        // Block by block of 16 channels, and within a block row by row: a block's filter and
+        // requantization constants load once per task (a few rows), not once per row.
+        let mut ch = 0;
+        while ch < c {
+            for (r, oy) in rows.clone().enumerate() {
+                let y0 = (oy * stride) as isize - top as isize;
+                let rows_inside = y0 >= 0 && y0 + 2 < h as isize;
                 let n = (c - ch).min(LANES);
                 let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
                 // The n <= c - ch bytes of channels ch.. of pixel `at`'s, widened to i32.
@@ -282,7 +297,39 @@ impl VnniDepthwise {
                 });
                 let rq = Rq16::load(&self.rq, ch);
                 let rq_inside = Rq16::load(&self.rq_inside, ch);
+                // The pixels whose windows lie inside the image, by window columns where the
+                // layer has them; the others (and every pixel without them) one by one below.
+                let mut by_columns = 0..0;
+                if let (Some(columns), true) = (&self.columns, rows_inside) {
+                    // ox * stride - left >= 0 and ox * stride - left + 2 < w.
+                    let first = left.div_ceil(stride);
+                    let end = (w + left)
+                        .checked_sub(3)
+                        .map_or(0, |x| (x / stride + 1).min(ow));
+                    if first < end {
+                        by_columns = first..end;
+                        // SAFETY: the CPU has AVX512_VBMI (`columns` is built only then); the
+                        // windows of pixels first..end of row oy lie inside the image, and their
+                        // outputs inside `out`.
+                        unsafe {
+                            self.inside_by_columns(
+                                columns,
+                                input,
+                                w,
+                                stride,
+                                (y0 as usize, first * stride - left),
+                                (ch, n),
+                                &rq_inside,
+                                &mut out[(r * ow + first) * c..(r * ow + end) * c],
+                                end - first,
+                            )
+                        }
+                    }
+                }
                 for ox in 0..ow {
+                    if by_columns.contains(&ox) {
+                        continue;
+                    }
                     let x0 = (ox * stride) as isize - left as isize;
                     let inside = rows_inside && x0 >= 0 && x0 + 2 < w as isize;
                     let mut acc = _mm512_setzero_si512();
@@ -320,7 +367,74 @@ impl VnniDepthwise {
                     // SAFETY: dst holds n bytes.
                     unsafe { store(bytes, dst.as_mut_ptr(), n) };
                 }
-                ch += LANES;
+            }
+            ch += LANES;
+        }
+    }
+
+    /// `count` consecutive output pixels of channels `ch..ch + n`, all of whose windows lie
+    /// inside the image, the first window's top-left input pixel at `(y0, x0)`: each window
+    /// column's three input bytes per channel gathered into one 32-bit lane (one vpermb), and
+    /// each column, loaded once, shared by the windows that cover it (three at stride 1, two at
+    /// stride 2). `out` holds the pixels' `c` bytes each.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    unsafe fn inside_by_columns(
+        &self,
+        columns: &[i32],
+        input: &[u8],
+        w: usize,
+        stride: usize,
+        (y0, x0): (usize, usize),
+        (ch, n): (usize, usize),
+        rq: &Rq16,
+        out: &mut [u8],
+        count: usize,
+    ) {
+        let c = self.c;
+        let cp = columns.len() / 3;
+        let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
+        let row = |ky: usize, x: usize| {
+            let at = ((y0 + ky) * w + x) * c + ch;
+            assert!(at + n <= input.len());
+            // SAFETY: n bytes from `at`, inside `input` (checked); a partial block is masked.
+            unsafe { _mm_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8) }
+        };
+        // Byte 4i + ky of the result is byte i of row ky (bytes 16 ky + i of the three rows
+        // side by side); byte 4i + 3 is zeroed.
+        let gather = _mm512_set_epi8(
+            0, 47, 31, 15, 0, 46, 30, 14, 0, 45, 29, 13, 0, 44, 28, 12, 0, 43, 27, 11, 0, 42, 26,
+            10, 0, 41, 25, 9, 0, 40, 24, 8, 0, 39, 23, 7, 0, 38, 22, 6, 0, 37, 21, 5, 0, 36, 20, 4,
+            0, 35, 19, 3, 0, 34, 18, 2, 0, 33, 17, 1, 0, 32, 16, 0,
+        );
+        let column = |x: usize| {
+            let three = _mm512_inserti32x4(
+                _mm512_inserti32x4(_mm512_castsi128_si512(row(0, x)), row(1, x), 1),
+                row(2, x),
+                2,
+            );
+            _mm512_maskz_permutexvar_epi8(0x7777_7777_7777_7777, gather, three)
+        };
+        let filter: [__m512i; 3] = std::array::from_fn(|kx| {
+            // SAFETY: column kx, channels ch..ch+16 <= cp: inside `columns`.
+            unsafe { _mm512_loadu_si512(columns.as_ptr().add(kx * cp + ch) as *const _) }
+        });
+        let (mut a, mut b) = (column(x0), column(x0 + 1));
+        for i in 0..count {
+            let x = x0 + i * stride;
+            let next = column(x + 2);
+            let acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a, filter[0]);
+            let acc = _mm512_dpbusd_epi32(acc, b, filter[1]);
+            let acc = _mm512_dpbusd_epi32(acc, next, filter[2]);
+            let bytes = _mm512_cvtepi32_epi8(rq.apply(acc));
+            let dst = &mut out[i * c + ch..][..n];
+            // SAFETY: dst holds n bytes.
+            unsafe { store(bytes, dst.as_mut_ptr(), n) };
+            if i + 1 < count {
+                (a, b) = if stride == 1 {
+                    (b, next)
+                } else {
+                    (next, column(x + 3))
+                };
             }
         }
     }
@@ -551,18 +665,21 @@ mod tests {
             eprintln!("note: no AVX-512 VNNI here; skipping");
             return;
         }
-        let mut relu = [0; 2];
-        check_depthwise(0x1319_8a2e_0370_7344, 32, |l| {
+        let (mut relu, mut columns) = ([0; 2], [0; 2]);
+        check_depthwise(0x1319_8a2e_0370_7344, 48, |l| {
             let (ow, _) = crate::model::padding::same_padding(l.w, 3, l.stride);
             let mut got = vec![0u8; l.rows.len() * ow * l.c];
             let k = VnniDepthwise::new(&l.filter, l.c, l.zx, &l.rq);
             relu[k.rq.relu64.is_some() as usize] += 1;
+            columns[k.columns.is_some() as usize] += 1;
             k.run(&l.input, (l.h, l.w), l.stride, l.rows.clone(), &mut got);
             got
         });
+        assert!(relu[0] > 5 && relu[1] > 5, "both requantizations: {relu:?}");
+        let vbmi = is_x86_feature_detected!("avx512vbmi");
         assert!(
-            relu[0] > 5 && relu[1] > 5,
-            "both requantizations tested: {relu:?}"
+            columns[0] > 5 && (columns[1] > 5 || !vbmi),
+            "both forms: {columns:?}"
         );
     }
 
