@@ -328,8 +328,14 @@ fn dot_i16(a: &[i16], b: &[i16]) -> i32 {
 /// whole range: the pool has no activation).
 pub(crate) fn global_average(input: &[u8], pixels: usize, c: usize, signed: bool, out: &mut [u8]) {
     let n = pixels as i32;
-    for (ch, o) in out.iter_mut().enumerate().take(c) {
-        let mut sum: i32 = (0..pixels).map(|p| input[p * c + ch] as i32).sum();
+    // Pixel by pixel into one sum per channel: contiguous, so that it vectorizes.
+    let mut sums = vec![0i32; c];
+    for px in input[..pixels * c].chunks_exact(c) {
+        for (s, &v) in sums.iter_mut().zip(px) {
+            *s += v as i32;
+        }
+    }
+    for (o, mut sum) in out.iter_mut().zip(sums) {
         if signed {
             sum -= 128 * n;
         }

@@ -38,13 +38,6 @@ use crate::weights::tflite::{QParams, QuantKind, QuantLayer, QuantizedNet};
 use kernels::{Requant, Softmax};
 use requant::{activation_range, quantize_multiplier};
 
-/// Work items of the parallel layers: small enough that one image's layer splits over the
-/// threads, large enough that scheduling costs little beside the arithmetic.
-const ROWS_PER_TASK: usize = 4;
-/// At most this many pixels per pointwise task; layers with fewer pixels than
-/// 2 x threads x this are split into two tasks per thread (the late 14x14 and 7x7 layers, the
-/// heaviest, would otherwise be one task on one thread).
-const PIXELS_PER_TASK: usize = 256;
 
 /// Which kernels the integer network runs: the plain ones compiled for an instruction-set
 /// level, the AVX2 ones (`vpmaddubsw` pointwise and first conv, `vpmaddwd` depthwise, where the level is avx2 or
@@ -491,11 +484,19 @@ impl QuantMobileNet {
     /// [0,1] images to the model's uint8-domain input (see the module comment).
     pub(crate) fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
         let mut out = vec![0u8; images.len()];
-        if self.signed && !self.uint8_input {
-            kernels::quantize_int8_input(self.isa, images, self.input, &mut out);
-        } else {
-            kernels::quantize_uint8_input(self.isa, images, &mut out);
-        }
+        // One band per thread (value by value: any split gives the same bytes).
+        let band = images.len().div_ceil(self.pool.current_num_threads()).max(1);
+        self.pool.install(|| {
+            out.par_chunks_mut(band)
+                .zip(images.par_chunks(band))
+                .for_each(|(out, images)| {
+                    if self.signed && !self.uint8_input {
+                        kernels::quantize_int8_input(self.isa, images, self.input, out);
+                    } else {
+                        kernels::quantize_uint8_input(self.isa, images, out);
+                    }
+                })
+        });
         out
     }
 
@@ -563,9 +564,11 @@ impl QuantMobileNet {
     /// `forward_quantized` one image after another, with the wall time of every stage summed
     /// over the batch and appended to `profile` (each layer still split over the threads).
     fn forward_profiled(&self, images: &[f32], n: usize, profile: &mut Profile) -> QuantOutputs {
-        let start = Instant::now();
-        let input = self.quantize_input(images);
-        profile.push(("Quantize".into(), start.elapsed()));
+        let (input, took) = self.pool.install(|| {
+            let start = Instant::now();
+            (self.quantize_input(images), start.elapsed())
+        });
+        profile.push(("Quantize".into(), took));
         let (c, k) = (self.arch.feature_dim(), self.classes());
         let mut out = self.outputs(n);
         let mut times = vec![Duration::ZERO; self.layers.len() + 2];
@@ -643,33 +646,33 @@ impl QuantMobileNet {
             };
             let input = &cur[..h * w * c];
             let out = &mut next[..oh * ow * l.cout];
+            // Each layer in one contiguous band of rows (or pixels) per thread, the same band
+            // of the image on the same thread from layer to layer (rayon runs a split's first
+            // half on the thread that splits it), so that a layer reads mostly what its own
+            // core wrote: finer work items, handed out as threads come free, cost more in
+            // cache lines moved between cores than they gain in balance. A batch of more
+            // images than threads is split by image first, and these bands then run where
+            // their image does.
+            let threads = self.pool.current_num_threads();
+            let band = oh.div_ceil(threads);
             match l.kind {
-                // Rows (the first conv, depthwise) and runs of pixels (pointwise) in parallel: a
-                // batch of one image still uses every thread; with more, rayon runs these on the
-                // thread that holds the image unless others are idle.
-                QuantKind::Conv0 => out
-                    .par_chunks_mut(ROWS_PER_TASK * ow * l.cout)
-                    .enumerate()
-                    .for_each(|(t, out)| {
-                        let first = t * ROWS_PER_TASK;
-                        let rows = first..(first + ROWS_PER_TASK).min(oh);
+                QuantKind::Conv0 => out.par_chunks_mut(band * ow * l.cout).enumerate().for_each(
+                    |(t, out)| {
+                        let rows = t * band..((t + 1) * band).min(oh);
                         l.conv0(self.isa, input, (h, w), rows, out)
-                    }),
+                    },
+                ),
                 QuantKind::Depthwise => out
-                    .par_chunks_mut(ROWS_PER_TASK * ow * l.cout)
+                    .par_chunks_mut(band * ow * l.cout)
                     .enumerate()
                     .for_each(|(t, out)| {
-                        let first = t * ROWS_PER_TASK;
-                        let rows = first..(first + ROWS_PER_TASK).min(oh);
+                        let rows = t * band..((t + 1) * band).min(oh);
                         l.depthwise(self.isa, input, (h, w), rows, out)
                     }),
                 QuantKind::Pointwise | QuantKind::Logits => {
-                    let per_task = (h * w)
-                        .div_ceil(2 * self.pool.current_num_threads())
-                        .next_multiple_of(4)
-                        .min(PIXELS_PER_TASK);
-                    out.par_chunks_mut(per_task * l.cout)
-                        .zip(input.par_chunks(per_task * l.cin))
+                    let pixels = (h * w).div_ceil(threads);
+                    out.par_chunks_mut(pixels * l.cout)
+                        .zip(input.par_chunks(pixels * l.cin))
                         .for_each(|(out, input)| {
                             l.pointwise(self.isa, input, input.len() / l.cin, out)
                         })
@@ -732,7 +735,11 @@ impl Backbone for QuantMobileNet {
         }
         let q = match profile {
             Some(p) => self.forward_profiled(images, n, p),
-            None => self.forward_quantized(&self.quantize_input(images), n)?,
+            // One hand-over to the pool for both steps (each installs again, which inside
+            // the pool costs nothing): a second would add a thread wake-up to every call.
+            None => self
+                .pool
+                .install(|| self.forward_quantized(&self.quantize_input(images), n))?,
         };
         let dequantize = |v: &[u8], p: QParams| -> Vec<f32> {
             let zp = shifted(p.zero_point, self.signed);

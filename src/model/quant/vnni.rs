@@ -106,8 +106,9 @@ impl VnniPointwise {
         let mut p = 0;
         while p < pixels {
             let np = (pixels - p).min(TILE_PIXELS);
+            // The c x (sum of the pixel's inputs) term; none for int8 filters (c = 0).
             let sums: [i32; TILE_PIXELS] = std::array::from_fn(|i| {
-                if i < np {
+                if i < np && self.c != 0 {
                     let px = &input[(p + i) * self.cin..][..self.cin];
                     self.c * px.iter().map(|&v| v as i32).sum::<i32>()
                 } else {
@@ -176,7 +177,11 @@ impl VnniPointwise {
             let rq = Rq16::load(&self.rq, oc);
             let n = (self.cout - oc).min(LANES);
             for (i, row) in acc.iter().enumerate() {
-                let a = _mm512_add_epi32(row[j], _mm512_set1_epi32(sums[i]));
+                let a = if self.c == 0 {
+                    row[j]
+                } else {
+                    _mm512_add_epi32(row[j], _mm512_set1_epi32(sums[i]))
+                };
                 let bytes = _mm512_cvtepi32_epi8(rq.apply(a));
                 let dst = &mut out[(p + i) * self.cout + oc..][..n];
                 // SAFETY: dst holds n bytes.
@@ -378,6 +383,7 @@ impl VnniDepthwise {
     /// each column, loaded once, shared by the windows that cover it (three at stride 1, two at
     /// stride 2). `out` holds the pixels' `c` bytes each.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn inside_by_columns(
         &self,
         columns: &[i32],
