@@ -38,7 +38,6 @@ use crate::weights::tflite::{QParams, QuantKind, QuantLayer, QuantizedNet};
 use kernels::{Requant, Softmax};
 use requant::{activation_range, quantize_multiplier};
 
-
 /// Which kernels the integer network runs: the plain ones compiled for an instruction-set
 /// level, the AVX2 ones (`vpmaddubsw` pointwise and first conv, `vpmaddwd` depthwise, where the level is avx2 or
 /// avx512 without VNNI; the other layers plain at that level), or the AVX-512 VNNI ones (where
@@ -485,7 +484,10 @@ impl QuantMobileNet {
     pub(crate) fn quantize_input(&self, images: &[f32]) -> Vec<u8> {
         let mut out = vec![0u8; images.len()];
         // One band per thread (value by value: any split gives the same bytes).
-        let band = images.len().div_ceil(self.pool.current_num_threads()).max(1);
+        let band = images
+            .len()
+            .div_ceil(self.pool.current_num_threads())
+            .max(1);
         self.pool.install(|| {
             out.par_chunks_mut(band)
                 .zip(images.par_chunks(band))
@@ -656,12 +658,14 @@ impl QuantMobileNet {
             let threads = self.pool.current_num_threads();
             let band = oh.div_ceil(threads);
             match l.kind {
-                QuantKind::Conv0 => out.par_chunks_mut(band * ow * l.cout).enumerate().for_each(
-                    |(t, out)| {
-                        let rows = t * band..((t + 1) * band).min(oh);
-                        l.conv0(self.isa, input, (h, w), rows, out)
-                    },
-                ),
+                QuantKind::Conv0 => {
+                    out.par_chunks_mut(band * ow * l.cout)
+                        .enumerate()
+                        .for_each(|(t, out)| {
+                            let rows = t * band..((t + 1) * band).min(oh);
+                            l.conv0(self.isa, input, (h, w), rows, out)
+                        })
+                }
                 QuantKind::Depthwise => out
                     .par_chunks_mut(band * ow * l.cout)
                     .enumerate()
