@@ -200,6 +200,45 @@ fn frozen_backbone_learns_synthetic_shapes_and_serves_classify_and_embed() {
         .assert()
         .code(2);
 
+    // classify --model --precision int8: the fine-tuned model quantized on its own training
+    // images; labels still the folder names, and the same top-1 as fp32 on one image of each.
+    let images = ["disc/00.png", "square/00.png", "stripes/00.png"].map(|f| data.join(f));
+    let top1 = |extra: &[&std::ffi::OsStr]| -> (Vec<String>, String) {
+        let out = mnv1()
+            .args(["classify", "--model"])
+            .arg(&model)
+            .args(["-k", "1", "--format", "tsv"])
+            .args(extra)
+            .args(&images)
+            .assert()
+            .success();
+        let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let labels = stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(3).unwrap().to_string())
+            .collect();
+        (
+            labels,
+            String::from_utf8(out.get_output().stderr.clone()).unwrap(),
+        )
+    };
+    let (fp32, _) = top1(&[]);
+    let (int8, stderr) = top1(&[
+        "--precision".as_ref(),
+        "int8".as_ref(),
+        "--calibrate".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(stderr.contains("quantized to int8 per channel"), "{stderr}");
+    assert_eq!(int8.len(), 3);
+    assert!(
+        int8.iter()
+            .all(|l| ["disc", "square", "stripes"].contains(&l.as_str())),
+        "{int8:?}"
+    );
+    assert_eq!(int8, fp32);
+
     // embed --model: the backbone's 256 features.
     let out = mnv1()
         .args(["embed", "--model"])
