@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::output::{ClassifyFormat, EmbedFormat};
+
 /// The allowed values of the numeric options. clap checks them while parsing, so a value out of
 /// range ends the run before any work with exit code 2 and the range in the message; negative
 /// values reach the check too (`allow_negative_numbers`) instead of reading as unknown flags.
@@ -251,83 +253,6 @@ pub struct ModelArgs {
     pub precision: PrecisionArgs,
     #[command(flatten)]
     pub net: NetArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClassifyFormat {
-    Text,
-    Json,
-    Jsonl,
-    Tsv,
-    Csv,
-    /// A contact sheet: thumbnails with their top-k labels (the default for --out *.html).
-    Html,
-    /// Apache Parquet: `path`, `predictions` (a list of {index, label, probability, logit}).
-    Parquet,
-}
-
-impl ClassifyFormat {
-    /// The format a file name's extension says, if any.
-    fn from_extension(out: &std::path::Path) -> Option<Self> {
-        match out.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "html" | "htm" => Some(Self::Html),
-            "parquet" => Some(Self::Parquet),
-            "json" => Some(Self::Json),
-            "jsonl" | "ndjson" => Some(Self::Jsonl),
-            "tsv" => Some(Self::Tsv),
-            "csv" => Some(Self::Csv),
-            "txt" => Some(Self::Text),
-            _ => None,
-        }
-    }
-
-    /// The extension of files of this format in `--out-dir`.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Text => "txt",
-            Self::Json => "json",
-            Self::Jsonl => "jsonl",
-            Self::Tsv => "tsv",
-            Self::Csv => "csv",
-            Self::Html => "html",
-            Self::Parquet => "parquet",
-        }
-    }
-}
-
-/// What `embed` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EmbedFormat {
-    /// float32 [N, D] plus `<out>.paths.txt`.
-    Npy,
-    /// `features` float32 [N, D] and `paths` unicode [N].
-    Npz,
-    /// `{"path", "features"}` per line (also what stdout gets).
-    Jsonl,
-    /// Apache Parquet: `path`, `features` (fixed-size list of float32).
-    Parquet,
-}
-
-impl EmbedFormat {
-    /// The format a file name's extension says, if any.
-    pub fn from_path(out: &std::path::Path) -> Option<Self> {
-        match out.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "npy" => Some(Self::Npy),
-            "npz" => Some(Self::Npz),
-            "jsonl" | "ndjson" => Some(Self::Jsonl),
-            "parquet" => Some(Self::Parquet),
-            _ => None,
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Npy => "npy",
-            Self::Npz => "npz",
-            Self::Jsonl => "jsonl",
-            Self::Parquet => "parquet",
-        }
-    }
 }
 
 /// Running over collections larger than one machine: tar shards, parts, resumable outputs.

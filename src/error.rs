@@ -6,7 +6,6 @@ use std::error::Error as StdError;
 use crate::cache::CacheDirError;
 use crate::hub::HubError;
 use crate::registry::RegistryError;
-use crate::train::data::DataError;
 use crate::train::manifest::ManifestError;
 use crate::weights::WeightsError;
 
@@ -51,12 +50,6 @@ fn category(e: &(dyn StdError + 'static)) -> Option<u8> {
         return Some(match e {
             ManifestError::Io { .. } => FAILED,
             _ => USAGE,
-        });
-    }
-    if let Some(e) = e.downcast_ref::<DataError>() {
-        return Some(match e {
-            DataError::TooFewClasses(..) | DataError::Unusable { .. } => USAGE,
-            _ => FAILED,
         });
     }
     // MNV1_ISA naming a level this CPU lacks (or none), or bf16 without its instructions, is a

@@ -3,12 +3,13 @@
 use anyhow::Result;
 
 use super::{input_stream, progress, report_failure, report_skipped, Status};
-use crate::cli::{ClassifyArgs, ClassifyFormat};
+use crate::cli::ClassifyArgs;
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
 use crate::model::NUM_CLASSES;
 use crate::output::parts::Parts;
+use crate::output::ClassifyFormat;
 use crate::output::{top_k, ClassifyWriter, Sink};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::report::contact_sheet::{ContactSheet, SheetOptions};

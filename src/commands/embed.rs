@@ -3,11 +3,12 @@
 use anyhow::Result;
 
 use super::{input_stream, progress, report_failure, report_skipped, Status};
-use crate::cli::{EmbedArgs, EmbedFormat};
+use crate::cli::EmbedArgs;
 use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
 use crate::output::parts::Parts;
+use crate::output::EmbedFormat;
 use crate::output::EmbedWriter;
 use crate::pipeline::{Outcome, Pipeline};
 

@@ -4,6 +4,7 @@
 //! and FIFOs written in place, symlinks written through. `parts` spreads a run over one file
 //! per tar shard (`--out-dir`).
 
+pub mod formats;
 pub mod npy;
 pub mod parquet;
 pub mod parts;
@@ -15,7 +16,7 @@ use serde::Serialize;
 
 use crate::atomic::commit_pair;
 pub use crate::atomic::AtomicFile;
-use crate::cli::{ClassifyFormat, EmbedFormat};
+pub use formats::{ClassifyFormat, EmbedFormat};
 use npy::{NpyStream, NpzStream};
 use parquet::{ParquetClassify, ParquetEmbed};
 

@@ -10,7 +10,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageBuffer};
 use mozjpeg_sys::*;
 
-use super::decode::{check_pixels, pixels_of, Pixels};
+use super::pixels::{check_pixels, pixels_of, Pixels};
 use super::PreprocessError;
 
 /// What the markers before the first scan say about colour and orientation.

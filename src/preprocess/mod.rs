@@ -22,6 +22,7 @@
 
 mod decode;
 mod jpeg;
+mod pixels;
 mod resize;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -31,8 +32,9 @@ pub(crate) use crate::inputs::npy::{is_npy, read_npy_images};
 pub(crate) use decode::decode_image;
 pub(crate) use resize::{central_crop_window, resize_bilinear_tf1};
 
-use decode::{decode_pixels, u16_value, u8_value, Pixels};
+use decode::decode_pixels;
 use image::ImageError;
+use pixels::{u16_value, u8_value, Pixels};
 use resize::{resize_window, Window};
 
 /// TF-Slim's evaluation crop: the central 87.5% of each axis.

@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
 
+use crate::error::UsageError;
 use crate::inputs::has_image_extension;
 use crate::preprocess::{self, resize_bilinear_tf1, Crop, Preprocess, Rgb32};
 
@@ -18,13 +19,18 @@ pub enum DataError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}: needs at least two class sub-directories with images in them (found {1})")]
-    TooFewClasses(PathBuf, usize),
     #[error("{path}: {reason}")]
     Image { path: PathBuf, reason: String },
-    /// A class folder or file that cannot be used as given (a usage error).
-    #[error("{path}: {reason}")]
-    Unusable { path: PathBuf, reason: String },
+    /// A data folder that cannot be used as given: too few classes, an unusable class name.
+    /// Its source is a `UsageError`, which is what makes it exit 2 (`error.rs`).
+    #[error("{0}")]
+    Usage(#[source] UsageError),
+}
+
+impl DataError {
+    fn usage(path: &std::path::Path, reason: impl std::fmt::Display) -> Self {
+        Self::Usage(UsageError::new(format!("{}: {reason}", path.display())))
+    }
 }
 
 /// What `scan_all` found: classes, their images, and the files skipped (not images by name).
@@ -83,12 +89,11 @@ pub fn scan_all(dir: &Path) -> Result<Scanned, DataError> {
             .chars()
             .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
         {
-            return Err(DataError::Unusable {
-                path,
-                reason: "a class folder name with a line break or control character cannot be \
-                         a line of labels.txt: rename the folder"
-                    .into(),
-            });
+            return Err(DataError::usage(
+                &path,
+                "a class folder name with a line break or control character cannot be a line \
+                 of labels.txt: rename the folder",
+            ));
         }
         files.sort();
         let label = classes.len();
@@ -96,7 +101,13 @@ pub fn scan_all(dir: &Path) -> Result<Scanned, DataError> {
         examples.extend(files.into_iter().map(|path| Example { path, label }));
     }
     if classes.len() < 2 {
-        return Err(DataError::TooFewClasses(dir.to_path_buf(), classes.len()));
+        return Err(DataError::usage(
+            dir,
+            format!(
+                "needs at least two class sub-directories with images in them (found {})",
+                classes.len()
+            ),
+        ));
     }
     Ok(Scanned {
         classes,
