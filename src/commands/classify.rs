@@ -2,16 +2,18 @@
 
 use anyhow::Result;
 
-use super::{input_stream, progress, report_failure, report_skipped, Status};
+use std::io;
+use std::path::Path;
+
+use super::image_run::{ImageRun, Results};
+use super::Status;
 use crate::cli::ClassifyArgs;
-use crate::config::ModelConfig;
-use crate::engine::Head;
+use crate::engine::{Engine, Head};
 use crate::error::UsageError;
 use crate::model::NUM_CLASSES;
 use crate::output::parts::Parts;
 use crate::output::ClassifyFormat;
 use crate::output::{top_k, ClassifyWriter, Sink};
-use crate::pipeline::{Outcome, Pipeline};
 use crate::report::contact_sheet::{ContactSheet, SheetOptions};
 
 const DEFAULT_TOP_K: usize = 5;
@@ -38,10 +40,16 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         .into());
     }
     let outputs: Vec<&std::path::Path> = args.out.as_deref().into_iter().collect();
-    crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
-    super::check_out_dir(scale)?;
-    let config = ModelConfig::resolve_quiet(&args.model, Head::Logits, quiet)?;
-    let engine = config.load_engine(Head::Logits)?;
+    let run = ImageRun::new(
+        &args.model,
+        Head::Logits,
+        scale,
+        &args.inputs,
+        &outputs,
+        format.extension(),
+        quiet,
+    )?;
+    let (config, engine, len) = (&run.config, &run.engine, run.len);
     let labels = config.labels();
     // A fine-tuned model may have fewer classes than the default 5.
     let classes = engine.out_dim();
@@ -55,9 +63,7 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
         Some(k) => k,
         None => DEFAULT_TOP_K.min(classes),
     };
-    let (part, out_dir) = super::scale_out(scale, format.extension())?;
-    let (items, len) = input_stream(&args.inputs, &outputs, part, out_dir.as_ref());
-    let mut writer = match format {
+    let writer = match format {
         ClassifyFormat::Html => Writer::Sheet(ContactSheet::new(
             Sink::open(args.out.as_deref())?,
             SheetOptions {
@@ -85,57 +91,63 @@ pub fn run(args: &ClassifyArgs, quiet: bool) -> Result<Status> {
                     .to_path_buf(),
             },
         )?),
-        f => Writer::Table(match &out_dir {
+        f => Writer::Table(match &run.out_dir {
             Some(dir) => Parts::per_shard(dir.clone(), move |p| ClassifyWriter::new(f, Some(p))),
             None => Parts::single(ClassifyWriter::new(f, args.out.as_deref())?),
         }),
     };
-    let bar = progress(len, quiet);
-    let pipeline = Pipeline {
-        engine: &engine,
-        preprocess: &config.preprocess,
-        batch_size: config.batch_size,
-        fail_fast: config.fail_fast,
+    let mut results = Classified {
+        writer,
+        engine,
+        labels: &labels,
+        k,
     };
-    let summary = pipeline.run(items, |outcome| -> std::io::Result<()> {
-        match outcome {
-            Outcome::Done { name, row, shard } => {
-                bar.inc(1);
-                let top = top_k(row, k, &labels);
-                match &mut writer {
-                    Writer::Table(parts) => parts.writer(shard)?.write(name, &top),
-                    // Thumbnails are made on the engine's threads, not a second pool.
-                    Writer::Sheet(s) => engine.install(|| s.done(name, &top)),
-                }
-            }
-            Outcome::Failed { path, reason } => {
-                bar.inc(1);
-                report_failure(&bar, path, reason);
-                match &mut writer {
-                    Writer::Table(parts) => {
-                        parts.failed(path);
-                        Ok(())
-                    }
-                    Writer::Sheet(s) => s.failed(path, reason),
-                }
-            }
-            Outcome::ShardEnd(shard) => match &mut writer {
-                Writer::Table(parts) => parts.end_shard(shard),
-                Writer::Sheet(_) => Ok(()),
-            },
-        }
-    })?;
-    bar.finish_and_clear();
-    match writer {
+    let summary = run.drive(&mut results)?;
+    match results.writer {
         Writer::Table(parts) => parts.finish(summary.all_inputs(config.fail_fast))?,
         Writer::Sheet(s) => engine.install(|| s.finish())?,
     }
-    report_skipped(out_dir.as_ref(), quiet);
-    Ok(summary.into())
+    Ok(run.end(summary))
 }
 
 /// The table formats and Parquet (one output, or one per tar shard), or the HTML contact sheet.
 enum Writer {
     Table(Parts<ClassifyWriter>),
     Sheet(ContactSheet),
+}
+
+/// Each result's top `k` to the writer.
+struct Classified<'a> {
+    writer: Writer,
+    engine: &'a Engine,
+    labels: &'a [String],
+    k: usize,
+}
+
+impl Results for Classified<'_> {
+    fn done(&mut self, name: &str, row: &[f32], shard: Option<&Path>) -> io::Result<()> {
+        let top = top_k(row, self.k, self.labels);
+        match &mut self.writer {
+            Writer::Table(parts) => parts.writer(shard)?.write(name, &top),
+            // Thumbnails are made on the engine's threads, not a second pool.
+            Writer::Sheet(s) => self.engine.install(|| s.done(name, &top)),
+        }
+    }
+
+    fn failed(&mut self, path: &Path, reason: &str) -> io::Result<()> {
+        match &mut self.writer {
+            Writer::Table(parts) => {
+                parts.failed(path);
+                Ok(())
+            }
+            Writer::Sheet(s) => s.failed(path, reason),
+        }
+    }
+
+    fn end_shard(&mut self, shard: &Path) -> io::Result<()> {
+        match &mut self.writer {
+            Writer::Table(parts) => parts.end_shard(shard),
+            Writer::Sheet(_) => Ok(()),
+        }
+    }
 }

@@ -2,15 +2,17 @@
 
 use anyhow::Result;
 
-use super::{input_stream, progress, report_failure, report_skipped, Status};
+use std::io;
+use std::path::Path;
+
+use super::image_run::{ImageRun, Results};
+use super::Status;
 use crate::cli::EmbedArgs;
-use crate::config::ModelConfig;
 use crate::engine::Head;
 use crate::error::UsageError;
 use crate::output::parts::Parts;
 use crate::output::EmbedFormat;
 use crate::output::EmbedWriter;
-use crate::pipeline::{Outcome, Pipeline};
 
 pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
     let scale = &args.scale;
@@ -43,8 +45,6 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
         .into_iter()
         .chain(txt.as_deref())
         .collect();
-    crate::inputs::refuse_outputs_among_inputs(&outputs, &args.inputs)?;
-    super::check_out_dir(scale)?;
     if let Some(dir) = scale
         .out_dir
         .as_deref()
@@ -53,39 +53,36 @@ pub fn run(args: &EmbedArgs, quiet: bool) -> Result<Status> {
         // .npy outputs inside an input directory would be read as inputs by the next run.
         crate::inputs::refuse_dir_among_inputs(dir, &args.inputs)?;
     }
-    let config = ModelConfig::resolve_quiet(&args.model, Head::Features, quiet)?;
-    let engine = config.load_engine(Head::Features)?;
-    let dim = engine.arch().feature_dim();
-    let (part, out_dir) = super::scale_out(scale, format.extension())?;
-    let mut parts = match &out_dir {
+    let run = ImageRun::new(
+        &args.model,
+        Head::Features,
+        scale,
+        &args.inputs,
+        &outputs,
+        format.extension(),
+        quiet,
+    )?;
+    let dim = run.engine.arch().feature_dim();
+    let mut parts = match &run.out_dir {
         Some(dir) => Parts::per_shard(dir.clone(), move |p| EmbedWriter::new(format, Some(p), dim)),
         None => Parts::single(EmbedWriter::new(format, args.out.as_deref(), dim)?),
     };
-    let (items, len) = input_stream(&args.inputs, &outputs, part, out_dir.as_ref());
-    let bar = progress(len, quiet);
-    let pipeline = Pipeline {
-        engine: &engine,
-        preprocess: &config.preprocess,
-        batch_size: config.batch_size,
-        fail_fast: config.fail_fast,
-    };
-    let summary = pipeline.run(items, |outcome| -> std::io::Result<()> {
-        match outcome {
-            Outcome::Done { name, row, shard } => {
-                bar.inc(1);
-                parts.writer(shard)?.write(name, row)
-            }
-            Outcome::Failed { path, reason } => {
-                bar.inc(1);
-                report_failure(&bar, path, reason);
-                parts.failed(path);
-                Ok(())
-            }
-            Outcome::ShardEnd(shard) => parts.end_shard(shard),
-        }
-    })?;
-    bar.finish_and_clear();
-    parts.finish(summary.all_inputs(config.fail_fast))?;
-    report_skipped(out_dir.as_ref(), quiet);
-    Ok(summary.into())
+    let summary = run.drive(&mut parts)?;
+    parts.finish(summary.all_inputs(run.config.fail_fast))?;
+    Ok(run.end(summary))
+}
+
+impl Results for Parts<EmbedWriter> {
+    fn done(&mut self, name: &str, row: &[f32], shard: Option<&Path>) -> io::Result<()> {
+        self.writer(shard)?.write(name, row)
+    }
+
+    fn failed(&mut self, path: &Path, _reason: &str) -> io::Result<()> {
+        Parts::failed(self, path);
+        Ok(())
+    }
+
+    fn end_shard(&mut self, shard: &Path) -> io::Result<()> {
+        Parts::end_shard(self, shard)
+    }
 }

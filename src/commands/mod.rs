@@ -7,6 +7,7 @@ pub mod convert;
 pub mod embed;
 pub mod fetch;
 pub mod finetune;
+pub mod image_run;
 pub mod list;
 pub mod shell;
 
