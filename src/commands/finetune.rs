@@ -132,18 +132,12 @@ fn check_out(out: &Path) -> Result<()> {
         .with_context(|| format!("--out {}: cannot write in {}", out.display(), dir.display()))
 }
 
+/// Checks, loads the weights and the images, trains, writes the model directory (and the
+/// export), then the checks that can only come after.
 pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     check(args)?;
     check_out(&args.out)?;
-    if let Some(path) = &args.export {
-        let format = export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
-        if args.quantize.is_some() && format != export::Format::Tflite {
-            return Err(UsageError::new(
-                "--quantize int8 writes a full-integer .tflite: give --export FILE.tflite",
-            )
-            .into());
-        }
-    }
+    check_export(args)?;
     let started = Instant::now();
     let variant = resolve_variant(&args.variant, Head::Logits)?;
     let size = variant.resolution.max(MIN_INPUT);
@@ -158,45 +152,9 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             args.batch_size
         );
     }
-    let optimizer = match args.optimizer {
-        OptimizerArg::Sgd => OptimizerKind::Sgd {
-            momentum: args.momentum,
-        },
-        OptimizerArg::Adam => OptimizerKind::Adam,
-    };
-    let settings = Settings {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.learning_rate,
-        optimizer,
-        bn_momentum: args.bn_momentum,
-        train_backbone: args.train_backbone,
-        dropout: args.dropout,
-        augment: args.augment,
-        threads: args
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        size,
-        max_pixels: args.max_pixels,
-    };
-
+    let settings = settings(args, size);
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let data::Scanned {
-        classes,
-        examples,
-        skipped,
-    } = data::scan_all(&args.data)?;
-    if let (Some(first), false) = (skipped.first(), quiet) {
-        eprintln!(
-            "mnv1: skipped {} file(s) in {} without an image extension ({}), e.g. {}",
-            skipped.len(),
-            crate::output::shown_path(&args.data),
-            crate::inputs::EXTENSIONS.join(", "),
-            crate::output::shown_path(first)
-        );
-    }
-    let (train, validation) =
-        data::split(&examples, classes.len(), args.validation_split, &mut rng);
+    let (classes, train, validation) = scan_data(args, &mut rng, quiet)?;
     if !quiet {
         eprintln!(
             "mnv1: {} classes, {} training and {} validation images; {} {} from {} ({}){}",
@@ -217,41 +175,19 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
     let prepared = Prepared::load(classes, train, validation, &settings)?;
 
     // Created before training, so an unwritable directory fails the run at once.
-    let mut summaries = match &args.summaries_dir {
+    let summaries = match &args.summaries_dir {
         Some(dir) => Some(
             TrainingSummaries::create(dir)
                 .with_context(|| format!("--summaries-dir {}", dir.display()))?,
         ),
         None => None,
     };
-    let mut summaries_error = None;
-    let mut bar = ProgressBar::hidden();
-    let mut on_event = |event: Event| match event {
-        Event::EpochStart { epoch, batches } => bar = epoch_bar(batches, epoch, args.epochs, quiet),
-        Event::Batch { loss, accuracy } => {
-            bar.set_message(format!("loss {loss:.4} accuracy {accuracy:.4}"));
-            bar.inc(1);
-        }
-        Event::EpochEnd(e) => {
-            bar.finish_and_clear();
-            if let Some(s) = summaries.as_mut() {
-                if let Err(err) = s.epoch(e) {
-                    // Training goes on (the model is what matters); the run fails at the end.
-                    summaries_error.get_or_insert(err);
-                    summaries = None;
-                }
-            }
-            if !quiet {
-                eprintln!(
-                    "epoch {}/{}: train {}; validation {} ({:.2} s)",
-                    e.epoch,
-                    args.epochs,
-                    show(Some(e.train)),
-                    show(e.validation),
-                    e.seconds
-                );
-            }
-        }
+    let mut log = EpochLog {
+        bar: ProgressBar::hidden(),
+        summaries,
+        error: None,
+        epochs: args.epochs,
+        quiet,
     };
     // The model directory is written next to its place and moved there whole at the end, so
     // that an interrupted or failed run leaves no half-written model behind.
@@ -262,67 +198,23 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         &settings,
         &device,
         &mut rng,
-        &mut on_event,
+        &mut |e| log.event(e),
     )?;
-
-    let dir = staging.path();
-    let metadata = CanonicalMetadata {
-        depth_multiplier: weights.arch.depth_multiplier,
-        source_format: "mnv1 finetune".to_string(),
-        extra: vec![("classes".to_string(), prepared.classes.len().to_string())],
-    };
-    if let (Some(s), Some(v)) = (summaries.as_mut(), trained.initial_validation) {
+    if let (Some(s), Some(v)) = (log.summaries.as_mut(), trained.initial_validation) {
         if let Err(err) = s.initial(v) {
-            summaries_error.get_or_insert(err);
+            log.error.get_or_insert(err);
         }
     }
-    write_canonical(&trained.tensors, metadata, &dir.join(WEIGHTS_FILE))?;
-    manifest::write_labels(dir, &prepared.classes)?;
-    let m = Manifest {
-        format: FORMAT.to_string(),
-        variant: variant.id.clone(),
+
+    let source = Source {
+        variant: &variant,
+        weights_path: &weights_path,
+        weights_format: weights.format,
         depth_multiplier: weights.arch.depth_multiplier,
-        input_size: size,
-        classes: prepared.classes.clone(),
-        preprocessing: Preprocessing {
-            crop: "central".into(),
-            central_fraction: DEFAULT_CENTRAL_FRACTION as f64,
-            resize: "TF1 resize_bilinear (align_corners=False, half_pixel_centers=False)".into(),
-            input_range: "[0,1], mapped to x*2-1 inside the network".into(),
-        },
-        training: Training {
-            weights_source: weights_path.display().to_string(),
-            weights_format: weights.format.to_string(),
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            learning_rate: args.learning_rate,
-            optimizer: format!("{:?}", args.optimizer).to_lowercase(),
-            momentum: (args.optimizer == OptimizerArg::Sgd).then_some(args.momentum),
-            bn_momentum: args.bn_momentum,
-            train_backbone: args.train_backbone,
-            dropout: args.dropout,
-            validation_split: args.validation_split,
-            augment: args.augment,
-            seed: args.seed,
-            train_images: prepared.train.len(),
-            validation_images: prepared.validation.len(),
-            seconds: started.elapsed().as_secs_f64(),
-        },
-        history: trained.history,
-        initial_validation: trained.initial_validation,
-        final_validation: trained.final_validation,
+        size,
     };
-    report::write(
-        dir,
-        &ReportInput {
-            manifest: &m,
-            validation: &prepared.validation,
-            predictions: &trained.validation_predictions,
-            max_pixels: args.max_pixels,
-        },
-    )
-    .with_context(|| format!("writing {}", args.out.join(report::REPORT_FILE).display()))?;
-    m.write(dir)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let m = write_model_dir(staging.path(), args, &source, &prepared, &trained, seconds)?;
     staging.commit()?;
     if !quiet {
         eprintln!(
@@ -337,6 +229,209 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
         let calibrate = args.quantize.map(|_| args.data.as_path());
         super::convert::export_finetuned(&args.out, path, calibrate, quiet)?;
     }
+    check_after(args, &m, log.error)?;
+    Ok(Status::Ok)
+}
+
+/// The model directory's files in `dir`: the weights, labels, the training report and the
+/// manifest (last: a directory with a manifest is a complete model).
+fn write_model_dir(
+    dir: &Path,
+    args: &FinetuneArgs,
+    source: &Source,
+    prepared: &Prepared,
+    trained: &crate::train::Trained,
+    seconds: f64,
+) -> Result<Manifest> {
+    let metadata = CanonicalMetadata {
+        depth_multiplier: source.depth_multiplier,
+        source_format: "mnv1 finetune".to_string(),
+        extra: vec![("classes".to_string(), prepared.classes.len().to_string())],
+    };
+    write_canonical(&trained.tensors, metadata, &dir.join(WEIGHTS_FILE))?;
+    manifest::write_labels(dir, &prepared.classes)?;
+    let m = manifest(args, source, prepared, trained, seconds);
+    report::write(
+        dir,
+        &ReportInput {
+            manifest: &m,
+            validation: &prepared.validation,
+            predictions: &trained.validation_predictions,
+            max_pixels: args.max_pixels,
+        },
+    )
+    .with_context(|| format!("writing {}", args.out.join(report::REPORT_FILE).display()))?;
+    m.write(dir)?;
+    Ok(m)
+}
+
+/// `--export`'s format, and `--quantize` only with a .tflite.
+fn check_export(args: &FinetuneArgs) -> Result<()> {
+    if let Some(path) = &args.export {
+        let format = export::check_target(path, &[export::Format::Tflite, export::Format::Onnx])?;
+        if args.quantize.is_some() && format != export::Format::Tflite {
+            return Err(UsageError::new(
+                "--quantize int8 writes a full-integer .tflite: give --export FILE.tflite",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The training settings the flags give, at input side `size`.
+fn settings(args: &FinetuneArgs, size: usize) -> Settings {
+    Settings {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        optimizer: match args.optimizer {
+            OptimizerArg::Sgd => OptimizerKind::Sgd {
+                momentum: args.momentum,
+            },
+            OptimizerArg::Adam => OptimizerKind::Adam,
+        },
+        bn_momentum: args.bn_momentum,
+        train_backbone: args.train_backbone,
+        dropout: args.dropout,
+        augment: args.augment,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        size,
+        max_pixels: args.max_pixels,
+    }
+}
+
+/// The class folders' images, split into training and validation (files without an image
+/// extension reported, on stderr).
+fn scan_data(
+    args: &FinetuneArgs,
+    rng: &mut StdRng,
+    quiet: bool,
+) -> Result<(Vec<String>, Vec<data::Example>, Vec<data::Example>)> {
+    let data::Scanned {
+        classes,
+        examples,
+        skipped,
+    } = data::scan_all(&args.data)?;
+    if let (Some(first), false) = (skipped.first(), quiet) {
+        eprintln!(
+            "mnv1: skipped {} file(s) in {} without an image extension ({}), e.g. {}",
+            skipped.len(),
+            crate::output::shown_path(&args.data),
+            crate::inputs::EXTENSIONS.join(", "),
+            crate::output::shown_path(first)
+        );
+    }
+    let (train, validation) = data::split(&examples, classes.len(), args.validation_split, rng);
+    Ok((classes, train, validation))
+}
+
+/// What training shows as it goes: a progress bar per epoch, a line per epoch, and the
+/// TensorBoard summaries (a failure to write them is kept for the end: training goes on).
+struct EpochLog {
+    bar: ProgressBar,
+    summaries: Option<TrainingSummaries>,
+    error: Option<std::io::Error>,
+    epochs: usize,
+    quiet: bool,
+}
+
+impl EpochLog {
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::EpochStart { epoch, batches } => {
+                self.bar = epoch_bar(batches, epoch, self.epochs, self.quiet)
+            }
+            Event::Batch { loss, accuracy } => {
+                self.bar
+                    .set_message(format!("loss {loss:.4} accuracy {accuracy:.4}"));
+                self.bar.inc(1);
+            }
+            Event::EpochEnd(e) => {
+                self.bar.finish_and_clear();
+                if let Some(s) = self.summaries.as_mut() {
+                    if let Err(err) = s.epoch(e) {
+                        self.error.get_or_insert(err);
+                        self.summaries = None;
+                    }
+                }
+                if !self.quiet {
+                    eprintln!(
+                        "epoch {}/{}: train {}; validation {} ({:.2} s)",
+                        e.epoch,
+                        self.epochs,
+                        show(Some(e.train)),
+                        show(e.validation),
+                        e.seconds
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Where the fine-tuned weights came from, for the manifest.
+struct Source<'a> {
+    variant: &'a crate::registry::Variant,
+    weights_path: &'a Path,
+    weights_format: &'a str,
+    depth_multiplier: f64,
+    size: usize,
+}
+
+/// The model directory's manifest.json.
+fn manifest(
+    args: &FinetuneArgs,
+    source: &Source,
+    prepared: &Prepared,
+    trained: &crate::train::Trained,
+    seconds: f64,
+) -> Manifest {
+    Manifest {
+        format: FORMAT.to_string(),
+        variant: source.variant.id.clone(),
+        depth_multiplier: source.depth_multiplier,
+        input_size: source.size,
+        classes: prepared.classes.clone(),
+        preprocessing: Preprocessing {
+            crop: "central".into(),
+            central_fraction: DEFAULT_CENTRAL_FRACTION as f64,
+            resize: "TF1 resize_bilinear (align_corners=False, half_pixel_centers=False)".into(),
+            input_range: "[0,1], mapped to x*2-1 inside the network".into(),
+        },
+        training: Training {
+            weights_source: source.weights_path.display().to_string(),
+            weights_format: source.weights_format.to_string(),
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            optimizer: format!("{:?}", args.optimizer).to_lowercase(),
+            momentum: (args.optimizer == OptimizerArg::Sgd).then_some(args.momentum),
+            bn_momentum: args.bn_momentum,
+            train_backbone: args.train_backbone,
+            dropout: args.dropout,
+            validation_split: args.validation_split,
+            augment: args.augment,
+            seed: args.seed,
+            train_images: prepared.train.len(),
+            validation_images: prepared.validation.len(),
+            seconds,
+        },
+        history: trained.history.clone(),
+        initial_validation: trained.initial_validation,
+        final_validation: trained.final_validation,
+    }
+}
+
+/// What fails a run whose model is written: summaries that could not be written, and
+/// `--assert-accuracy-at-least`.
+fn check_after(
+    args: &FinetuneArgs,
+    m: &Manifest,
+    summaries_error: Option<std::io::Error>,
+) -> Result<()> {
     if let Some(err) = summaries_error {
         bail!(
             "writing TensorBoard summaries to {}: {err}",
@@ -355,7 +450,7 @@ pub fn run(args: &FinetuneArgs, quiet: bool) -> Result<Status> {
             Some(_) => {}
         }
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 /// A model directory being written: a hidden temporary directory beside `MODEL_DIR`, removed
