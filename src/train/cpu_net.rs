@@ -18,6 +18,7 @@ use super::kernels::batchnorm::{self, Saved};
 use super::kernels::conv0::{self, PATCH};
 use super::kernels::depthwise::{self, Geometry};
 use super::kernels::matmul::{rows_times, rows_times_transposed, transposed_times};
+use super::kernels::Isa;
 use super::kernels::{Pad, Shape};
 use super::optimizer::{InPlace, Param};
 use crate::model::arch::{Arch, Layer, LayerKind, BN_EPSILON, LOGITS_SCOPE};
@@ -42,6 +43,8 @@ enum Mode {
 /// last forward pass kept.
 struct TrainLayer {
     spec: Layer,
+    /// The instruction-set level its kernels run at, chosen when the network is built.
+    isa: Isa,
     weight: Param,
     gamma: Param,
     beta: Param,
@@ -154,6 +157,8 @@ impl CpuTrainNet {
         bn_momentum: f64,
         threads: usize,
     ) -> Result<Self, ModelError> {
+        // MNV1_ISA or the widest level this CPU has, as the inference network takes it.
+        let isa = Isa::from_env()?;
         let mut layers = Vec::new();
         for spec in arch.layers() {
             let c = spec.out_channels;
@@ -177,6 +182,7 @@ impl CpuTrainNet {
                 )
             };
             layers.push(TrainLayer {
+                isa,
                 weight: Param::new(weight),
                 gamma: Param::new(gamma),
                 beta: Param::new(beta),
@@ -406,7 +412,7 @@ impl CpuTrainNet {
                             pad,
                         };
                         let x = &before[l - 1].a[..n * in_shape.len()];
-                        depthwise::forward(x, &layer.weight.value, &g, z);
+                        depthwise::forward(layer.isa, x, &layer.weight.value, &g, z);
                     }
                     LayerKind::Pointwise => {
                         let x = &before[l - 1].a[..n * in_shape.len()];
@@ -428,8 +434,8 @@ impl CpuTrainNet {
         let last = layers.last().map_or(input, |l| l.out);
         let c = last.channels;
         let act = &layers[layers.len() - 1].a[..n * last.len()];
-        // The pooling kernel is the inference path's, at the widest level this CPU has.
-        let isa = crate::model::kernels::simd::Isa::best();
+        // The pooling kernel is the inference path's, at the layers' level.
+        let isa = layers[0].isa;
         for (img, f) in act
             .chunks_exact(last.len())
             .zip(work.features.chunks_exact_mut(c))
@@ -567,6 +573,7 @@ impl CpuTrainNet {
                     gamma: &layer.gamma.value,
                 };
                 batchnorm::backward(
+                    layer.isa,
                     dz,
                     &saved,
                     &mut work.bn_scratch,
@@ -603,13 +610,20 @@ impl CpuTrainNet {
                         };
                         let x = &before[l - 1].a[..n * in_shape.len()];
                         depthwise::filter_gradient(
+                            layer.isa,
                             x,
                             dz,
                             &g,
                             &mut work.depthwise_scratch,
                             &mut layer.weight.grad,
                         );
-                        depthwise::input_gradient(dz, &layer.weight.value, &g, &mut next[..dx_len]);
+                        depthwise::input_gradient(
+                            layer.isa,
+                            dz,
+                            &layer.weight.value,
+                            &g,
+                            &mut next[..dx_len],
+                        );
                     }
                     LayerKind::Pointwise => {
                         let x = &before[l - 1].a[..n * in_shape.len()];
@@ -709,7 +723,7 @@ fn normalize(layer: &mut TrainLayer, n: usize, mode: Mode, momentum: f64, work: 
     let (mean, var) = (&mut mean[..c], &mut var[..c]);
     let batch = mode == Mode::Train || (mode == Mode::Calibrate && layer.folded);
     if batch {
-        batchnorm::moments(z, c, &mut work.bn_scratch, mean, var);
+        batchnorm::moments(layer.isa, z, c, &mut work.bn_scratch, mean, var);
     }
     if mode == Mode::Calibrate && layer.folded {
         for ch in 0..c {
@@ -751,5 +765,5 @@ fn normalize(layer: &mut TrainLayer, n: usize, mode: Mode, momentum: f64, work: 
         scale[ch] = (layer.gamma.value[ch] as f64 * inv_std) as f32;
     }
     let a = &mut layer.a[..len];
-    batchnorm::scale_shift_relu6(z, &layer.mean, &scale, &layer.beta.value, a);
+    batchnorm::scale_shift_relu6(layer.isa, z, &layer.mean, &scale, &layer.beta.value, a);
 }

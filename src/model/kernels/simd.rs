@@ -163,6 +163,8 @@ pub(crate) fn mul_add<T: Target>(a: f32, b: f32, c: f32) -> f32 {
 /// Defines `$name(isa, args)`, which runs `$body::<T>(args)` compiled for `isa`'s level.
 macro_rules! dispatch {
     ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        // The body's own arguments plus the level: a kernel's signature is its body's.
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name(isa: $crate::model::kernels::Isa, $($arg: $ty),*) {
             match isa.level() {
                 #[cfg(target_arch = "x86_64")]

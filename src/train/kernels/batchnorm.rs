@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{mul_add, simd_dispatch, split_rows, REDUCE_PARTS};
+use super::{dispatch, mul_add, split_rows, Isa, Target, REDUCE_PARTS};
 
 /// Per-fixed-part sums over rows of `f(row, sums)`, added in order into `out` (`width` f64
 /// values per part in `scratch`, grown once).
@@ -46,7 +46,14 @@ fn part_sums(
 const BLOCK_ROWS: usize = 64;
 
 /// Per-channel mean and biased variance of `z` (`[P, C]`) into `mean` and `var`.
-pub fn moments(z: &[f32], c: usize, scratch: &mut Vec<f64>, mean: &mut [f64], var: &mut [f64]) {
+pub fn moments(
+    isa: Isa,
+    z: &[f32],
+    c: usize,
+    scratch: &mut Vec<f64>,
+    mean: &mut [f64],
+    var: &mut [f64],
+) {
     let rows = z.len() / c;
     assert!(z.len() == rows * c && mean.len() == c && var.len() == c && rows > 0);
     let zeros = vec![0f32; c];
@@ -54,7 +61,7 @@ pub fn moments(z: &[f32], c: usize, scratch: &mut Vec<f64>, mean: &mut [f64], va
         let mut block = vec![0f32; c];
         for rows in z[r.start * c..r.end * c].chunks(BLOCK_ROWS * c) {
             block.fill(0.0);
-            centred_sums(rows, &zeros, false, &mut block);
+            centred_sums(isa, rows, &zeros, false, &mut block);
             acc.iter_mut()
                 .zip(&block)
                 .for_each(|(a, &b)| *a += b as f64);
@@ -66,7 +73,7 @@ pub fn moments(z: &[f32], c: usize, scratch: &mut Vec<f64>, mean: &mut [f64], va
         let mut block = vec![0f32; c];
         for rows in z[r.start * c..r.end * c].chunks(BLOCK_ROWS * c) {
             block.fill(0.0);
-            centred_sums(rows, &centre, true, &mut block);
+            centred_sums(isa, rows, &centre, true, &mut block);
             acc.iter_mut()
                 .zip(&block)
                 .for_each(|(a, &b)| *a += b as f64);
@@ -79,17 +86,17 @@ pub fn moments(z: &[f32], c: usize, scratch: &mut Vec<f64>, mean: &mut [f64], va
     }
 }
 
-simd_dispatch!(fn centred_sums(rows: &[f32], centre: &[f32], square: bool, acc: &mut [f32]) => centred_sums_body);
+dispatch!(fn centred_sums(rows: &[f32], centre: &[f32], square: bool, acc: &mut [f32]) => centred_sums_body);
 
 /// `acc += sum over rows of (v - centre)` or, with `square`, of `(v - centre)^2`.
 #[inline(always)]
-fn centred_sums_body<const FMA: bool>(rows: &[f32], centre: &[f32], square: bool, acc: &mut [f32]) {
+fn centred_sums_body<T: Target>(rows: &[f32], centre: &[f32], square: bool, acc: &mut [f32]) {
     let c = centre.len();
     for row in rows.chunks_exact(c) {
         if square {
             for ((a, &v), &m) in acc.iter_mut().zip(row).zip(centre) {
                 let d = v - m;
-                *a = mul_add::<FMA>(d, d, *a);
+                *a = mul_add::<T>(d, d, *a);
             }
         } else {
             for (a, &v) in acc.iter_mut().zip(row) {
@@ -101,14 +108,21 @@ fn centred_sums_body<const FMA: bool>(rows: &[f32], centre: &[f32], square: bool
 
 /// `a = relu6((z - mean) * scale + beta)` per channel, `[P, C]`. (Centred first: with a mean
 /// large against the spread, `z * scale + (beta - mean * scale)` would cancel digits.)
-pub fn scale_shift_relu6(z: &[f32], mean: &[f32], scale: &[f32], beta: &[f32], a: &mut [f32]) {
+pub fn scale_shift_relu6(
+    isa: Isa,
+    z: &[f32],
+    mean: &[f32],
+    scale: &[f32],
+    beta: &[f32],
+    a: &mut [f32],
+) {
     let c = scale.len();
     assert!(z.len() == a.len() && z.len().is_multiple_of(c) && beta.len() == c && mean.len() == c);
     let chunk = rows_per_chunk(z.len() / c) * c;
     let per_channel = PerChannel { mean, scale, beta };
     a.par_chunks_mut(chunk)
         .zip(z.par_chunks(chunk))
-        .for_each(|(a, z)| scale_shift_relu6_rows(z, &per_channel, a));
+        .for_each(|(a, z)| scale_shift_relu6_rows(isa, z, &per_channel, a));
 }
 
 /// The per-channel values of `scale_shift_relu6`.
@@ -118,16 +132,16 @@ struct PerChannel<'a> {
     beta: &'a [f32],
 }
 
-simd_dispatch!(fn scale_shift_relu6_rows(z: &[f32], p: &PerChannel, a: &mut [f32]) => scale_shift_relu6_body);
+dispatch!(fn scale_shift_relu6_rows(z: &[f32], p: &PerChannel, a: &mut [f32]) => scale_shift_relu6_body);
 
 #[inline(always)]
-fn scale_shift_relu6_body<const FMA: bool>(z: &[f32], p: &PerChannel, a: &mut [f32]) {
+fn scale_shift_relu6_body<T: Target>(z: &[f32], p: &PerChannel, a: &mut [f32]) {
     let c = p.scale.len();
     for (a, z) in a.chunks_exact_mut(c).zip(z.chunks_exact(c)) {
         let per_channel = p.mean.iter().zip(p.scale).zip(p.beta);
         for ((a, &z), ((&m, &s), &b)) in a.iter_mut().zip(z).zip(per_channel) {
             // clamp keeps a NaN a NaN, so a diverging run is seen in its loss.
-            *a = mul_add::<FMA>(z - m, s, b).clamp(0.0, 6.0);
+            *a = mul_add::<T>(z - m, s, b).clamp(0.0, 6.0);
         }
     }
 }
@@ -151,6 +165,7 @@ pub struct Saved<'a> {
 /// Turns `grad` from the gradient of the layer's output `a` into that of `z`, in place, and
 /// writes the gradients of gamma and beta.
 pub fn backward(
+    isa: Isa,
     grad: &mut [f32],
     s: &Saved,
     scratch: &mut Vec<f64>,
@@ -178,7 +193,7 @@ pub fn backward(
             {
                 block.fill(0.0);
                 let (sum_dy, sum_dyx) = block.split_at_mut(c);
-                mask_and_sums(g, z, a, s.mean, s.inv_std, sum_dy, sum_dyx);
+                mask_and_sums(isa, g, z, a, s.mean, s.inv_std, sum_dy, sum_dyx);
                 acc.iter_mut()
                     .zip(&block)
                     .for_each(|(a, &b)| *a += b as f64);
@@ -209,14 +224,14 @@ pub fn backward(
     };
     grad.par_chunks_mut(chunk)
         .zip(s.z.par_chunks(chunk))
-        .for_each(|(g, z)| input_gradient_rows(g, z, &means));
+        .for_each(|(g, z)| input_gradient_rows(isa, g, z, &means));
 }
 
-simd_dispatch!(fn mask_and_sums(g: &mut [f32], z: &[f32], a: &[f32], mean: &[f32], inv_std: &[f32], sum_dy: &mut [f32], sum_dyx: &mut [f32]) => mask_and_sums_body);
+dispatch!(fn mask_and_sums(g: &mut [f32], z: &[f32], a: &[f32], mean: &[f32], inv_std: &[f32], sum_dy: &mut [f32], sum_dyx: &mut [f32]) => mask_and_sums_body);
 
 /// `g = g * (0 < a < 6)`, and the sums of `g` and `g * x^` per channel, over a block of rows.
 #[inline(always)]
-fn mask_and_sums_body<const FMA: bool>(
+fn mask_and_sums_body<T: Target>(
     g: &mut [f32],
     z: &[f32],
     a: &[f32],
@@ -238,7 +253,7 @@ fn mask_and_sums_body<const FMA: bool>(
             let dy = if a > 0.0 && a < 6.0 { *g } else { 0.0 };
             *g = dy;
             *sdy += dy;
-            *sdyx = mul_add::<FMA>(dy, (z - m) * is, *sdyx);
+            *sdyx = mul_add::<T>(dy, (z - m) * is, *sdyx);
         }
     }
 }
@@ -253,10 +268,10 @@ struct Means<'a> {
     mean_dyx: &'a [f32],
 }
 
-simd_dispatch!(fn input_gradient_rows(g: &mut [f32], z: &[f32], m: &Means) => input_gradient_body);
+dispatch!(fn input_gradient_rows(g: &mut [f32], z: &[f32], m: &Means) => input_gradient_body);
 
 #[inline(always)]
-fn input_gradient_body<const FMA: bool>(g: &mut [f32], z: &[f32], m: &Means) {
+fn input_gradient_body<T: Target>(g: &mut [f32], z: &[f32], m: &Means) {
     let c = m.mean.len();
     for (g, z) in g.chunks_exact_mut(c).zip(z.chunks_exact(c)) {
         let per_channel = m
@@ -325,67 +340,77 @@ mod tests {
             let r: Vec<f64> = (0..rows * c).map(|_| rng.random_range(-1.0..1.0)).collect();
             let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let zf = f32s(&z);
-            pool.install(|| {
-                let (mut mean, mut var) = (vec![0f64; c], vec![0f64; c]);
-                moments(&zf, c, &mut Vec::new(), &mut mean, &mut var);
-                let inv_std: Vec<f32> = var
-                    .iter()
-                    .map(|v| (1.0 / (v + EPS).sqrt()) as f32)
-                    .collect();
-                let scale: Vec<f32> = (0..c).map(|i| gamma[i] as f32 * inv_std[i]).collect();
-                let centre: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-                let mut a = vec![0f32; rows * c];
-                scale_shift_relu6(&zf, &centre, &scale, &f32s(&beta), &mut a);
-                let mut grad = f32s(&r);
-                let (mut dgamma, mut dbeta) = (vec![0f32; c], vec![0f32; c]);
-                let saved = Saved {
-                    z: &zf,
-                    a: &a,
-                    mean: &mean.iter().map(|&m| m as f32).collect::<Vec<_>>(),
-                    inv_std: &inv_std,
-                    gamma: &f32s(&gamma),
-                };
-                backward(&mut grad, &saved, &mut Vec::new(), &mut dgamma, &mut dbeta);
-                let h = 1e-6;
-                let check = |name: &str, i: usize, numeric: f64, got: f32| {
-                    assert!(
-                        (numeric - got as f64).abs() < 1e-3 * (1.0 + numeric.abs()),
-                        "{name}[{i}] {numeric} vs {got}"
+            // Every level this CPU has: each compiled body checked, not only the widest.
+            for isa in Isa::supported() {
+                pool.install(|| {
+                    let (mut mean, mut var) = (vec![0f64; c], vec![0f64; c]);
+                    moments(isa, &zf, c, &mut Vec::new(), &mut mean, &mut var);
+                    let inv_std: Vec<f32> = var
+                        .iter()
+                        .map(|v| (1.0 / (v + EPS).sqrt()) as f32)
+                        .collect();
+                    let scale: Vec<f32> = (0..c).map(|i| gamma[i] as f32 * inv_std[i]).collect();
+                    let centre: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+                    let mut a = vec![0f32; rows * c];
+                    scale_shift_relu6(isa, &zf, &centre, &scale, &f32s(&beta), &mut a);
+                    let mut grad = f32s(&r);
+                    let (mut dgamma, mut dbeta) = (vec![0f32; c], vec![0f32; c]);
+                    let saved = Saved {
+                        z: &zf,
+                        a: &a,
+                        mean: &mean.iter().map(|&m| m as f32).collect::<Vec<_>>(),
+                        inv_std: &inv_std,
+                        gamma: &f32s(&gamma),
+                    };
+                    backward(
+                        isa,
+                        &mut grad,
+                        &saved,
+                        &mut Vec::new(),
+                        &mut dgamma,
+                        &mut dbeta,
                     );
-                };
-                for i in 0..z.len() {
-                    let (mut p, mut m) = (z.clone(), z.clone());
-                    p[i] += h;
-                    m[i] -= h;
-                    check(
-                        "dz",
-                        i,
-                        (loss(&p, &gamma, &beta, &r, c) - loss(&m, &gamma, &beta, &r, c))
-                            / (2.0 * h),
-                        grad[i],
-                    );
-                }
-                for i in 0..c {
-                    let (mut p, mut m) = (gamma.clone(), gamma.clone());
-                    p[i] += h;
-                    m[i] -= h;
-                    check(
-                        "dgamma",
-                        i,
-                        (loss(&z, &p, &beta, &r, c) - loss(&z, &m, &beta, &r, c)) / (2.0 * h),
-                        dgamma[i],
-                    );
-                    let (mut p, mut m) = (beta.clone(), beta.clone());
-                    p[i] += h;
-                    m[i] -= h;
-                    check(
-                        "dbeta",
-                        i,
-                        (loss(&z, &gamma, &p, &r, c) - loss(&z, &gamma, &m, &r, c)) / (2.0 * h),
-                        dbeta[i],
-                    );
-                }
-            });
+                    let h = 1e-6;
+                    let check = |name: &str, i: usize, numeric: f64, got: f32| {
+                        assert!(
+                            (numeric - got as f64).abs() < 1e-3 * (1.0 + numeric.abs()),
+                            "{name}[{i}] {numeric} vs {got}"
+                        );
+                    };
+                    for i in 0..z.len() {
+                        let (mut p, mut m) = (z.clone(), z.clone());
+                        p[i] += h;
+                        m[i] -= h;
+                        check(
+                            "dz",
+                            i,
+                            (loss(&p, &gamma, &beta, &r, c) - loss(&m, &gamma, &beta, &r, c))
+                                / (2.0 * h),
+                            grad[i],
+                        );
+                    }
+                    for i in 0..c {
+                        let (mut p, mut m) = (gamma.clone(), gamma.clone());
+                        p[i] += h;
+                        m[i] -= h;
+                        check(
+                            "dgamma",
+                            i,
+                            (loss(&z, &p, &beta, &r, c) - loss(&z, &m, &beta, &r, c)) / (2.0 * h),
+                            dgamma[i],
+                        );
+                        let (mut p, mut m) = (beta.clone(), beta.clone());
+                        p[i] += h;
+                        m[i] -= h;
+                        check(
+                            "dbeta",
+                            i,
+                            (loss(&z, &gamma, &p, &r, c) - loss(&z, &gamma, &m, &r, c)) / (2.0 * h),
+                            dbeta[i],
+                        );
+                    }
+                });
+            }
         }
     }
 }

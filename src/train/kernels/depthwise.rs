@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{mul_add, simd_dispatch, split_rows, Pad, Shape, REDUCE_PARTS};
+use super::{dispatch, mul_add, split_rows, Isa, Pad, Shape, Target, REDUCE_PARTS};
 
 /// Shapes of one depthwise layer for one input size.
 #[derive(Clone, Copy, Debug)]
@@ -40,26 +40,20 @@ impl Geometry {
 }
 
 /// `z = depthwise(x, taps)`: `x` `[N, H, W, C]`, `taps` `[3, 3, C]`, `z` `[N, OH, OW, C]`.
-pub fn forward(x: &[f32], taps: &[f32], g: &Geometry, z: &mut [f32]) {
+pub fn forward(isa: Isa, x: &[f32], taps: &[f32], g: &Geometry, z: &mut [f32]) {
     let (il, ol, rl) = (g.input.len(), g.output.len(), g.output.row_len());
     let n = x.len() / il;
     assert!(x.len() == n * il && z.len() == n * ol && taps.len() == 9 * g.input.channels);
     z.par_chunks_mut(rl).enumerate().for_each(|(row, out)| {
         let (img, oy) = (row / g.output.height, row % g.output.height);
-        forward_row(&x[img * il..][..il], taps, g, oy, out);
+        forward_row(isa, &x[img * il..][..il], taps, g, oy, out);
     });
 }
 
-simd_dispatch!(fn forward_row(x: &[f32], taps: &[f32], g: &Geometry, oy: usize, out: &mut [f32]) => forward_row_body);
+dispatch!(fn forward_row(x: &[f32], taps: &[f32], g: &Geometry, oy: usize, out: &mut [f32]) => forward_row_body);
 
 #[inline(always)]
-fn forward_row_body<const FMA: bool>(
-    x: &[f32],
-    taps: &[f32],
-    g: &Geometry,
-    oy: usize,
-    out: &mut [f32],
-) {
+fn forward_row_body<T: Target>(x: &[f32], taps: &[f32], g: &Geometry, oy: usize, out: &mut [f32]) {
     let c = g.input.channels;
     out.fill(0.0);
     for ky in 0..3 {
@@ -74,7 +68,7 @@ fn forward_row_body<const FMA: bool>(
                 };
                 let (xs, ws) = (&x_row[ix * c..][..c], &taps[(ky * 3 + kx) * c..][..c]);
                 for ((o, &xv), &wv) in o.iter_mut().zip(xs).zip(ws) {
-                    *o = mul_add::<FMA>(xv, wv, *o);
+                    *o = mul_add::<T>(xv, wv, *o);
                 }
             }
         }
@@ -82,20 +76,20 @@ fn forward_row_body<const FMA: bool>(
 }
 
 /// `dx` `[N, H, W, C]`: the gradient of the input, given `dz` `[N, OH, OW, C]`.
-pub fn input_gradient(dz: &[f32], taps: &[f32], g: &Geometry, dx: &mut [f32]) {
+pub fn input_gradient(isa: Isa, dz: &[f32], taps: &[f32], g: &Geometry, dx: &mut [f32]) {
     let (il, ol, rl) = (g.input.len(), g.output.len(), g.input.row_len());
     let n = dz.len() / ol;
     assert!(dz.len() == n * ol && dx.len() == n * il && taps.len() == 9 * g.input.channels);
     dx.par_chunks_mut(rl).enumerate().for_each(|(row, dx_row)| {
         let (img, iy) = (row / g.input.height, row % g.input.height);
-        input_gradient_row(&dz[img * ol..][..ol], taps, g, iy, dx_row);
+        input_gradient_row(isa, &dz[img * ol..][..ol], taps, g, iy, dx_row);
     });
 }
 
-simd_dispatch!(fn input_gradient_row(dz: &[f32], taps: &[f32], g: &Geometry, iy: usize, dx: &mut [f32]) => input_gradient_row_body);
+dispatch!(fn input_gradient_row(dz: &[f32], taps: &[f32], g: &Geometry, iy: usize, dx: &mut [f32]) => input_gradient_row_body);
 
 #[inline(always)]
-fn input_gradient_row_body<const FMA: bool>(
+fn input_gradient_row_body<T: Target>(
     dz: &[f32],
     taps: &[f32],
     g: &Geometry,
@@ -116,7 +110,7 @@ fn input_gradient_row_body<const FMA: bool>(
                 };
                 let (gs, ws) = (&dz_row[ox * c..][..c], &taps[(ky * 3 + kx) * c..][..c]);
                 for ((d, &gv), &wv) in d.iter_mut().zip(gs).zip(ws) {
-                    *d = mul_add::<FMA>(gv, wv, *d);
+                    *d = mul_add::<T>(gv, wv, *d);
                 }
             }
         }
@@ -126,6 +120,7 @@ fn input_gradient_row_body<const FMA: bool>(
 /// `dtaps` `[3, 3, C]`: the gradient of the filter, a sum over every output pixel of the batch;
 /// `scratch` holds the parts' sums (grown once).
 pub fn filter_gradient(
+    isa: Isa,
     x: &[f32],
     dz: &[f32],
     g: &Geometry,
@@ -148,7 +143,7 @@ pub fn filter_gradient(
             for row in rows.clone() {
                 let (img, oy) = (row / g.output.height, row % g.output.height);
                 let dz_row = &dz[img * ol + oy * g.output.row_len()..][..g.output.row_len()];
-                filter_gradient_row(&x[img * il..][..il], dz_row, g, oy, acc);
+                filter_gradient_row(isa, &x[img * il..][..il], dz_row, g, oy, acc);
             }
         });
     dtaps.copy_from_slice(&sums[..9 * c]);
@@ -159,10 +154,10 @@ pub fn filter_gradient(
     }
 }
 
-simd_dispatch!(fn filter_gradient_row(x: &[f32], dz_row: &[f32], g: &Geometry, oy: usize, acc: &mut [f32]) => filter_gradient_row_body);
+dispatch!(fn filter_gradient_row(x: &[f32], dz_row: &[f32], g: &Geometry, oy: usize, acc: &mut [f32]) => filter_gradient_row_body);
 
 #[inline(always)]
-fn filter_gradient_row_body<const FMA: bool>(
+fn filter_gradient_row_body<T: Target>(
     x: &[f32],
     dz_row: &[f32],
     g: &Geometry,
@@ -182,7 +177,7 @@ fn filter_gradient_row_body<const FMA: bool>(
                 };
                 let (xs, a) = (&x_row[ix * c..][..c], &mut acc[(ky * 3 + kx) * c..][..c]);
                 for ((a, &xv), &gv) in a.iter_mut().zip(xs).zip(gs) {
-                    *a = mul_add::<FMA>(xv, gv, *a);
+                    *a = mul_add::<T>(xv, gv, *a);
                 }
             }
         }
@@ -279,40 +274,43 @@ mod tests {
                     .map(|(z, r)| z * r)
                     .sum()
             };
-            pool.install(|| {
-                let mut z = vec![0f32; n * g.output.len()];
-                forward(&f32s(&x), &f32s(&taps), &g, &mut z);
-                for (a, b) in z.iter().zip(reference(&x, &taps, &g, n)) {
-                    assert!((*a as f64 - b).abs() < 1e-5, "forward {a} vs {b}");
-                }
-                let mut dx = vec![0f32; n * g.input.len()];
-                input_gradient(&f32s(&r), &f32s(&taps), &g, &mut dx);
-                let mut dtaps = vec![0f32; 9 * c];
-                filter_gradient(&f32s(&x), &f32s(&r), &g, &mut Vec::new(), &mut dtaps);
-                let eps = 1e-3;
-                for i in 0..x.len() {
-                    let (mut p, mut m) = (x.clone(), x.clone());
-                    p[i] += eps;
-                    m[i] -= eps;
-                    let numeric = (loss(&p, &taps) - loss(&m, &taps)) / (2.0 * eps);
-                    assert!(
-                        (numeric - dx[i] as f64).abs() < 1e-4,
-                        "dx[{i}] {numeric} vs {}",
-                        dx[i]
-                    );
-                }
-                for i in 0..taps.len() {
-                    let (mut p, mut m) = (taps.clone(), taps.clone());
-                    p[i] += eps;
-                    m[i] -= eps;
-                    let numeric = (loss(&x, &p) - loss(&x, &m)) / (2.0 * eps);
-                    assert!(
-                        (numeric - dtaps[i] as f64).abs() < 1e-4,
-                        "dtaps[{i}] {numeric} vs {}",
-                        dtaps[i]
-                    );
-                }
-            });
+            // Every level this CPU has: each compiled body checked, not only the widest.
+            for isa in Isa::supported() {
+                pool.install(|| {
+                    let mut z = vec![0f32; n * g.output.len()];
+                    forward(isa, &f32s(&x), &f32s(&taps), &g, &mut z);
+                    for (a, b) in z.iter().zip(reference(&x, &taps, &g, n)) {
+                        assert!((*a as f64 - b).abs() < 1e-5, "forward {a} vs {b}");
+                    }
+                    let mut dx = vec![0f32; n * g.input.len()];
+                    input_gradient(isa, &f32s(&r), &f32s(&taps), &g, &mut dx);
+                    let mut dtaps = vec![0f32; 9 * c];
+                    filter_gradient(isa, &f32s(&x), &f32s(&r), &g, &mut Vec::new(), &mut dtaps);
+                    let eps = 1e-3;
+                    for i in 0..x.len() {
+                        let (mut p, mut m) = (x.clone(), x.clone());
+                        p[i] += eps;
+                        m[i] -= eps;
+                        let numeric = (loss(&p, &taps) - loss(&m, &taps)) / (2.0 * eps);
+                        assert!(
+                            (numeric - dx[i] as f64).abs() < 1e-4,
+                            "dx[{i}] {numeric} vs {}",
+                            dx[i]
+                        );
+                    }
+                    for i in 0..taps.len() {
+                        let (mut p, mut m) = (taps.clone(), taps.clone());
+                        p[i] += eps;
+                        m[i] -= eps;
+                        let numeric = (loss(&x, &p) - loss(&x, &m)) / (2.0 * eps);
+                        assert!(
+                            (numeric - dtaps[i] as f64).abs() < 1e-4,
+                            "dtaps[{i}] {numeric} vs {}",
+                            dtaps[i]
+                        );
+                    }
+                });
+            }
         }
     }
 }

@@ -23,43 +23,11 @@ pub fn split_rows(rows: usize, parts: usize) -> impl Iterator<Item = Range<usize
     (0..rows.div_ceil(per)).map(move |i| i * per..((i + 1) * per).min(rows))
 }
 
-/// Compiles `$body::<true>` with AVX-512 (or AVX2) and FMA enabled and picks it at run time,
-/// like the inference kernels do, so the channel loops of the hand-written kernels vectorise.
-macro_rules! simd_dispatch {
-    ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
-        $vis fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) { $body::<true>($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) { $body::<true>($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU reported AVX-512F (and so AVX2 and FMA) at run time.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU reported AVX2 and FMA at run time.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body::<false>($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_dispatch;
-
-/// `a * b + c`, fused where the body was compiled with FMA.
-#[inline(always)]
-pub(crate) fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
+// Each kernel body is compiled once per instruction-set level (`dispatch!`, as the inference
+// kernels are) and runs at the level its layer was built with: `MNV1_ISA` or the widest the CPU
+// has, chosen once when the network is built (`CpuTrainNet::from_tensors`).
+pub(crate) use crate::model::kernels::simd::{dispatch, mul_add, Target};
+pub(crate) use crate::model::kernels::Isa;
 
 #[cfg(test)]
 mod tests {
