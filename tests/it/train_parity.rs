@@ -3,9 +3,9 @@
 //! images of 67 x 75, from the fixture checkpoint. tests/fixtures/train_steps_025.npz was made by
 //! tools/make_train_fixture.py (TensorFlow 2.21, FusedBatchNormV3 is_training=True,
 //! MomentumOptimizer); it holds the loss of every step and every variable after the last.
-//! The candle train network, the path for other devices, runs the same steps: it matches the
-//! first step's loss to 1e-5 but drifts to about 1e-2 by the third (f32 reductions of its
-//! autograd graph), so it is held to 2e-2.
+//! The candle train network, the path for other devices, runs the same steps to the same
+//! bounds. (It drifted 1e-2 from TensorFlow by the third step while its batch statistics were
+//! f32 sums over each channel's N x H x W values; reduced in f64 its losses are within 3e-6.)
 
 use std::path::{Path, PathBuf};
 
@@ -211,5 +211,5 @@ fn candle_training_steps_match_tensorflow() {
     let mut tensors = net.to_tensors().unwrap();
     tensors.extend(head.to_tensors().unwrap());
     assert!(tensors.contains_key(&format!("{LOGITS_SCOPE}/weights")));
-    fx.check("candle", &losses, &tensors, (2e-2, 2e-2, 2e-2));
+    fx.check("candle", &losses, &tensors, (1e-5, 1e-4, 1e-5));
 }
