@@ -2,9 +2,13 @@
 //! the backbone either frozen in inference mode (default) or trained with BatchNorm in train mode
 //! (the TF-Hub modules' `trainable=True`). The inference network (`crate::model`) folds BatchNorm;
 //! training needs it unfolded: on the CPU `cpu_net::CpuTrainNet` (NHWC kernels, buffers sized
-//! once per run), on other devices the candle `network::TrainNet`.
+//! once per run; `cpu_trainer.rs`), on other devices the candle `network::TrainNet`
+//! (`candle_trainer.rs`, which also trains a head on a frozen backbone). Both are a `Trainer`
+//! to the one epoch loop here (`train`).
 
+mod candle_trainer;
 pub mod cpu_net;
+mod cpu_trainer;
 pub(crate) mod data;
 pub mod head;
 pub(crate) mod kernels;
@@ -20,15 +24,13 @@ use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use self::cpu_net::{Classifier, CpuTrainNet};
+use self::candle_trainer::CandleTrainer;
+use self::cpu_trainer::CpuTrainer;
 use self::data::{DataError, Example};
-use self::head::{dropout, loss_and_correct, ClassifierHead};
 use self::manifest::{EpochFigures, Figures};
-use self::network::TrainNet;
-use self::optimizer::{InPlace, Optimizer, OptimizerKind};
+use self::optimizer::OptimizerKind;
 use self::predictions::Predicted;
-use crate::model::arch::LOGITS_SCOPE;
-use crate::model::{MobileNetV1, ModelError};
+use crate::model::ModelError;
 use crate::preprocess::Rgb32;
 use crate::weights::{RawTensor, Weights};
 
@@ -173,25 +175,6 @@ impl EpochEnd {
     }
 }
 
-/// Evaluation batches: large, since nothing is kept for a backward pass.
-const EVAL_BATCH: usize = 32;
-
-fn batch_tensor(images: &[&Rgb32], size: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let mut data = Vec::with_capacity(images.len() * size * size * 3);
-    for img in images {
-        data.extend_from_slice(&img.data);
-    }
-    Tensor::from_vec(data, (images.len(), size, size, 3), device)
-}
-
-fn labels_tensor(examples: &[&Example], device: &Device) -> candle_core::Result<Tensor> {
-    Tensor::from_vec(
-        examples.iter().map(|e| e.label as u32).collect::<Vec<_>>(),
-        examples.len(),
-        device,
-    )
-}
-
 /// Running sums of one epoch's loss and accuracy.
 #[derive(Default)]
 struct Meter {
@@ -221,68 +204,22 @@ impl Meter {
     }
 }
 
-/// The backbone as the run uses it.
-enum Backbone {
-    /// Inference mode, weights untouched; features computed once (validation always, training
-    /// images when there is no augmentation).
-    Frozen {
-        net: MobileNetV1,
-        train_features: Option<Tensor>,
-        validation_features: Option<Tensor>,
-    },
-    Trained(TrainNet),
-}
-
-impl Backbone {
-    fn eval_features(&self, images: &Tensor) -> Result<Tensor, TrainError> {
-        Ok(match self {
-            Backbone::Frozen { net, .. } => net.features(images)?,
-            Backbone::Trained(net) => net.forward_eval(images)?,
-        })
-    }
-}
-
-fn features_of(
-    backbone: &Backbone,
-    images: &[Rgb32],
-    size: usize,
-    device: &Device,
-) -> Result<Tensor, TrainError> {
-    let mut parts = Vec::new();
-    for chunk in images.chunks(EVAL_BATCH) {
-        let refs: Vec<&Rgb32> = chunk.iter().collect();
-        parts.push(backbone.eval_features(&batch_tensor(&refs, size, device)?)?);
-    }
-    Ok(Tensor::cat(&parts, 0)?)
-}
-
-fn evaluate(
-    backbone: &Backbone,
-    head: &ClassifierHead,
-    data: &Prepared,
-    s: &Settings,
-    device: &Device,
-) -> Result<Option<Evaluation>, TrainError> {
-    if data.validation.is_empty() {
-        return Ok(None);
-    }
-    let features = match backbone {
-        Backbone::Frozen {
-            validation_features: Some(f),
-            ..
-        } => f.clone(),
-        _ => features_of(backbone, &data.validation_images, s.size, device)?,
-    };
-    let refs: Vec<&Example> = data.validation.iter().collect();
-    let logits = head.forward(&features)?;
-    let (loss, correct) = loss_and_correct(&logits, &labels_tensor(&refs, device)?)?;
-    let mut m = Meter::default();
-    m.add(&loss, correct, refs.len())?;
-    let labels: Vec<usize> = refs.iter().map(|e| e.label).collect();
-    Ok(Some(Evaluation {
-        figures: m.figures(),
-        predictions: predictions::from_logits(&logits, &labels)?,
-    }))
+/// What the epoch loop needs of a training path: the candle one (`candle_trainer.rs`, any
+/// device, frozen or trained backbone) or the CPU one (`cpu_trainer.rs`, `--train-backbone` on
+/// the CPU). A new path is one more implementation; the loop stays one.
+trait Trainer {
+    /// One optimizer step on training examples `batch` (indices into `data.train`), drawing
+    /// augmentation and then dropout from `rng`: the batch's mean loss and how many it got right.
+    fn step(
+        &mut self,
+        data: &Prepared,
+        batch: &[usize],
+        rng: &mut StdRng,
+    ) -> Result<(f64, usize), TrainError>;
+    /// Loss, accuracy and predictions on the validation set in inference mode (None without one).
+    fn evaluate(&mut self, data: &Prepared) -> Result<Option<Evaluation>, TrainError>;
+    /// The whole network under canonical names, the new head as `Logits/Conv2d_1c_1x1`.
+    fn tensors(&self) -> Result<BTreeMap<String, RawTensor>, TrainError>;
 }
 
 /// Trains the new head (and, with `train_backbone`, the whole network) on `data`.
@@ -295,72 +232,26 @@ pub(crate) fn fine_tune(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Trained, TrainError> {
     if s.train_backbone && device.is_cpu() {
-        return fine_tune_cpu(weights, data, s, rng, on_event);
+        let mut trainer = CpuTrainer::new(weights, data, s, rng)?;
+        return train(&mut trainer, data, s, rng, on_event);
     }
-    let mut backbone = if s.train_backbone {
-        let mut net =
-            TrainNet::from_tensors(&weights.tensors, weights.arch, s.bn_momentum, device)?;
-        if net.needs_calibration() {
-            // A .tflite has no BatchNorm statistics left: take them from the first training images.
-            let first: Vec<usize> = (0..data.train.len().min(EVAL_BATCH)).collect();
-            net.calibrate(&training_images(data, &first, s, rng, device)?)?;
-        }
-        Backbone::Trained(net)
-    } else {
-        let net = MobileNetV1::from_tensors(
-            &weights.tensors,
-            weights.arch,
-            crate::model::Head::Features,
-            device,
-        )?;
-        let mut frozen = Backbone::Frozen {
-            net,
-            train_features: None,
-            validation_features: None,
-        };
-        // A frozen backbone in inference mode maps each image to the same features every epoch:
-        // computing them once and training the head on them is exact, and many times faster.
-        let train_f = if s.augment {
-            None
-        } else {
-            Some(features_of(&frozen, &data.train_images, s.size, device)?)
-        };
-        let val_f = if data.validation.is_empty() {
-            None
-        } else {
-            Some(features_of(
-                &frozen,
-                &data.validation_images,
-                s.size,
-                device,
-            )?)
-        };
-        if let Backbone::Frozen {
-            train_features,
-            validation_features,
-            ..
-        } = &mut frozen
-        {
-            (*train_features, *validation_features) = (train_f, val_f);
-        }
-        frozen
-    };
-    let head = ClassifierHead::new(
-        weights.arch.feature_dim(),
-        data.classes.len(),
-        DType::F32,
-        device,
-        rng,
-    )?;
-    let mut vars = head.vars();
-    if let Backbone::Trained(net) = &backbone {
-        vars.extend(net.vars());
-    }
-    let mut optimizer = Optimizer::new(s.optimizer, vars, s.learning_rate)?;
-    let initial = evaluate(&backbone, &head, data, s, device)?;
+    let mut trainer = CandleTrainer::new(weights, data, s, device, rng)?;
+    train(&mut trainer, data, s, rng, on_event)
+}
+
+/// The epochs: per epoch a shuffle, the batches' steps (a loss that is no longer finite stops
+/// the run), then the validation figures; the run's generator is drawn in this order on every
+/// path, so the same seed gives the same run.
+fn train(
+    trainer: &mut dyn Trainer,
+    data: &Prepared,
+    s: &Settings,
+    rng: &mut StdRng,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Trained, TrainError> {
+    let initial = trainer.evaluate(data)?;
     let initial_validation = initial.as_ref().map(|e| e.figures);
     let mut last_predictions = initial.map(|e| e.predictions).unwrap_or_default();
-
     let mut history = Vec::new();
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     for epoch in 1..=s.epochs {
@@ -373,33 +264,8 @@ pub(crate) fn fine_tune(
         });
         let mut meter = Meter::default();
         for batch in batches {
-            let examples: Vec<&Example> = batch.iter().map(|&i| &data.train[i]).collect();
-            let labels = labels_tensor(&examples, device)?;
-            let features = match &mut backbone {
-                Backbone::Frozen {
-                    train_features: Some(f),
-                    ..
-                } => {
-                    let idx = Tensor::from_vec(
-                        batch.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                        batch.len(),
-                        device,
-                    )?;
-                    f.index_select(&idx, 0)?
-                }
-                Backbone::Frozen {
-                    net,
-                    train_features: None,
-                    ..
-                } => net.features(&augmented(data, batch, s, rng, device)?)?,
-                Backbone::Trained(net) => {
-                    net.forward_train(&training_images(data, batch, s, rng, device)?)?
-                }
-            };
-            let logits = head.forward(&dropout(&features, s.dropout, rng)?)?;
-            let (loss, correct) = loss_and_correct(&logits, &labels)?;
-            optimizer.step(&loss.backward()?)?;
-            meter.add(&loss, correct, batch.len())?;
+            let (loss, correct) = trainer.step(data, batch, rng)?;
+            meter.add_value(loss, correct, batch.len());
             let f = meter.figures();
             if !f.loss.is_finite() {
                 return Err(TrainError::Diverged(f.loss, epoch));
@@ -409,7 +275,7 @@ pub(crate) fn fine_tune(
                 accuracy: f.accuracy,
             });
         }
-        let evaluation = evaluate(&backbone, &head, data, s, device)?;
+        let evaluation = trainer.evaluate(data)?;
         let end = EpochEnd {
             epoch,
             started,
@@ -423,19 +289,12 @@ pub(crate) fn fine_tune(
             on_event,
         )?;
     }
-
-    let mut tensors = match &backbone {
-        Backbone::Frozen { .. } => weights.tensors.clone(),
-        Backbone::Trained(net) => net.to_tensors()?,
-    };
-    tensors.retain(|name, _| !name.starts_with(LOGITS_SCOPE));
-    tensors.extend(head.to_tensors()?);
     let final_validation = history
         .last()
         .and_then(|e: &EpochFigures| e.validation)
         .or(initial_validation);
     Ok(Trained {
-        tensors,
+        tensors: trainer.tensors()?,
         history,
         initial_validation,
         final_validation,
@@ -451,183 +310,4 @@ fn epoch_batches<'a>(order: &'a [usize], s: &Settings) -> Vec<&'a [usize]> {
         batches.pop();
     }
     batches
-}
-
-/// `fine_tune` with the whole network trained by the CPU training path. The run's generator is
-/// drawn in the same order as on the candle path (calibration images, head, then per epoch the
-/// shuffle and per batch augmentation and dropout).
-fn fine_tune_cpu(
-    weights: &Weights,
-    data: &Prepared,
-    s: &Settings,
-    rng: &mut StdRng,
-    on_event: &mut dyn FnMut(Event),
-) -> Result<Trained, TrainError> {
-    let image_len = s.size * s.size * 3;
-    let mut pixels = Vec::with_capacity(s.batch_size * image_len);
-    let needs_calibration = weights
-        .arch
-        .layers()
-        .iter()
-        .any(|l| weights.tensors.contains_key(&l.bias_name()));
-    // A .tflite has no BatchNorm statistics left: take them from the first training images.
-    let first: Vec<usize> = (0..data.train.len().min(s.batch_size)).collect();
-    if needs_calibration {
-        fill_training_batch(&mut pixels, data, &first, s, rng);
-    }
-    let head = Classifier::glorot(weights.arch.feature_dim(), data.classes.len(), rng);
-    let mut net = CpuTrainNet::from_tensors(
-        &weights.tensors,
-        weights.arch,
-        head,
-        s.bn_momentum,
-        s.threads,
-    )?;
-    net.reserve(s.batch_size, s.size, s.size)?;
-    if net.needs_calibration() {
-        net.calibrate(&pixels, first.len())?;
-    }
-    let mut optimizer = InPlace::new(s.optimizer, s.learning_rate);
-    let initial = evaluate_cpu(&mut net, data, s, &mut pixels)?;
-    let initial_validation = initial.as_ref().map(|e| e.figures);
-    let mut last_predictions = initial.map(|e| e.predictions).unwrap_or_default();
-
-    let mut history = Vec::new();
-    let mut order: Vec<usize> = (0..data.train.len()).collect();
-    let mut labels = Vec::with_capacity(s.batch_size);
-    for epoch in 1..=s.epochs {
-        let started = Instant::now();
-        order.shuffle(rng);
-        let batches = epoch_batches(&order, s);
-        on_event(Event::EpochStart {
-            epoch,
-            batches: batches.len(),
-        });
-        let mut meter = Meter::default();
-        for batch in batches {
-            fill_training_batch(&mut pixels, data, batch, s, rng);
-            labels.clear();
-            labels.extend(batch.iter().map(|&i| data.train[i].label));
-            let step = net.train_step(&pixels, &labels, s.dropout, rng, &mut optimizer)?;
-            meter.add_value(step.loss, step.correct, batch.len());
-            let f = meter.figures();
-            if !f.loss.is_finite() {
-                return Err(TrainError::Diverged(f.loss, epoch));
-            }
-            on_event(Event::Batch {
-                loss: f.loss,
-                accuracy: f.accuracy,
-            });
-        }
-        let evaluation = evaluate_cpu(&mut net, data, s, &mut pixels)?;
-        let end = EpochEnd {
-            epoch,
-            started,
-            train: meter.figures(),
-        };
-        end.close(
-            evaluation,
-            initial_validation,
-            &mut last_predictions,
-            &mut history,
-            on_event,
-        )?;
-    }
-    let final_validation = history
-        .last()
-        .and_then(|e: &EpochFigures| e.validation)
-        .or(initial_validation);
-    Ok(Trained {
-        tensors: net.to_tensors(),
-        history,
-        initial_validation,
-        final_validation,
-        validation_predictions: last_predictions,
-    })
-}
-
-/// Loss and accuracy on the validation set in inference mode, a batch at a time.
-fn evaluate_cpu(
-    net: &mut CpuTrainNet,
-    data: &Prepared,
-    s: &Settings,
-    pixels: &mut Vec<f32>,
-) -> Result<Option<Evaluation>, TrainError> {
-    if data.validation.is_empty() {
-        return Ok(None);
-    }
-    let mut meter = Meter::default();
-    let mut predictions = Vec::with_capacity(data.validation.len());
-    for (images, examples) in data
-        .validation_images
-        .chunks(s.batch_size)
-        .zip(data.validation.chunks(s.batch_size))
-    {
-        pixels.clear();
-        images
-            .iter()
-            .for_each(|img| pixels.extend_from_slice(&img.data));
-        let logits = net.eval_logits(pixels, images.len())?;
-        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
-        let (loss, correct) = cpu_net::cross_entropy(&logits, &labels);
-        meter.add_value(loss, correct, labels.len());
-        let k = logits.len() / labels.len();
-        let logits = Tensor::from_vec(logits, (labels.len(), k), &Device::Cpu)?;
-        predictions.extend(predictions::from_logits(&logits, &labels)?);
-    }
-    Ok(Some(Evaluation {
-        figures: meter.figures(),
-        predictions,
-    }))
-}
-
-/// The pixels of training images `batch` as the backbone sees them (augmented afresh, or as
-/// prepared), NHWC, into `pixels`.
-fn fill_training_batch(
-    pixels: &mut Vec<f32>,
-    data: &Prepared,
-    batch: &[usize],
-    s: &Settings,
-    rng: &mut StdRng,
-) {
-    pixels.clear();
-    for &i in batch {
-        if s.augment {
-            pixels.extend_from_slice(&data::augment(&data.train_images[i], s.size, rng).data);
-        } else {
-            pixels.extend_from_slice(&data.train_images[i].data);
-        }
-    }
-}
-
-/// The training images `batch` as the backbone sees them: augmented afresh, or as prepared.
-fn training_images(
-    data: &Prepared,
-    batch: &[usize],
-    s: &Settings,
-    rng: &mut StdRng,
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    if s.augment {
-        augmented(data, batch, s, rng, device)
-    } else {
-        let refs: Vec<&Rgb32> = batch.iter().map(|&i| &data.train_images[i]).collect();
-        batch_tensor(&refs, s.size, device)
-    }
-}
-
-/// A batch of freshly augmented training images.
-fn augmented(
-    data: &Prepared,
-    batch: &[usize],
-    s: &Settings,
-    rng: &mut StdRng,
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    let images: Vec<Rgb32> = batch
-        .iter()
-        .map(|&i| data::augment(&data.train_images[i], s.size, rng))
-        .collect();
-    let refs: Vec<&Rgb32> = images.iter().collect();
-    batch_tensor(&refs, s.size, device)
 }
