@@ -77,6 +77,57 @@ pub(crate) fn fold(
     Ok((scaled, bias))
 }
 
+/// A layer's parameters with its BatchNorm unfolded, as training needs them.
+pub(crate) struct TrainParams {
+    /// The filter, TF layout (HWIO, output channel last).
+    pub(crate) filter: Vec<f32>,
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) beta: Vec<f32>,
+    pub(crate) moving_mean: Vec<f32>,
+    pub(crate) moving_variance: Vec<f32>,
+    /// The source had folded the BatchNorm away (.tflite: filter + `biases`).
+    pub(crate) folded: bool,
+}
+
+/// A layer's filter and BatchNorm for training, the one builder both trainers use. A layer
+/// whose BatchNorm the source folded away starts as gamma = 1, beta = bias, mean = 0, variance
+/// = 1 - eps, which computes exactly the folded layer in inference mode (MOBILENET_V1.md);
+/// train mode needs its statistics first (the trainers' `calibrate`).
+pub(crate) fn train_params(
+    w: &BTreeMap<String, RawTensor>,
+    layer: &Layer,
+) -> Result<TrainParams, ModelError> {
+    let c = layer.out_channels;
+    let filter = get(w, &layer.weight_name(), &layer.weight_shape())?
+        .data
+        .clone();
+    let folded = w.contains_key(&layer.bias_name());
+    let (gamma, beta, moving_mean, moving_variance) = if folded {
+        (
+            vec![1.0; c],
+            get(w, &layer.bias_name(), &[c])?.data.clone(),
+            vec![0.0; c],
+            vec![(1.0 - BN_EPSILON) as f32; c],
+        )
+    } else {
+        let bn = |leaf: &str| get(w, &layer.bn_name(leaf), &[c]).map(|t| t.data.clone());
+        (
+            bn("gamma")?,
+            bn("beta")?,
+            bn("moving_mean")?,
+            bn("moving_variance")?,
+        )
+    };
+    Ok(TrainParams {
+        filter,
+        gamma,
+        beta,
+        moving_mean,
+        moving_variance,
+        folded,
+    })
+}
+
 /// The logits layer's weights `[1, 1, C, K]` and biases `[K]`, shape-checked: K is 1001 for the
 /// ImageNet modules, a fine-tuned head (`mnv1 finetune`) has its own.
 pub(crate) fn logits_layer(

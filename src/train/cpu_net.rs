@@ -23,7 +23,7 @@ use super::kernels::{Pad, Shape};
 use super::optimizer::{InPlace, Param};
 use crate::model::arch::{Arch, Layer, LayerKind, BN_EPSILON, LOGITS_SCOPE};
 use crate::model::padding::same_padding;
-use crate::model::params::{get, MIN_INPUT};
+use crate::model::params::{train_params, MIN_INPUT};
 use crate::model::ModelError;
 use crate::weights::RawTensor;
 
@@ -115,14 +115,6 @@ pub struct CpuTrainNet {
     times: Option<LayerTimes>,
 }
 
-fn data(
-    w: &BTreeMap<String, RawTensor>,
-    name: &str,
-    shape: &[usize],
-) -> Result<Vec<f32>, ModelError> {
-    Ok(get(w, name, shape)?.data.clone())
-}
-
 impl Classifier {
     /// Glorot-uniform weights (Keras' Dense default) from the run's seeded generator, zero
     /// biases: the same draws as the candle head's, so both paths start from the same head.
@@ -162,33 +154,15 @@ impl CpuTrainNet {
         let mut layers = Vec::new();
         for spec in arch.layers() {
             let c = spec.out_channels;
-            let weight = data(w, &spec.weight_name(), &spec.weight_shape())?;
-            let folded = w.contains_key(&spec.bias_name());
-            let (gamma, beta, mean, var) = if folded {
-                let bias = data(w, &spec.bias_name(), &[c])?;
-                (
-                    vec![1.0; c],
-                    bias,
-                    vec![0.0; c],
-                    vec![(1.0 - BN_EPSILON) as f32; c],
-                )
-            } else {
-                let bn = |leaf: &str| data(w, &spec.bn_name(leaf), &[c]);
-                (
-                    bn("gamma")?,
-                    bn("beta")?,
-                    bn("moving_mean")?,
-                    bn("moving_variance")?,
-                )
-            };
+            let p = train_params(w, &spec)?;
             layers.push(TrainLayer {
                 isa,
-                weight: Param::new(weight),
-                gamma: Param::new(gamma),
-                beta: Param::new(beta),
-                moving_mean: mean,
-                moving_variance: var,
-                folded,
+                weight: Param::new(p.filter),
+                gamma: Param::new(p.gamma),
+                beta: Param::new(p.beta),
+                moving_mean: p.moving_mean,
+                moving_variance: p.moving_variance,
+                folded: p.folded,
                 z: Vec::new(),
                 a: Vec::new(),
                 mean: vec![0.0; c],

@@ -11,6 +11,7 @@ use super::TrainError;
 use crate::model::arch::{Arch, Layer, LayerKind, BN_EPSILON};
 use crate::model::mobilenet::depthwise_by_taps;
 use crate::model::padding::same_padding;
+use crate::model::params::train_params;
 use crate::weights::RawTensor;
 
 /// BatchNorm with TensorFlow's semantics: `moving = momentum * moving + (1 - momentum) * batch`
@@ -96,21 +97,9 @@ pub struct TrainNet {
     layers: Vec<TrainLayer>,
 }
 
-fn tensor(
-    w: &BTreeMap<String, RawTensor>,
-    name: &str,
-    shape: &[usize],
-    device: &Device,
-) -> Result<Tensor, TrainError> {
-    let t = crate::model::params::get(w, name, shape)?;
-    Ok(Tensor::from_slice(&t.data, shape, device)?)
-}
-
 impl TrainNet {
-    /// Builds the network from canonical tensors. A layer whose BatchNorm the source folded away
-    /// (.tflite: filter + `biases`) starts as gamma=1, beta=bias, mean=0, var=1-eps, which
-    /// computes exactly the folded layer in inference mode (MOBILENET_V1.md); train with it only
-    /// after `calibrate`.
+    /// Builds the network from canonical tensors (`params::train_params`: a folded layer's
+    /// BatchNorm computes exactly the folded layer until `calibrate`).
     pub fn from_tensors(
         w: &BTreeMap<String, RawTensor>,
         arch: Arch,
@@ -120,31 +109,21 @@ impl TrainNet {
         let mut layers = Vec::new();
         for spec in arch.layers() {
             let c = spec.out_channels;
-            let hwio = tensor(w, &spec.weight_name(), &spec.weight_shape(), device)?;
+            let p = train_params(w, &spec)?;
+            let vector = |v: &[f32]| Tensor::from_slice(v, c, device);
+            let hwio = Tensor::from_slice(&p.filter, spec.weight_shape(), device)?;
             let weight = match spec.kind {
                 LayerKind::Conv => hwio.permute((3, 2, 0, 1))?.contiguous()?,
                 LayerKind::Depthwise => hwio.reshape((9, c))?,
                 LayerKind::Pointwise => hwio.reshape((spec.in_channels, c))?.t()?.contiguous()?,
             };
-            let folded = w.contains_key(&spec.bias_name());
-            let (gamma, beta, mean, var) = if folded {
-                let bias = tensor(w, &spec.bias_name(), &[c], device)?;
-                let ones = Tensor::ones(c, DType::F32, device)?;
-                (
-                    ones.clone(),
-                    bias,
-                    ones.zeros_like()?,
-                    (ones * (1.0 - BN_EPSILON))?,
-                )
-            } else {
-                let bn = |leaf: &str| tensor(w, &spec.bn_name(leaf), &[c], device);
-                (
-                    bn("gamma")?,
-                    bn("beta")?,
-                    bn("moving_mean")?,
-                    bn("moving_variance")?,
-                )
-            };
+            let (gamma, beta, mean, var, folded) = (
+                vector(&p.gamma)?,
+                vector(&p.beta)?,
+                vector(&p.moving_mean)?,
+                vector(&p.moving_variance)?,
+                p.folded,
+            );
             let bn = BatchNorm {
                 gamma: Var::from_tensor(&gamma)?,
                 beta: Var::from_tensor(&beta)?,
