@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use mnv1::engine::default_threads;
-use mnv1::model::kernels::Isa;
-use mnv1::model::{Arch, CpuMobileNet, Head};
-use mnv1::weights::random::random_weights;
+use mnv1::default_threads;
+use mnv1::testing::model::kernels::Isa;
+use mnv1::testing::model::{Arch, CpuMobileNet, Head};
+use mnv1::testing::weights::random::random_weights;
 
 fn median(mut t: Vec<Duration>) -> Duration {
     t.sort_unstable();

@@ -11,10 +11,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use mnv1::model::kernels::Isa;
-use mnv1::model::{CpuMobileNet, Head};
-use mnv1::preprocess::{self, Crop, Preprocess};
-use mnv1::weights;
+use mnv1::testing::model::kernels::Isa;
+use mnv1::testing::model::{CpuMobileNet, Head};
+use mnv1::testing::preprocess::{self, Crop, Preprocess};
+use mnv1::testing::weights;
 
 fn argmax(v: &[f32]) -> usize {
     v.iter()

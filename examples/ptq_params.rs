@@ -5,9 +5,9 @@
 //!     cargo run --release --example ptq_params -- WEIGHTS CALIBRATION_DIR SIZE
 
 use anyhow::{bail, Result};
-use mnv1::preprocess::Preprocess;
-use mnv1::quantize::{images, quantize, Calibrator};
-use mnv1::weights::tflite::QuantLayer;
+use mnv1::testing::preprocess::Preprocess;
+use mnv1::testing::quantize::{images, quantize, Calibrator};
+use mnv1::testing::weights::tflite::QuantLayer;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,7 +15,7 @@ fn main() -> Result<()> {
         bail!("usage: ptq_params WEIGHTS CALIBRATION_DIR SIZE");
     };
     let size: usize = size.parse()?;
-    let w = mnv1::weights::load(std::path::Path::new(weights))?;
+    let w = mnv1::testing::weights::load(std::path::Path::new(weights))?;
     let mut calibrator = Calibrator::new(&w, (size, size), 4)?;
     images::add_images(&mut calibrator, dir.as_ref(), &Preprocess::new(size, size))?;
     let Some(calibration) = calibrator.finish() else {

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use mnv1::model::arch::MULTIPLIERS;
-use mnv1::model::Arch;
-use mnv1::weights::random::random_weights;
-use mnv1::weights::safetensors::{write_canonical, CanonicalMetadata};
+use mnv1::testing::model::arch::MULTIPLIERS;
+use mnv1::testing::model::Arch;
+use mnv1::testing::weights::random::random_weights;
+use mnv1::testing::weights::safetensors::{write_canonical, CanonicalMetadata};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mnv1::model::arch::MULTIPLIERS;
-use mnv1::model::Arch;
-use mnv1::train::cpu_net::{Classifier, CpuTrainNet};
-use mnv1::train::optimizer::{InPlace, OptimizerKind};
-use mnv1::weights::random::random_weights;
+use mnv1::testing::model::arch::MULTIPLIERS;
+use mnv1::testing::model::Arch;
+use mnv1::testing::train::cpu_net::{Classifier, CpuTrainNet};
+use mnv1::testing::train::optimizer::{InPlace, OptimizerKind};
+use mnv1::testing::weights::random::random_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

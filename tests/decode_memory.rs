@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgba};
-use mnv1::preprocess::{preprocess_image, Preprocess};
+use mnv1::testing::preprocess::{preprocess_image, Preprocess};
 
 struct Counting;
 

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mnv1::inputs::npy::read_npy_images(data);
+    let _ = mnv1::testing::inputs::npy::read_npy_images(data);
 });

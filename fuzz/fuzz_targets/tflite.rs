@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mnv1::weights::tflite::read_tflite(data);
+    let _ = mnv1::testing::weights::tflite::read_tflite(data);
 });

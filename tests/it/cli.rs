@@ -152,7 +152,7 @@ fn classify_every_image_format_as_jsonl() {
             assert!(index < 1001);
             assert_eq!(
                 p["label"].as_str().unwrap(),
-                mnv1::labels::imagenet()[index]
+                mnv1::testing::labels::imagenet()[index]
             );
         }
     }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use image::{Rgb, RgbImage};
-use mnv1::model::arch::LOGITS_SCOPE;
-use mnv1::weights;
+use mnv1::testing::model::arch::LOGITS_SCOPE;
+use mnv1::testing::weights;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mobilenet_v1_0.25_128.tgz")

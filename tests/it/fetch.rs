@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::common::server::{Reply, Server};
 use assert_cmd::Command;
-use mnv1::hub::{self, FetchOptions, HubError};
-use mnv1::registry::{Head, Registry, Variant};
-use mnv1::weights;
+use mnv1::testing::hub::{self, FetchOptions, HubError};
+use mnv1::testing::registry::{Head, Registry, Variant};
+use mnv1::testing::weights;
 use sha2::Digest;
 
 const RELEASE: &str = "/models/mobilenet_v1_2018_02_22/mobilenet_v1_0.25_128.tgz";

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use image::{Rgb, RgbImage};
-use mnv1::model::arch::LOGITS_SCOPE;
-use mnv1::weights;
+use mnv1::testing::model::arch::LOGITS_SCOPE;
+use mnv1::testing::weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

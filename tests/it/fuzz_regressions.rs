@@ -6,9 +6,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use mnv1::inputs::npy::read_npy_images;
-use mnv1::weights::checkpoint::Bundle;
-use mnv1::weights::tflite::read_tflite;
+use mnv1::testing::inputs::npy::read_npy_images;
+use mnv1::testing::weights::checkpoint::Bundle;
+use mnv1::testing::weights::tflite::read_tflite;
 
 fn files_in(dirs: &[&str], ext: Option<&str>) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

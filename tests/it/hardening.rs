@@ -11,7 +11,7 @@ use std::process::Stdio;
 
 use assert_cmd::Command;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
-use mnv1::weights::safetensors::{write_canonical, CanonicalMetadata};
+use mnv1::testing::weights::safetensors::{write_canonical, CanonicalMetadata};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -595,7 +595,7 @@ fn canonical_metadata() -> CanonicalMetadata {
 
 /// The fixture's weights as canonical safetensors with one value of one tensor replaced.
 fn weights_with(dir: &Path, value: f32) -> (PathBuf, String) {
-    let mut w = mnv1::weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
+    let mut w = mnv1::testing::weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
     let name = "MobilenetV1/Conv2d_3_pointwise/weights".to_string();
     w.tensors.get_mut(&name).unwrap().data[7] = value;
     let path = dir.join(format!("w{value}.safetensors"));
@@ -681,7 +681,7 @@ fn bench_checks_the_weights_width_like_classify() {
 fn model_dir(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let model = dir.join("model");
     fs::create_dir_all(&model).unwrap();
-    let w = mnv1::weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
+    let w = mnv1::testing::weights::load(&fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
     write_canonical(
         &w.tensors,
         canonical_metadata(),

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use mnv1::model::kernels::Isa;
-use mnv1::model::{Arch, CpuMobileNet, Head, MobileNetV1};
-use mnv1::weights::{self, Weights};
+use mnv1::testing::model::kernels::Isa;
+use mnv1::testing::model::{Arch, CpuMobileNet, Head, MobileNetV1};
+use mnv1::testing::weights::{self, Weights};
 
 const TOLERANCE: f32 = 1e-4;
 

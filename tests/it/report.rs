@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use image::{Rgb, RgbImage};
-use mnv1::report::tfevents::{read_events, write_record, Event, What};
+use mnv1::testing::report::tfevents::{read_events, write_record, Event, What};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -63,7 +63,7 @@ fn dataset(dir: &Path, n: usize) -> Vec<String> {
 }
 
 fn esc(s: &str) -> String {
-    mnv1::report::html::esc(s).into_owned()
+    mnv1::testing::report::html::esc(s).into_owned()
 }
 
 /// The numbers in `<text class="count" ...>N</text>`, in row-major order.

@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use mnv1::model::arch::LOGITS_SCOPE;
-use mnv1::train::cpu_net::{Classifier, CpuTrainNet};
-use mnv1::train::head::{loss_and_correct, ClassifierHead};
-use mnv1::train::network::TrainNet;
-use mnv1::train::optimizer::{InPlace, Optimizer, OptimizerKind};
-use mnv1::weights::{self, RawTensor};
+use mnv1::testing::model::arch::LOGITS_SCOPE;
+use mnv1::testing::train::cpu_net::{Classifier, CpuTrainNet};
+use mnv1::testing::train::head::{loss_and_correct, ClassifierHead};
+use mnv1::testing::train::network::TrainNet;
+use mnv1::testing::train::optimizer::{InPlace, Optimizer, OptimizerKind};
+use mnv1::testing::weights::{self, RawTensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
