@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
-use mnv1::{Engine, Head};
 use mnv1::testing::inputs::npy::read_npy_images;
 use mnv1::testing::preprocess::{self, Crop, Preprocess};
 use mnv1::testing::{labels, output, weights};
+use mnv1::{Engine, Head};
 
 fn read_f32(path: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;

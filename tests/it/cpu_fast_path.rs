@@ -213,7 +213,8 @@ fn batches_in_groups_match_one_image_at_a_time() {
 /// batch, as in fp32.
 #[test]
 fn bf16_network_stays_near_the_fp32_network() {
-    let w = mnv1::testing::weights::load(&crate::common::fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
+    let w =
+        mnv1::testing::weights::load(&crate::common::fixture("mobilenet_v1_0.25_128.tgz")).unwrap();
     let (n, h, wd) = (4, 128, 128);
     let bf16 =
         match CpuMobileNet::from_tensors_bf16(&w.tensors, w.arch, Head::Logits, 2, Isa::best()) {

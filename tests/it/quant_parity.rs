@@ -11,9 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mnv1::Head;
 use mnv1::testing::model::quant::{IntKernels, QuantMobileNet};
 use mnv1::testing::weights;
+use mnv1::Head;
 
 use crate::common::npz::NpzArchive;
 

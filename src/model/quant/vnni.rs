@@ -29,6 +29,8 @@ pub(crate) fn available() -> bool {
 
 /// Output channels per vector.
 const LANES: usize = 16;
+/// Depthwise maps at most this wide run framed (`VnniDepthwise::run_unchecked`).
+const FRAMED_WIDTH: usize = 64;
 /// Pixels per register tile.
 const TILE_PIXELS: usize = 4;
 /// Output blocks (of 16 channels) per register tile: 4 x 4 accumulators.
@@ -274,6 +276,50 @@ impl VnniDepthwise {
         let (_, (top, _)) = crate::model::padding::same_padding(h, 3, stride);
         let (ow, (left, _)) = crate::model::padding::same_padding(w, 3, stride);
         let zx = _mm512_set1_epi32(self.input_zero_point);
+        // Maps up to FRAMED_WIDTH wide: the input rows these output rows read, copied once
+        // inside a one-pixel frame of the input zero point, so that every window is inside and
+        // takes the column kernel (a tap on the frame adds zero once the zero point's share is
+        // taken back, as TFLite's skipping it does). One by one, border pixels cost three
+        // times the others, and on the 14x14 and 7x7 layers a third to half of them touch the
+        // border; wider maps (112x112) gain less than the copy costs.
+        if let (Some(columns), true, false) = (&self.columns, w <= FRAMED_WIDTH, rows.is_empty()) {
+            let (fw, zp) = (w + 2, self.input_zero_point as u8);
+            // Framed row 0 is input row `first` (-1: the frame above the image).
+            let first = (rows.start * stride) as isize - top as isize;
+            let framed_rows = (rows.len() - 1) * stride + 3;
+            let mut framed = vec![zp; framed_rows * fw * c];
+            for fy in 0..framed_rows {
+                let y = first + fy as isize;
+                if y >= 0 && (y as usize) < h {
+                    let src = &input[y as usize * w * c..][..w * c];
+                    framed[(fy * fw + 1) * c..][..w * c].copy_from_slice(src);
+                }
+            }
+            let mut ch = 0;
+            while ch < c {
+                let n = (c - ch).min(LANES);
+                let rq_inside = Rq16::load(&self.rq_inside, ch);
+                for r in 0..rows.len() {
+                    // SAFETY: the CPU has AVX512_VBMI (`columns` is built only then); every
+                    // window of the row lies inside the framed rows, the outputs inside `out`.
+                    unsafe {
+                        self.inside_by_columns(
+                            columns,
+                            &framed,
+                            fw,
+                            stride,
+                            (r * stride, 1 - left),
+                            (ch, n),
+                            &rq_inside,
+                            &mut out[r * ow * c..(r + 1) * ow * c],
+                            ow,
+                        )
+                    }
+                }
+                ch += LANES;
+            }
+            return;
+        }
         // Block by block of 16 channels, and within a block row by row: a block's filter and
         // requantization constants load once per task (a few rows), not once per row.
         let mut ch = 0;
