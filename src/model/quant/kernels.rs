@@ -172,20 +172,24 @@ impl Relu64 {
             if s > 31 || acc_bound as i128 + o.abs() >= 1 << 31 || reach >= 1 << 62 {
                 return None;
             }
-            // Lane order of `vnni.rs`'s even/odd 64-bit products.
-            let (block, lane) = (ch / 16, ch % 16);
-            let at = block * 16 + (lane % 2) * 8 + lane / 2;
+            let at = Self::slot(ch);
             nudge[at] = total as i64;
             shift[at] = (31 + s) as i64;
         }
         Some(Relu64 { nudge, shift })
     }
 
+    /// Where channel `ch`'s values sit: within its 16-channel block, in the lane order of
+    /// `vnni.rs`'s even / odd 64-bit products.
+    fn slot(ch: usize) -> usize {
+        let (block, lane) = (ch / 16, ch % 16);
+        block * 16 + (lane % 2) * 8 + lane / 2
+    }
+
     /// The scalar form, for tests: channel `ch` of the layer.
     #[cfg(test)]
     pub(crate) fn apply(&self, v: &VecRequant, ch: usize, acc: i32) -> i32 {
-        let (block, lane) = (ch / 16, ch % 16);
-        let at = block * 16 + (lane % 2) * 8 + lane / 2;
+        let at = Self::slot(ch);
         let q = (acc as i64 * v.multiplier[ch] as i64 + self.nudge[at]) >> self.shift[at];
         (q as i32).clamp(v.act_min, v.act_max)
     }
