@@ -145,12 +145,18 @@ pub(crate) fn acc_bound(filter: &[i16], terms: usize) -> i64 {
 /// floor(floor(a / 2^31) / 2^s) = floor(a / 2^(31+s)). For acc + offset < 0 both forms give at
 /// most the zero point, which the clamp raises to the same act_min; the sign-dependent rounding
 /// of negative values, a third of the general form's work, is never seen. Built only where no
-/// multiplier shifts left and every sum stays inside i64 (and acc + offset inside i32, as
-/// TFLite's own int32 arithmetic assumes).
+/// multiplier shifts left, s >= 1, and every sum stays inside i64 (and acc + offset inside i32,
+/// as TFLite's own int32 arithmetic assumes).
+///
+/// Laid out for `vnni.rs`'s 64-bit products: the odd channels' shifts are 32 less, so that the
+/// result lands in the high half of the lane, where one blend takes it. Where the clamp is the
+/// whole uint8 range (`saturating`), the nudges also subtract 128 x 2^(31 + s): the results
+/// are then the int8 domain's, and a signed saturating narrow to bytes is the clamp.
 pub(crate) struct Relu64 {
     /// Per 16-channel block, the 8 even channels' values, then the 8 odd channels'.
     pub(crate) nudge: Vec<i64>,
     pub(crate) shift: Vec<i64>,
+    pub(crate) saturating: bool,
 }
 
 impl Relu64 {
@@ -158,6 +164,7 @@ impl Relu64 {
         if v.act_min < v.output_zero_point || v.left.iter().any(|&l| l != 0) {
             return None;
         }
+        let saturating = v.act_min == 0 && v.act_max == 255;
         let n = v.multiplier.len();
         let (mut nudge, mut shift) = (vec![0i64; n], vec![0i64; n]);
         for ch in 0..n {
@@ -167,16 +174,23 @@ impl Relu64 {
                 v.offset[ch] as i128,
             );
             let rounding = (1i128 << 30) + if s > 0 { 1i128 << (30 + s) } else { 0 };
-            let total = o * m + rounding + v.output_zero_point as i128 * (1i128 << (31 + s));
+            let zero_point = v.output_zero_point - if saturating { 128 } else { 0 };
+            let total = o * m + rounding + zero_point as i128 * (1i128 << (31 + s));
             let reach = acc_bound as i128 * m + total.abs();
-            if s > 31 || acc_bound as i128 + o.abs() >= 1 << 31 || reach >= 1 << 62 {
+            // A zero multiplier (the padding lanes) needs no shift of its own.
+            let s_ok = (1..=31).contains(&s) || m == 0;
+            if !s_ok || acc_bound as i128 + o.abs() >= 1 << 31 || reach >= 1 << 62 {
                 return None;
             }
             let at = Self::slot(ch);
             nudge[at] = total as i64;
-            shift[at] = (31 + s) as i64;
+            shift[at] = (31 + s.max(1)) as i64 - Self::high(ch);
         }
-        Some(Relu64 { nudge, shift })
+        Some(Relu64 {
+            nudge,
+            shift,
+            saturating,
+        })
     }
 
     /// Where channel `ch`'s values sit: within its 16-channel block, in the lane order of
@@ -186,12 +200,23 @@ impl Relu64 {
         block * 16 + (lane % 2) * 8 + lane / 2
     }
 
+    /// 32 for a channel whose result is read from the high half of its 64-bit lane (the odd
+    /// ones), 0 otherwise.
+    fn high(ch: usize) -> i64 {
+        32 * (ch % 2) as i64
+    }
+
     /// The scalar form, for tests: channel `ch` of the layer.
     #[cfg(test)]
     pub(crate) fn apply(&self, v: &VecRequant, ch: usize, acc: i32) -> i32 {
         let at = Self::slot(ch);
-        let q = (acc as i64 * v.multiplier[ch] as i64 + self.nudge[at]) >> self.shift[at];
-        (q as i32).clamp(v.act_min, v.act_max)
+        let x = acc as i64 * v.multiplier[ch] as i64 + self.nudge[at];
+        let q = ((x >> self.shift[at]) >> Self::high(ch)) as i32;
+        if self.saturating {
+            q.clamp(-128, 127) + 128
+        } else {
+            q.clamp(v.act_min, v.act_max)
+        }
     }
 }
 
@@ -402,7 +427,8 @@ mod tests {
 
     /// The one-step requantization against TFLite's two-step one, on accumulators across the
     /// whole allowed range, exact ties of both roundings included, for multipliers from 2^-22
-    /// to just under 1 (real layers' are about 2^-4 to 2^-12), offsets of both signs and zero points across the uint8 range.
+    /// to just under 1/2 (real layers' are about 2^-4 to 2^-12), offsets of both signs, zero
+    /// points across the uint8 range, and the saturating form (the whole uint8 range).
     #[test]
     fn relu64_is_tflites_requantization() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -412,14 +438,19 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut checked = 0;
+        let (mut checked, mut saturating) = (0, 0);
         for _ in 0..400 {
-            let zp = (next() % 256) as i32;
+            // Zero point 0 with act_max 255 is the whole uint8 range: the saturating form.
+            let zp = if next() % 3 == 0 {
+                0
+            } else {
+                (next() % 256) as i32
+            };
             let bound = 1i64 << (next() % 27);
             let rq = Requant {
                 multipliers: (0..32)
                     .map(|_| {
-                        let e = -((next() % 22) as i32) - 1;
+                        let e = -((next() % 21) as i32) - 2;
                         quantize_multiplier((1.0 + (next() % 1000) as f64 / 1000.0) * 2f64.powi(e))
                     })
                     .collect(),
@@ -436,6 +467,7 @@ mod tests {
             };
             let v = VecRequant::new(&rq, |_| 0, bound);
             let fast = v.relu64.as_ref().expect("in range");
+            saturating += fast.saturating as usize;
             for ch in 0..32 {
                 let m = rq.multipliers[ch];
                 for k in 0..64 {
@@ -457,6 +489,10 @@ mod tests {
             }
         }
         assert_eq!(checked, 400 * 32 * 64);
+        assert!(
+            saturating > 50 && saturating < 350,
+            "{saturating} of 400 saturating"
+        );
     }
 
     /// Not built where it would be wrong or could overflow.
@@ -477,8 +513,9 @@ mod tests {
             .is_some());
         // Values below the zero point are seen: their rounding matters.
         assert!(VecRequant::new(&rq(0, -3), |_| 0, 1 << 20).relu64.is_none());
-        // A left shift.
+        // A left shift, or none (the odd lanes' result is read 32 bits up).
         assert!(VecRequant::new(&rq(10, 1), |_| 0, 1 << 20).relu64.is_none());
+        assert!(VecRequant::new(&rq(10, 0), |_| 0, 1 << 20).relu64.is_none());
         // Sums that would leave i32, or i64 (a zero point times 2^(31 + 40)).
         assert!(VecRequant::new(&rq(10, -3), |_| 0, 1 << 31)
             .relu64

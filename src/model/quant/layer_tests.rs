@@ -17,9 +17,11 @@ pub(super) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
 
 /// A random layer's requantization: real multipliers around the models' (input x filter /
 /// output scale), biases of both signs, and either a ReLU-like clamp at the zero point (every
-/// body layer's, which `Relu64` takes) or one below it (which it does not).
+/// body layer's, which `Relu64` takes; a third of them over the whole uint8 range, its
+/// saturating form) or one below it (which it does not).
 pub(super) fn random_requant(next: &mut impl FnMut() -> u64, cout: usize) -> Requant {
-    let output_zero_point = (next() % 64) as i32;
+    let whole_range = next().is_multiple_of(3);
+    let output_zero_point = if whole_range { 0 } else { (next() % 64) as i32 };
     Requant {
         multipliers: (0..cout)
             .map(|_| quantize_multiplier((1 + next() % 1000) as f64 * 2e-6))
@@ -31,7 +33,11 @@ pub(super) fn random_requant(next: &mut impl FnMut() -> u64, cout: usize) -> Req
         } else {
             (next() % 8) as i32
         },
-        act_max: 255 - (next() % 8) as i32,
+        act_max: if whole_range {
+            255
+        } else {
+            255 - (next() % 8) as i32
+        },
     }
 }
 

@@ -184,7 +184,7 @@ impl VnniPointwise {
                 } else {
                     _mm512_add_epi32(row[j], _mm512_set1_epi32(sums[i]))
                 };
-                let bytes = _mm512_cvtepi32_epi8(rq.apply(a));
+                let bytes = rq.bytes(a);
                 let dst = &mut out[(p + i) * self.cout + oc..][..n];
                 // SAFETY: dst holds n bytes.
                 unsafe { store(bytes, dst.as_mut_ptr(), n) };
@@ -408,12 +408,11 @@ impl VnniDepthwise {
                             acc = _mm512_dpwssd_epi32(acc, xv, f);
                         }
                     }
-                    let q = if inside {
-                        rq_inside.apply(acc)
+                    let bytes = if inside {
+                        rq_inside.bytes(acc)
                     } else {
-                        rq.apply(acc)
+                        rq.bytes(acc)
                     };
-                    let bytes = _mm512_cvtepi32_epi8(q);
                     let dst = &mut out[(r * ow + ox) * c + ch..][..n];
                     // SAFETY: dst holds n bytes.
                     unsafe { store(bytes, dst.as_mut_ptr(), n) };
@@ -477,7 +476,7 @@ impl VnniDepthwise {
             let acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), a, filter[0]);
             let acc = _mm512_dpbusd_epi32(acc, b, filter[1]);
             let acc = _mm512_dpbusd_epi32(acc, next, filter[2]);
-            let bytes = _mm512_cvtepi32_epi8(rq.apply(acc));
+            let bytes = rq.bytes(acc);
             let dst = &mut out[i * c + ch..][..n];
             // SAFETY: dst holds n bytes.
             unsafe { store(bytes, dst.as_mut_ptr(), n) };
@@ -537,6 +536,7 @@ impl Rq16 {
                 unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
             };
             Relu16 {
+                saturating: r.saturating,
                 nudge_even: load64(&r.nudge, 0),
                 nudge_odd: load64(&r.nudge, 1),
                 shift_even: load64(&r.shift, 0),
@@ -559,19 +559,49 @@ impl Rq16 {
         }
     }
 
+    /// `acc` requantized and narrowed to 16 bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    fn bytes(&self, acc: __m512i) -> __m128i {
+        match &self.relu {
+            Some(r) if r.saturating => {
+                // int8-domain results: the saturating narrow clamps, the xor moves to uint8.
+                let q = Self::relu64(r, acc, self);
+                _mm_xor_si128(_mm512_cvtsepi32_epi8(q), _mm_set1_epi8(-128))
+            }
+            _ => _mm512_cvtepi32_epi8(self.apply(acc)),
+        }
+    }
+
+    /// `Relu64`'s 64-bit products, each plus its lane's nudge and shifted: the even lanes'
+    /// results in their low halves, the odd lanes' (shifted 32 less) in their high halves,
+    /// which one blend interleaves.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    fn relu64(r: &Relu16, acc: __m512i, rq: &Self) -> __m512i {
+        let even = _mm512_mul_epi32(acc, rq.multiplier);
+        let odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), rq.multiplier_odd);
+        let even = _mm512_srav_epi64(_mm512_add_epi64(even, r.nudge_even), r.shift_even);
+        let odd = _mm512_srav_epi64(_mm512_add_epi64(odd, r.nudge_odd), r.shift_odd);
+        _mm512_mask_blend_epi32(0xAAAA, even, odd)
+    }
+
+    /// `acc` requantized, in the uint8 domain (for `Relu64`'s saturating form only through
+    /// `bytes`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     fn apply(&self, acc: __m512i) -> __m512i {
         if let Some(r) = &self.relu {
-            // `Relu64`: each 64-bit product plus its lane's nudge, shifted; the even and odd
-            // lanes' low halves interleaved back into 16 results.
-            let even = _mm512_mul_epi32(acc, self.multiplier);
-            let odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), self.multiplier_odd);
-            let even = _mm512_srav_epi64(_mm512_add_epi64(even, r.nudge_even), r.shift_even);
-            let odd = _mm512_srav_epi64(_mm512_add_epi64(odd, r.nudge_odd), r.shift_odd);
-            let interleave =
-                _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
-            let q = _mm512_permutex2var_epi32(even, interleave, odd);
+            let q = Self::relu64(r, acc, self);
+            if r.saturating {
+                return _mm512_add_epi32(
+                    _mm512_min_epi32(
+                        _mm512_max_epi32(q, _mm512_set1_epi32(-128)),
+                        _mm512_set1_epi32(127),
+                    ),
+                    _mm512_set1_epi32(128),
+                );
+            }
             return _mm512_min_epi32(_mm512_max_epi32(q, self.min), self.max);
         }
         let mut x = _mm512_add_epi32(acc, self.offset);
@@ -606,6 +636,7 @@ impl Rq16 {
 /// `Relu64`'s nudges and shifts of one block, 64-bit lanes: the even channels', the odd ones'.
 #[derive(Clone, Copy)]
 struct Relu16 {
+    saturating: bool,
     nudge_even: __m512i,
     nudge_odd: __m512i,
     shift_even: __m512i,
@@ -697,17 +728,17 @@ mod tests {
             eprintln!("note: no AVX-512 VNNI here; skipping");
             return;
         }
-        let mut relu = [0; 2];
+        let mut relu = [0; 3];
         check_pointwise(0x243f_6a88_85a3_08d3, 48, |l| {
             let k = VnniPointwise::new(&l.filter, l.cin, l.cout, l.zx, &l.rq)?;
-            relu[k.rq.relu64.is_some() as usize] += 1;
+            relu[requant_form(&k.rq)] += 1;
             let mut got = vec![0u8; l.pixels * l.cout];
             k.run(&l.input, l.pixels, &mut got);
             Some(got)
         });
         assert!(
-            relu[0] > 5 && relu[1] > 5,
-            "both requantizations tested: {relu:?}"
+            relu.iter().all(|&n| n > 3),
+            "each requantization tested: {relu:?}"
         );
     }
 
@@ -717,22 +748,27 @@ mod tests {
             eprintln!("note: no AVX-512 VNNI here; skipping");
             return;
         }
-        let (mut relu, mut columns) = ([0; 2], [0; 2]);
+        let (mut relu, mut columns) = ([0; 3], [0; 2]);
         check_depthwise(0x1319_8a2e_0370_7344, 48, |l| {
             let (ow, _) = crate::model::padding::same_padding(l.w, 3, l.stride);
             let mut got = vec![0u8; l.rows.len() * ow * l.c];
             let k = VnniDepthwise::new(&l.filter, l.c, l.zx, &l.rq);
-            relu[k.rq.relu64.is_some() as usize] += 1;
+            relu[requant_form(&k.rq)] += 1;
             columns[k.columns.is_some() as usize] += 1;
             k.run(&l.input, (l.h, l.w), l.stride, l.rows.clone(), &mut got);
             got
         });
-        assert!(relu[0] > 5 && relu[1] > 5, "both requantizations: {relu:?}");
+        assert!(relu.iter().all(|&n| n > 3), "each requantization: {relu:?}");
         let vbmi = is_x86_feature_detected!("avx512vbmi");
         assert!(
             columns[0] > 5 && (columns[1] > 5 || !vbmi),
             "both forms: {columns:?}"
         );
+    }
+
+    /// 0: the general requantization, 1: `Relu64`, 2: its saturating form.
+    fn requant_form(rq: &VecRequant) -> usize {
+        rq.relu64.as_ref().map_or(0, |r| 1 + r.saturating as usize)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
