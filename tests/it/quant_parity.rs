@@ -47,8 +47,11 @@ fn check_against_tflite(
         .collect();
     let per = 128 * 128 * 3;
     for kernels in IntKernels::supported() {
-        let net = QuantMobileNet::new(q, Head::Logits, 2, kernels).unwrap();
-        // Layer by layer first, so that a mismatch names the layer where it starts.
+        // Three threads: the 4x4 maps leave the third without rows, and the 7x7 ones are
+        // split unevenly.
+        let net = QuantMobileNet::new(q, Head::Logits, 3, kernels).unwrap();
+        // Layer by layer first (each image alone, all threads in lockstep), so that a mismatch
+        // names the layer where it starts; then the batch (split by image).
         for i in 0..n {
             let outs = net.trace(&inputs[i * per..][..per]);
             assert_eq!(outs.len(), 27);

@@ -20,6 +20,7 @@ mod avx2;
 pub(crate) mod kernels;
 #[cfg(test)]
 mod layer_tests;
+mod lockstep;
 pub(crate) mod requant;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
@@ -213,6 +214,55 @@ impl Layer {
             }
         }
         f
+    }
+
+    /// The output's height and width for an `(h, w)` input.
+    fn output_size(&self, (h, w): (usize, usize)) -> (usize, usize) {
+        if self.stride == 2 {
+            (h.div_ceil(2), w.div_ceil(2))
+        } else {
+            (h, w)
+        }
+    }
+
+    /// The bytes of the layer's `(oh, ow)` output that thread `t` of `threads` writes: one
+    /// contiguous band of rows (Conv2d_0, depthwise: their windows need whole rows) or of
+    /// pixels (pointwise); empty for a thread left without work.
+    fn band(&self, (oh, ow): (usize, usize), t: usize, threads: usize) -> std::ops::Range<usize> {
+        let (unit, units) = match self.kind {
+            QuantKind::Pointwise | QuantKind::Logits => (self.cout, oh * ow),
+            QuantKind::Conv0 | QuantKind::Depthwise => (ow * self.cout, oh),
+        };
+        let per = units.div_ceil(threads);
+        (t * per).min(units) * unit..((t + 1) * per).min(units) * unit
+    }
+
+    /// Output bytes `band` (from `band`) of the layer over its `(h, w)` input, into `out`.
+    fn run_band(
+        &self,
+        isa: Isa,
+        input: &[u8],
+        (h, w): (usize, usize),
+        band: std::ops::Range<usize>,
+        out: &mut [u8],
+    ) {
+        let (_, ow) = self.output_size((h, w));
+        match self.kind {
+            QuantKind::Conv0 | QuantKind::Depthwise => {
+                let row = ow * self.cout;
+                let rows = band.start / row..band.end / row;
+                if self.kind == QuantKind::Conv0 {
+                    self.conv0(isa, input, (h, w), rows, out)
+                } else {
+                    self.depthwise(isa, input, (h, w), rows, out)
+                }
+            }
+            QuantKind::Pointwise | QuantKind::Logits => {
+                let pixels = band.start / self.cout..band.end / self.cout;
+                let input = &input[pixels.start * self.cin..pixels.end * self.cin];
+                self.pointwise(isa, input, pixels.len(), out)
+            }
+        }
     }
 
     /// Output rows `rows` of Conv2d_0 by a pointwise kernel over each row's patches
@@ -519,7 +569,7 @@ impl QuantMobileNet {
             mut probs,
         } = self.outputs(n);
         let one = |img: &[u8], pooled: &mut [u8], logits: &mut [u8], probs: &mut [u8]| {
-            self.run_image(img, pooled);
+            self.run_image(img, pooled, n == 1);
             self.classify(pooled, logits, probs);
         };
         self.pool.install(|| {
@@ -548,19 +598,20 @@ impl QuantMobileNet {
         })
     }
 
-    /// Every body layer's output for one image, in order: for tests that report the first
+    /// Every body layer's output for one image, in order (run as an image alone is, in
+    /// lockstep where the pool has more than one thread): for tests that report the first
     /// layer where two implementations part.
     #[doc(hidden)]
     pub fn trace(&self, img: &[u8]) -> Vec<Vec<u8>> {
         let mut outs = Vec::new();
         let mut pooled = vec![0u8; self.arch.feature_dim()];
-        self.run_layers(img, &mut pooled, &mut |_, o| outs.push(o.to_vec()));
+        self.run_layers(img, &mut pooled, true, &mut |_, o| outs.push(o.to_vec()));
         outs
     }
 
-    /// The 27 body layers and the pool over one image.
-    fn run_image(&self, img: &[u8], pooled: &mut [u8]) {
-        self.run_layers(img, pooled, &mut |_, _| {});
+    /// The 27 body layers and the pool over one image (`alone`: the only one of its pass).
+    fn run_image(&self, img: &[u8], pooled: &mut [u8], alone: bool) {
+        self.run_layers(img, pooled, alone, &mut |_, _| {});
     }
 
     /// `forward_quantized` one image after another, with the wall time of every stage summed
@@ -578,7 +629,7 @@ impl QuantMobileNet {
             for (i, img) in input.chunks_exact(input.len() / n.max(1)).enumerate() {
                 let mut last = Instant::now();
                 let pooled = &mut out.pooled[i * c..][..c];
-                self.run_layers(img, pooled, &mut |l, _| {
+                self.run_layers(img, pooled, true, &mut |l, _| {
                     times[l] += last.elapsed();
                     last = Instant::now();
                 });
@@ -630,66 +681,121 @@ impl QuantMobileNet {
     }
 
     /// The body layers over one image, `seen` called with each one's index and output, then
-    /// the pool.
-    fn run_layers(&self, img: &[u8], pooled: &mut [u8], seen: &mut dyn FnMut(usize, &[u8])) {
-        let (mut h, mut w) = self.input_size;
+    /// the pool. Each layer runs in one contiguous band of rows (or pixels) per thread, the
+    /// same band of the image on the same thread from layer to layer, so that a layer reads
+    /// mostly what its own core wrote: finer work items, handed out as threads come free, cost
+    /// more in cache lines moved between cores than they gain in balance. An image `alone` in
+    /// its pass (batch 1) runs in lockstep (`lockstep.rs`); in a batch of more images than
+    /// threads, each image runs on one thread (the split by image comes first), and these
+    /// bands then run where their image does.
+    fn run_layers(
+        &self,
+        img: &[u8],
+        pooled: &mut [u8],
+        alone: bool,
+        seen: &mut (dyn FnMut(usize, &[u8]) + Send),
+    ) {
         let taken = self.buffers.lock().ok().and_then(|mut b| b.pop());
         let (mut cur, mut next) = taken.unwrap_or_else(|| {
             let largest = self.largest_activation();
             (vec![0u8; largest], vec![0u8; largest])
         });
         cur[..img.len()].copy_from_slice(img);
-        let mut c = 3;
-        for (index, l) in self.layers.iter().enumerate() {
-            let (oh, ow) = if l.stride == 2 {
-                (h.div_ceil(2), w.div_ceil(2))
-            } else {
-                (h, w)
-            };
-            let input = &cur[..h * w * c];
-            let out = &mut next[..oh * ow * l.cout];
-            // Each layer in one contiguous band of rows (or pixels) per thread, the same band
-            // of the image on the same thread from layer to layer (rayon runs a split's first
-            // half on the thread that splits it), so that a layer reads mostly what its own
-            // core wrote: finer work items, handed out as threads come free, cost more in
-            // cache lines moved between cores than they gain in balance. A batch of more
-            // images than threads is split by image first, and these bands then run where
-            // their image does.
-            let threads = self.pool.current_num_threads();
-            let band = oh.div_ceil(threads);
-            match l.kind {
-                QuantKind::Conv0 => {
-                    out.par_chunks_mut(band * ow * l.cout)
-                        .enumerate()
-                        .for_each(|(t, out)| {
-                            let rows = t * band..((t + 1) * band).min(oh);
-                            l.conv0(self.isa, input, (h, w), rows, out)
-                        })
-                }
-                QuantKind::Depthwise => out
-                    .par_chunks_mut(band * ow * l.cout)
-                    .enumerate()
-                    .for_each(|(t, out)| {
-                        let rows = t * band..((t + 1) * band).min(oh);
-                        l.depthwise(self.isa, input, (h, w), rows, out)
-                    }),
-                QuantKind::Pointwise | QuantKind::Logits => {
-                    let pixels = (h * w).div_ceil(threads);
-                    out.par_chunks_mut(pixels * l.cout)
-                        .zip(input.par_chunks(pixels * l.cin))
-                        .for_each(|(out, input)| {
-                            l.pointwise(self.isa, input, input.len() / l.cin, out)
-                        })
-                }
-            }
-            std::mem::swap(&mut cur, &mut next);
-            (h, w, c) = (oh, ow, l.cout);
-            seen(index, &cur[..h * w * c]);
-        }
+        let threads = self.pool.current_num_threads();
+        let (h, w, c) = if alone && threads > 1 {
+            self.run_lockstep(&mut cur, &mut next, seen)
+        } else {
+            self.run_forked(&mut cur, &mut next, seen)
+        };
         kernels::global_average(&cur[..h * w * c], h * w, c, self.signed, pooled);
         if let Ok(mut b) = self.buffers.lock() {
             b.push((cur, next));
         }
+    }
+
+    /// `run_layers` with a fork-join per layer; the last layer's output left in `cur`, its
+    /// shape returned.
+    fn run_forked(
+        &self,
+        cur: &mut Vec<u8>,
+        next: &mut Vec<u8>,
+        seen: &mut dyn FnMut(usize, &[u8]),
+    ) -> (usize, usize, usize) {
+        let (mut h, mut w) = self.input_size;
+        let mut c = 3;
+        let threads = self.pool.current_num_threads();
+        for (index, l) in self.layers.iter().enumerate() {
+            let (oh, ow) = l.output_size((h, w));
+            let input = &cur[..h * w * c];
+            let out = &mut next[..oh * ow * l.cout];
+            let chunk = l.band((oh, ow), 0, threads).len().max(1);
+            out.par_chunks_mut(chunk).enumerate().for_each(|(t, out)| {
+                l.run_band(
+                    self.isa,
+                    input,
+                    (h, w),
+                    t * chunk..t * chunk + out.len(),
+                    out,
+                )
+            });
+            std::mem::swap(cur, next);
+            (h, w, c) = (oh, ow, l.cout);
+            seen(index, &cur[..h * w * c]);
+        }
+        (h, w, c)
+    }
+
+    /// `run_layers` with every thread of the pool on its own band of each layer at once and a
+    /// barrier between layers; `seen` is called on the first thread.
+    fn run_lockstep(
+        &self,
+        cur: &mut Vec<u8>,
+        next: &mut Vec<u8>,
+        seen: &mut (dyn FnMut(usize, &[u8]) + Send),
+    ) -> (usize, usize, usize) {
+        let threads = self.pool.current_num_threads();
+        let barrier = lockstep::SpinBarrier::new(threads);
+        let buffers = [
+            lockstep::SharedBytes::new(cur),
+            lockstep::SharedBytes::new(next),
+        ];
+        let seen = std::sync::Mutex::new(seen);
+        self.pool.broadcast(|ctx| {
+            let t = ctx.index();
+            let (mut h, mut w) = self.input_size;
+            let mut c = 3;
+            for (index, l) in self.layers.iter().enumerate() {
+                let (oh, ow) = l.output_size((h, w));
+                let (from, to) = (&buffers[index % 2], &buffers[(index + 1) % 2]);
+                let band = l.band((oh, ow), t, threads);
+                // SAFETY: during this layer every thread only reads `from` and writes its own
+                // band of `to`; the barrier after it orders these against the next layer's
+                // reads of `to` and writes of `from`.
+                let (input, out) = unsafe { (from.read(h * w * c), to.band(band.clone())) };
+                if !band.is_empty() {
+                    l.run_band(self.isa, input, (h, w), band, out);
+                }
+                barrier.wait(index);
+                (h, w, c) = (oh, ow, l.cout);
+                if t == 0 {
+                    // SAFETY: the layer is complete (the barrier), and nobody writes `to`
+                    // before every thread, this one included, has passed the next barrier.
+                    let done = unsafe { to.read(h * w * c) };
+                    if let Ok(mut seen) = seen.lock() {
+                        seen(index, done)
+                    }
+                }
+            }
+        });
+        if self.layers.len() % 2 == 1 {
+            std::mem::swap(cur, next);
+        }
+        self.layers
+            .iter()
+            .fold((self.input_size.0, self.input_size.1, 3), |(h, w, _), l| {
+                let (oh, ow) = l.output_size((h, w));
+                (oh, ow, l.cout)
+            })
     }
 }
 
