@@ -760,7 +760,8 @@ impl QuantMobileNet {
             lockstep::SharedBytes::new(next),
         ];
         let seen = std::sync::Mutex::new(seen);
-        self.pool.broadcast(|ctx| {
+        let shapes = self.pool.broadcast(|ctx| {
+            let _arrival = barrier.join();
             let t = ctx.index();
             let (mut h, mut w) = self.input_size;
             let mut c = 3;
@@ -786,16 +787,12 @@ impl QuantMobileNet {
                     }
                 }
             }
+            (h, w, c)
         });
         if self.layers.len() % 2 == 1 {
             std::mem::swap(cur, next);
         }
-        self.layers
-            .iter()
-            .fold((self.input_size.0, self.input_size.1, 3), |(h, w, _), l| {
-                let (oh, ow) = l.output_size((h, w));
-                (oh, ow, l.cout)
-            })
+        shapes[0]
     }
 }
 
