@@ -30,35 +30,26 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from ptq_vs_tflite import float_layers, preprocess
+
 RELU6 = (6.0 / 255.0, -128.0)
 INPUT = (2.0 / 255.0, -1.0)
 
 
 def load_images(photos, size):
+    """The labelled photos, preprocessed as mnv1 does (ptq_vs_tflite.py's TF-Slim eval)."""
     rows = [l.rstrip("\n").split("\t") for l in open(os.path.join(photos, "labels.tsv"))]
     rows = [r for r in rows if r and r[0].lower().endswith((".jpeg", ".jpg"))]
-    images = []
-    for name, *_ in rows:
-        img = tf.io.decode_jpeg(tf.io.read_file(os.path.join(photos, name)), channels=3)
-        img = tf.image.convert_image_dtype(img, tf.float32)
-        img = tf.image.central_crop(img, 0.875)
-        img = tf.compat.v1.image.resize_bilinear(img[None], [size, size], align_corners=False)[0]
-        images.append(img.numpy() * 2 - 1)
-    return np.stack(images), [r[0] for r in rows], np.array([int(r[1]) for r in rows])
+    images = np.concatenate([preprocess(os.path.join(photos, r[0]), size) for r in rows])
+    return images, [r[0] for r in rows], np.array([int(r[1]) for r in rows])
 
 
 def load_layers(model):
     """The 27 body layers and the logits, in order: kind, filter (HWIO; depthwise [3,3,C,1]),
     bias, stride."""
-    it = tf.lite.Interpreter(model_path=model)
-    it.allocate_tensors()
     layers = []
-    for op in it._get_ops_details():
-        if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            continue
-        _, wi, bi = op["inputs"]
-        w, b = it.get_tensor(int(wi)), it.get_tensor(int(bi))
-        if op["op_name"] == "DEPTHWISE_CONV_2D":
+    for op, w, b in float_layers(model):
+        if op == "DEPTHWISE_CONV_2D":
             layers.append(dict(kind="dw", w=w[0][:, :, :, None], b=b))
         else:
             layers.append(dict(kind="conv" if w.shape[1] == 3 else "pw",

@@ -566,7 +566,7 @@ impl Rq16 {
         match &self.relu {
             Some(r) if r.saturating => {
                 // int8-domain results: the saturating narrow clamps, the xor moves to uint8.
-                let q = Self::relu64(r, acc, self);
+                let q = self.relu64(r, acc);
                 _mm_xor_si128(_mm512_cvtsepi32_epi8(q), _mm_set1_epi8(-128))
             }
             _ => _mm512_cvtepi32_epi8(self.apply(acc)),
@@ -578,30 +578,22 @@ impl Rq16 {
     /// which one blend interleaves.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    fn relu64(r: &Relu16, acc: __m512i, rq: &Self) -> __m512i {
-        let even = _mm512_mul_epi32(acc, rq.multiplier);
-        let odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), rq.multiplier_odd);
+    fn relu64(&self, r: &Relu16, acc: __m512i) -> __m512i {
+        let even = _mm512_mul_epi32(acc, self.multiplier);
+        let odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), self.multiplier_odd);
         let even = _mm512_srav_epi64(_mm512_add_epi64(even, r.nudge_even), r.shift_even);
         let odd = _mm512_srav_epi64(_mm512_add_epi64(odd, r.nudge_odd), r.shift_odd);
         _mm512_mask_blend_epi32(0xAAAA, even, odd)
     }
 
-    /// `acc` requantized, in the uint8 domain (for `Relu64`'s saturating form only through
-    /// `bytes`).
+    /// `acc` requantized, in the uint8 domain. Not for `Relu64`'s saturating form, whose
+    /// results are the int8 domain's: `bytes` narrows those itself.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     fn apply(&self, acc: __m512i) -> __m512i {
         if let Some(r) = &self.relu {
-            let q = Self::relu64(r, acc, self);
-            if r.saturating {
-                return _mm512_add_epi32(
-                    _mm512_min_epi32(
-                        _mm512_max_epi32(q, _mm512_set1_epi32(-128)),
-                        _mm512_set1_epi32(127),
-                    ),
-                    _mm512_set1_epi32(128),
-                );
-            }
+            debug_assert!(!r.saturating, "the saturating form goes through `bytes`");
+            let q = self.relu64(r, acc);
             return _mm512_min_epi32(_mm512_max_epi32(q, self.min), self.max);
         }
         let mut x = _mm512_add_epi32(acc, self.offset);
